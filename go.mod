@@ -1,0 +1,3 @@
+module github.com/pfcarp/pfcarp
+
+go 1.26.8
