@@ -1,0 +1,64 @@
+// Package netdb is pfcarp's own copy of the name databases pfctl consults:
+// services (port names per protocol), protocols, ICMP and ICMPv6 type and code
+// names, and the host facts pfctl reads from the system it runs on
+// (interfaces and their addresses, host names, users and groups).
+//
+// The services and protocols tables are shipped with pfcarp (FreeBSD's
+// current files are the reference), so pfctl-style output never depends on
+// the machine's /etc/services or /etc/protocols. Host facts come through the
+// Host interface: System reads the running host, and tests may use a fixture.
+//
+// netdb does no parsing of pf.conf and never changes anything on the host.
+package netdb
+
+import "net/netip"
+
+// PortByName returns the port number of service name for proto ("tcp" or
+// "udp"), as getservbyname(3) would with FreeBSD's services file.
+func PortByName(name, proto string) (uint16, bool) { return portByName(name, proto) }
+
+// ServiceByPort returns the service name of port for proto ("tcp" or "udp"),
+// as getservbyport(3) would with FreeBSD's services file.
+func ServiceByPort(port uint16, proto string) (string, bool) { return serviceByPort(port, proto) }
+
+// ProtoByName returns the IP protocol number of name (FreeBSD's protocols file).
+func ProtoByName(name string) (uint8, bool) { return protoByName(name) }
+
+// ProtoByNumber returns the name pfctl prints for IP protocol n.
+func ProtoByNumber(n uint8) (string, bool) { return protoByNumber(n) }
+
+// ICMPTypeByName returns the ICMP (v6=false) or ICMPv6 (v6=true) type named
+// name in pf.conf (for example "echoreq").
+func ICMPTypeByName(name string, v6 bool) (uint8, bool) { return icmpTypeByName(name, v6) }
+
+// ICMPTypeName returns the name pfctl prints for ICMP or ICMPv6 type t.
+func ICMPTypeName(t uint8, v6 bool) (string, bool) { return icmpTypeName(t, v6) }
+
+// ICMPCodeByName returns the type and code of ICMP or ICMPv6 code name (for
+// example "port-unr" is type 3 code 3).
+func ICMPCodeByName(name string, v6 bool) (typ, code uint8, ok bool) {
+	return icmpCodeByName(name, v6)
+}
+
+// ICMPCodeName returns the name pfctl prints for code of ICMP or ICMPv6 type typ.
+func ICMPCodeName(typ, code uint8, v6 bool) (string, bool) { return icmpCodeName(typ, code, v6) }
+
+// IfAddr is one address of an interface.
+type IfAddr struct {
+	Prefix    netip.Prefix // address and its netmask; always valid
+	Broadcast netip.Addr   // broadcast address; valid iff the interface has one
+	Peer      netip.Addr   // point-to-point peer address; valid iff it has one
+}
+
+// Host answers the questions about the running system that pfctl asks while
+// expanding a ruleset. Implementations must be safe for concurrent use.
+type Host interface {
+	// InterfaceAddrs returns the addresses of the interface or interface
+	// group name in the host's order, and whether such an interface exists.
+	InterfaceAddrs(name string) ([]IfAddr, bool)
+	// LookupHost resolves a host name to addresses (e.g. "localhost").
+	LookupHost(name string) ([]netip.Addr, error)
+	// UserID and GroupID resolve user and group names to numeric ids.
+	UserID(name string) (uint32, bool)
+	GroupID(name string) (uint32, bool)
+}
