@@ -53,6 +53,7 @@ func (e *ExitError) Unwrap() error { return e.Err }
 func newRootCmds() []*command {
 	cmds := []*command{
 		newPfctlCmd(),
+		newCheckCmd(),
 		newLabCmd(),
 		newVersionCmd(),
 	}
