@@ -91,6 +91,7 @@ func parseIfconfig(a *Assign, kind ifKind, d *diagList) ifStmt {
 	var netmask netip.Addr
 	netmaskPos := Pos{}
 	prefixlen := -1
+	prefixlenPos := Pos{}
 	for k := 0; k < len(words); k++ {
 		w := words[k]
 		pos := a.PosAt(w.off)
@@ -114,10 +115,17 @@ func parseIfconfig(a *Assign, kind ifKind, d *diagList) ifStmt {
 			}
 			return n, p, true
 		}
+		// carpOnly and pfsyncOnly report an option used on the wrong
+		// kind of interface, skipping its argument so it is not taken
+		// for an address.
+		lw := strings.ToLower(w.s)
 		carpOnly := func() bool {
 			st.carpOpts = true
 			if kind == kindPfsync || kind == kindPflog {
 				d.add(pos, Error, "ifconfig", "%s: %q is a CARP option; it does not apply here", a.Name, w.s)
+				if !strings.HasPrefix(w.s, "-") && k+1 < len(words) {
+					k++
+				}
 				return false
 			}
 			return true
@@ -126,11 +134,13 @@ func parseIfconfig(a *Assign, kind ifKind, d *diagList) ifStmt {
 			st.pfsyncOpts = true
 			if kind != kindPfsync {
 				d.add(pos, Error, "ifconfig", "%s: %q is a pfsync option; it belongs on ifconfig_pfsync0", a.Name, w.s)
+				if lw != "defer" && !strings.HasPrefix(w.s, "-") && k+1 < len(words) {
+					k++
+				}
 				return false
 			}
 			return true
 		}
-		lw := strings.ToLower(w.s)
 		switch {
 		case lw == "inet":
 			family = 4
@@ -163,7 +173,7 @@ func parseIfconfig(a *Assign, kind ifKind, d *diagList) ifStmt {
 			netmask, netmaskPos = m, p
 		case lw == "prefixlen":
 			if n, _, ok := num("a length", 0, 128); ok {
-				prefixlen = n
+				prefixlen, prefixlenPos = n, pos
 			}
 		case lw == "broadcast":
 			s, p, ok := arg("an address")
@@ -335,7 +345,7 @@ func parseIfconfig(a *Assign, kind ifKind, d *diagList) ifStmt {
 			bits, _ := netmaskBits(netmask)
 			st.addr = netip.PrefixFrom(addr, bits)
 		case prefixlen >= 0 && (addr.Is4() || hasLen):
-			d.add(a.Pos, Error, "ifconfig", "%s: prefixlen is for inet6 addresses without a /length", a.Name)
+			d.add(prefixlenPos, Error, "ifconfig", "%s: prefixlen is for inet6 addresses without a /length", a.Name)
 		case prefixlen >= 0:
 			st.addr = netip.PrefixFrom(addr, prefixlen)
 		case !hasLen && addr.Is4():

@@ -72,6 +72,7 @@ func Load(name string, src []byte, opts *Options) (*Node, Diags) {
 	l.resolve()
 	l.files()
 	n.sortInterfaces()
+	d.list.Sort()
 	return n, d.list
 }
 

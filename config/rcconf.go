@@ -174,6 +174,9 @@ func (p *rcParser) parse() {
 	}
 }
 
+// maxValue caps a value after expansion.
+const maxValue = 64 << 10
+
 // word reads one sh word into a.Value, stopping at an unquoted blank,
 // newline or ';'. It reports false after an error.
 func (p *rcParser) word(a *Assign) bool {
@@ -239,7 +242,7 @@ func (p *rcParser) word(a *Assign) bool {
 					emitRun(p.i, p.i+1)
 					p.i++
 				case '$':
-					if !p.expand(a, emit, emitRun) {
+					if !p.expand(a, func(*Assign) int { return len(val) }, emit, emitRun) {
 						return false
 					}
 				case '`':
@@ -262,7 +265,7 @@ func (p *rcParser) word(a *Assign) bool {
 			emitRun(p.i+1, p.i+2)
 			p.i += 2
 		case '$':
-			if !p.expand(a, emit, emitRun) {
+			if !p.expand(a, func(*Assign) int { return len(val) }, emit, emitRun) {
 				return false
 			}
 		case '`', '|', '&', '<', '>', '(', ')':
@@ -279,7 +282,7 @@ func (p *rcParser) word(a *Assign) bool {
 // expand handles a '$' at p.i: $NAME or ${NAME} expand to the value of an
 // earlier assignment (empty, with a warning, if there is none, as in sh);
 // a '$' not followed by a name is literal; other forms are errors.
-func (p *rcParser) expand(a *Assign, emit func([]byte, int), emitRun func(int, int)) bool {
+func (p *rcParser) expand(a *Assign, cur func(*Assign) int, emit func([]byte, int), emitRun func(int, int)) bool {
 	dollar := p.i
 	j := p.i + 1
 	var name string
@@ -311,6 +314,12 @@ func (p *rcParser) expand(a *Assign, emit func([]byte, int), emitRun func(int, i
 		return true
 	}
 	if prev := p.f.last[name]; prev != nil {
+		// Each expansion can double a value (a=$a$a), so cap the
+		// result: an rc.conf value is a line of ifconfig arguments.
+		if len(prev.Value) > maxValue-cur(a) {
+			p.errorf(dollar, "the value of %s grows past %d bytes through $%s expansion", a.Name, maxValue, name)
+			return false
+		}
 		emit([]byte(prev.Value), dollar)
 	} else {
 		p.diags.add(p.s.pos(dollar), Warning, "undefined-variable", "$%s is not set earlier in this file; it expands to nothing", name)
