@@ -57,6 +57,10 @@ type Options struct {
 	// directory under Dir, and the node name. A node without an entry has no
 	// daemon.
 	Daemons map[string][]string
+	// NodeFiles are files written into a node's directory before its
+	// daemon starts, e.g. {"lb1": {"pfcarp.conf": ...}}. Names are plain
+	// file names.
+	NodeFiles map[string]map[string][]byte
 	// StartDaemons starts the configured daemons during Up; otherwise they
 	// are only recorded, for StartDaemon.
 	StartDaemons bool

@@ -85,8 +85,8 @@ func (l *Lab) log(format string, args ...any) {
 	}
 }
 
-// checkRoot says clearly when the lab cannot work for lack of privilege.
-func checkRoot() error {
+// CheckRoot says clearly when the lab cannot work for lack of privilege.
+func CheckRoot() error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("the lab needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN to create namespaces); euid is %d", os.Geteuid())
 	}
@@ -107,7 +107,7 @@ func Up(ctx context.Context, opts Options) (*Lab, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lab up: %w", err)
 	}
-	if err := checkRoot(); err != nil {
+	if err := CheckRoot(); err != nil {
 		return nil, fmt.Errorf("lab up: %w", err)
 	}
 	if opts.Bin == "" {
@@ -132,6 +132,16 @@ func Up(ctx context.Context, opts Options) (*Lab, error) {
 	if left, _ := listNS(opts.Prefix); len(left) > 0 {
 		return nil, fmt.Errorf("lab up: name clash: namespaces %s exist (an earlier lab crashed or another tool uses the prefix %q); run `pfcarp lab down` first",
 			strings.Join(left, ", "), opts.Prefix)
+	}
+	for name, files := range opts.NodeFiles {
+		if _, ok := plan.Node(name); !ok {
+			return nil, fmt.Errorf("lab up: files for unknown node %q", name)
+		}
+		for f := range files {
+			if f == "" || f != filepath.Base(f) || f == "." || f == ".." {
+				return nil, fmt.Errorf("lab up: node %s: file name %q must be a plain file name", name, f)
+			}
+		}
 	}
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("lab up: %w", err)
@@ -170,7 +180,7 @@ func Up(ctx context.Context, opts Options) (*Lab, error) {
 		}
 		l.st.Nodes[n.Name] = ns
 	}
-	if err := l.build(ctx, opts.StartDaemons); err != nil {
+	if err := l.build(ctx, opts.NodeFiles, opts.StartDaemons); err != nil {
 		derr := l.downLocked()
 		return nil, errors.Join(fmt.Errorf("lab up: %w", err), derr)
 	}
@@ -195,7 +205,7 @@ func (l *Lab) expand(argv []string, node string) []string {
 }
 
 // build does the work of Up; the caller rolls back on error.
-func (l *Lab) build(ctx context.Context, startDaemons bool) error {
+func (l *Lab) build(ctx context.Context, files map[string]map[string][]byte, startDaemons bool) error {
 	t0 := time.Now()
 	l.mu.Lock()
 	err := l.saveLocked()
@@ -212,6 +222,11 @@ func (l *Lab) build(ctx context.Context, startDaemons bool) error {
 		}
 		if err := createNS(l.Namespace(n.Name)); err != nil {
 			return err
+		}
+		for f, b := range files[n.Name] {
+			if err := os.WriteFile(filepath.Join(l.NodeDir(n.Name), f), b, 0o644); err != nil {
+				return err
+			}
 		}
 	}
 	l.log("namespaces created (%d)", len(l.plan.Nodes))
@@ -352,7 +367,7 @@ func Cleanup(dir, prefix string, logf func(string, ...any)) error {
 	if !prefixRE.MatchString(prefix) {
 		return fmt.Errorf("lab down: prefix %q: want 1 to 16 letters, digits or '-'", prefix)
 	}
-	if err := checkRoot(); err != nil {
+	if err := CheckRoot(); err != nil {
 		return fmt.Errorf("lab down: %w", err)
 	}
 	createdNetnsDir := false
