@@ -8,6 +8,34 @@
 // the machine's /etc/services or /etc/protocols. Host facts come through the
 // Host interface: System reads the running host, and tests may use a fixture.
 //
+// # Host facts on Linux
+//
+// System reads interfaces over netlink. So that a host set up like FreeBSD
+// expands a ruleset as pfctl does there, the order is fixed as follows:
+//
+//   - Interfaces are in ifindex order (the order they were created).
+//   - An interface's IPv6 addresses come before its IPv4 addresses.
+//     FreeBSD lists lo0 as ::1, fe80::1, 127.0.0.1 and pfctl keeps that
+//     order; Linux dumps IPv4 first.
+//   - IPv6 addresses go host scope (::1) first, then link-local, then wider
+//     scopes; within a scope, in the order they were added. (Linux dumps
+//     IPv6 by descending scope, newest first; System reverses that and then
+//     sorts stably by scope.)
+//   - IPv4 addresses keep the kernel's order: primaries in the order they
+//     were added, then secondaries.
+//
+// Addresses carry no zone: fe80::1 on lo0 is reported as fe80::1, as pfctl
+// prints it. Tentative, deprecated and down-interface addresses are all
+// listed, as getifaddrs(3) lists them on FreeBSD.
+//
+// Interface groups: Linux has no pf interface groups (its numeric link
+// "group" is a different thing and is ignored). Every interface belongs to
+// group "all" and, like FreeBSD's driver groups, to the group named by its
+// name without the trailing unit number: vlan1058 is in "vlan", lo0 in "lo",
+// eth0 in "eth", carp0 in "carp". An interface name wins over a group of the
+// same name. The pf keyword "self" (SelfName) stands for every address of
+// every interface, in interface order.
+//
 // netdb does no parsing of pf.conf and never changes anything on the host.
 package netdb
 

@@ -4,7 +4,7 @@
 // Static answers the netdb.Host questions as that host would, with no system
 // access. Namespace builds a Linux network namespace that looks like that
 // host, so a test can run a binary inside it and see the same facts through
-// netdb.System.
+// netdb.System (Linux only; it needs root, see internal/testenv).
 //
 // bsdhost owns only the fixture data and the namespace it creates; it never
 // changes the caller's own network namespace. It is for tests only.
@@ -24,8 +24,9 @@ const (
 	VLANLast  = 1064
 )
 
-// VLAN addresses: every vlanNNNN carries these two, IPv4 first (the order
-// FreeBSD's test setup configures them).
+// VLAN addresses: every vlanNNNN carries these two. They are listed IPv6
+// first, the order netdb.System reports on Linux (see the netdb package doc);
+// no corpus test depends on the order across families for a vlan.
 var (
 	vlanV4    = netip.MustParsePrefix("203.0.113.5/30")
 	vlanV4Brd = netip.MustParseAddr("203.0.113.7")
@@ -46,7 +47,7 @@ func VLANName(n int) string { return fmt.Sprintf("vlan%d", n) }
 // Interfaces returns the interfaces of the corpus host in interface order:
 // lo0 (::1/128, fe80::1/64, 127.0.0.1/8, in that order; fe80::1 is scoped to
 // lo0 on FreeBSD, the scope is not part of an IfAddr) and vlan1057..vlan1064
-// (203.0.113.5/30 broadcast 203.0.113.7, then 2001:db8::203.0.113.5/126).
+// (2001:db8::203.0.113.5/126, then 203.0.113.5/30 broadcast 203.0.113.7).
 // Groups are FreeBSD's: the driver name ("lo", "vlan") and "all".
 func Interfaces() []netdb.Interface {
 	ifs := []netdb.Interface{{
@@ -58,7 +59,7 @@ func Interfaces() []netdb.Interface {
 		ifs = append(ifs, netdb.Interface{
 			Name:   VLANName(n),
 			Groups: []string{"all", "vlan"},
-			Addrs:  []netdb.IfAddr{{Prefix: vlanV4, Broadcast: vlanV4Brd}, {Prefix: vlanV6}},
+			Addrs:  []netdb.IfAddr{{Prefix: vlanV6}, {Prefix: vlanV4, Broadcast: vlanV4Brd}},
 		})
 	}
 	return ifs

@@ -24,7 +24,7 @@ func TestStatic(t *testing.T) {
 	}
 	for n := VLANFirst; n <= VLANLast; n++ {
 		a, ok := h.InterfaceAddrs(VLANName(n))
-		if want := []string{"203.0.113.5/30", "2001:db8::cb00:7105/126"}; !ok || !slices.Equal(prefixes(a), want) {
+		if want := []string{"2001:db8::cb00:7105/126", "203.0.113.5/30"}; !ok || !slices.Equal(prefixes(a), want) {
 			t.Errorf("%s = %v, %v; want %v", VLANName(n), prefixes(a), ok, want)
 		}
 	}
