@@ -243,6 +243,10 @@ func ifKey(name string) (ifname string, ipv6 bool, alias int, ok bool) {
 	return rest, false, -1, validIfName(rest) && rest != ""
 }
 
+// maxIfLines bounds the ifconfig_ lines of one file, which keeps parent
+// resolution (addresses x interfaces) cheap on hostile input.
+const maxIfLines = 1024
+
 type ifLine struct {
 	a      *Assign
 	ifname string
@@ -251,6 +255,10 @@ type ifLine struct {
 
 func (l *loader) interfaces() {
 	n := l.n
+	if len(l.ifs) > maxIfLines {
+		l.d.add(l.ifs[maxIfLines].Pos, Error, "too-many-errors", "more than %d ifconfig_ lines; the rest are ignored", maxIfLines)
+		l.ifs = l.ifs[:maxIfLines]
+	}
 	var lines []ifLine
 	first := map[string]int{}
 	for _, a := range l.ifs {
@@ -574,12 +582,21 @@ func (l *loader) resolve() {
 			owner[ad] = g
 		}
 	}
-	for i, g := range n.CARP {
-		for _, h := range n.CARP[:i] {
-			if g.Dev != "" && g.Dev == h.Dev && g.VHID == h.VHID {
-				l.d.addRel(g.Pos, Error, "carp-vhid-dup", []Pos{h.Pos}, "%s: vhid %d is already used on %s by %s; each group on a link needs its own vhid", g.Key, g.VHID, g.Dev, h.Key)
-			}
+	type link struct {
+		dev  string
+		vhid int
+	}
+	onLink := map[link]*CARPGroup{}
+	for _, g := range n.CARP {
+		if g.Dev == "" {
+			continue
 		}
+		k := link{g.Dev, g.VHID}
+		if h := onLink[k]; h != nil {
+			l.d.addRel(g.Pos, Error, "carp-vhid-dup", []Pos{h.Pos}, "%s: vhid %d is already used on %s by %s; each group on a link needs its own vhid", g.Key, g.VHID, g.Dev, h.Key)
+			continue
+		}
+		onLink[k] = g
 	}
 }
 

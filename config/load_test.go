@@ -129,7 +129,7 @@ ifconfig_eth0_alias1="inet6 vhid 1 alias 2001:db8::1/64"`,
 					t.Errorf("%+v", n.CARP)
 				}
 			},
-					},
+		},
 		{
 			name: "carpdev, carppeer, state, IPv6 VIP",
 			src: `cloned_interfaces="carp0"
