@@ -544,8 +544,8 @@ func (l *Lab) startBackends(ctx context.Context) error {
 }
 
 // waitBackend polls node's backend on port 80 from inside the node.
-func (l *Lab) waitBackend(ctx context.Context, node string) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+func (l *Lab) waitBackend(parent context.Context, node string) error {
+	ctx, cancel := context.WithTimeout(parent, 5*time.Second)
 	defer cancel()
 	ref := l.st.Nodes[node].Backend
 	for {
@@ -559,6 +559,9 @@ func (l *Lab) waitBackend(ctx context.Context, node string) error {
 		}
 		select {
 		case <-ctx.Done():
+			if perr := parent.Err(); perr != nil {
+				return fmt.Errorf("waiting for the backend in %s: %w", node, perr)
+			}
 			return fmt.Errorf("backend in %s does not answer on port 80: %w (log: %s)", node, err, tail(filepath.Join(l.NodeDir(node), "backend.log")))
 		case <-time.After(10 * time.Millisecond):
 		}
