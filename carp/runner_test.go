@@ -130,3 +130,5 @@ func TestRunnersFailover(t *testing.T) {
 		}
 	})
 }
+
+func clockReal() clock.Clock { return clock.Real{} }
