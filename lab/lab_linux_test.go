@@ -652,3 +652,27 @@ func TestUpDownTimes(t *testing.T) {
 func netipMust(s string) netip.Addr { return netip.MustParseAddr(s) }
 
 func execCommand(name string, args ...string) *exec.Cmd { return exec.Command(name, args...) }
+
+// BenchmarkUpDown reports the time of one Up and one Down of the default
+// lab (2 backends) as up-ms/op and down-ms/op.
+func BenchmarkUpDown(b *testing.B) {
+	testenv.RequireRoot(b)
+	bin, _ := os.Executable()
+	var up, down time.Duration
+	for i := 0; i < b.N; i++ {
+		dir := filepath.Join(b.TempDir(), "lab")
+		t0 := time.Now()
+		l, err := Up(context.Background(), Options{Dir: dir, Prefix: testPrefix, Bin: bin})
+		if err != nil {
+			b.Fatal(err)
+		}
+		up += time.Since(t0)
+		t0 = time.Now()
+		if err := l.Down(); err != nil {
+			b.Fatal(err)
+		}
+		down += time.Since(t0)
+	}
+	b.ReportMetric(float64(up.Milliseconds())/float64(b.N), "up-ms/op")
+	b.ReportMetric(float64(down.Milliseconds())/float64(b.N), "down-ms/op")
+}
