@@ -55,6 +55,8 @@ func newRootCmds() []*command {
 		newPfctlCmd(),
 		newCheckCmd(),
 		newLabCmd(),
+		newRunCmd(),
+		newIfconfigCmd(),
 		newVersionCmd(),
 	}
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })

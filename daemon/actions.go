@@ -1,0 +1,95 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/pfcarp/pfcarp/carp"
+	"github.com/pfcarp/pfcarp/vip"
+)
+
+// hookTimeout bounds a user's transition command.
+const hookTimeout = 30 * time.Second
+
+// actions carries out CARP's decisions: addresses through vip.Owner, and the
+// user's carp_up_cmd / carp_down_cmd. Calls come from the CARP loop.
+type actions struct {
+	d      *daemon
+	owners map[string]*vip.Owner // by parent interface
+}
+
+func (a *actions) BecomeMaster(t carp.Transition, vips []netip.Prefix) error {
+	o := a.owners[t.Parent]
+	if o == nil {
+		return fmt.Errorf("no address owner for %s", t.Parent)
+	}
+	if err := o.Add(vips); err != nil {
+		return err
+	}
+	a.hook(a.d.cfg.CARPUpCmd, t, vips)
+	return nil
+}
+
+func (a *actions) Release(t carp.Transition, vips []netip.Prefix) error {
+	o := a.owners[t.Parent]
+	if o == nil {
+		return fmt.Errorf("no address owner for %s", t.Parent)
+	}
+	err := o.Remove(vips)
+	if t.From == carp.Master {
+		a.hook(a.d.cfg.CARPDownCmd, t, vips)
+	}
+	return err
+}
+
+// hook runs cmd with /bin/sh -c in the background, like ucarp's up/down
+// scripts, with the transition in the environment. It never blocks CARP.
+func (a *actions) hook(cmd string, t carp.Transition, vips []netip.Prefix) {
+	if cmd == "" {
+		return
+	}
+	d := a.d
+	env := append(os.Environ(),
+		"PFCARP_GROUP="+d.groupName(t.Parent, t.VHID),
+		"PFCARP_IF="+t.Parent,
+		fmt.Sprintf("PFCARP_VHID=%d", t.VHID),
+		"PFCARP_STATE="+t.To.String(),
+		"PFCARP_FROM="+t.From.String(),
+		"PFCARP_REASON="+t.Reason,
+		"PFCARP_VIPS="+prefixList(vips),
+	)
+	d.hooks.Add(1)
+	go func() {
+		defer d.hooks.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), hookTimeout)
+		defer cancel()
+		c := exec.CommandContext(ctx, "/bin/sh", "-c", cmd)
+		c.Env = env
+		out, err := c.CombinedOutput()
+		lvl := d.log.Info
+		if err != nil {
+			lvl = d.log.Warn
+		}
+		lvl("transition command", "cmd", cmd, "state", t.To.String(), "err", err, "output", strings.TrimSpace(string(out)))
+	}()
+}
+
+func (d *daemon) groupName(parent string, vhid uint8) string {
+	if n := d.names[groupKey{parent, vhid}]; n != "" {
+		return n
+	}
+	return fmt.Sprintf("%s vhid %d", parent, vhid)
+}
+
+func prefixList(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, " ")
+}

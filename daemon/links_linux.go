@@ -1,0 +1,56 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/pfcarp/pfcarp/carp"
+)
+
+// watchLinks tells CARP when a parent interface gains or loses its carrier
+// (a pulled cable) or is set down, until ctx is done. It first reports every
+// parent's current state, so groups leave INIT only once their link is up.
+func (d *daemon) watchLinks(ctx context.Context) error {
+	parents := map[string]bool{}
+	for _, g := range d.cfg.CARP {
+		parents[g.Dev] = true
+	}
+	ch := make(chan netlink.LinkUpdate, 64)
+	done := make(chan struct{})
+	defer close(done)
+	errc := make(chan error, 1)
+	if err := netlink.LinkSubscribeWithOptions(ch, done, netlink.LinkSubscribeOptions{
+		ListExisting:  true,
+		ErrorCallback: func(err error) { select { case errc <- err: default: } },
+	}); err != nil {
+		return fmt.Errorf("watching links: %w", err)
+	}
+	last := map[string]bool{}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			return fmt.Errorf("watching links: %w", err)
+		case u, ok := <-ch:
+			if !ok {
+				return fmt.Errorf("watching links: subscription closed")
+			}
+			name := u.Attrs().Name
+			if !parents[name] {
+				continue
+			}
+			up := u.Header.Type != unix.RTM_DELLINK &&
+				u.IfInfomsg.Flags&unix.IFF_UP != 0 && u.IfInfomsg.Flags&unix.IFF_LOWER_UP != 0
+			if prev, seen := last[name]; seen && prev == up {
+				continue
+			}
+			last[name] = up
+			d.log.Info("parent link", "if", name, "up", up)
+			d.runner.Do(func(n *carp.Node) { n.SetParentUp(name, up) })
+		}
+	}
+}
