@@ -94,12 +94,14 @@ func snapshotHost(t *testing.T) hostSnapshot {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if fs := strings.Fields(sc.Text()); len(fs) > 4 && strings.HasPrefix(fs[4], netnsDir) {
+		// Only this test's namespaces: other packages' tests run at the
+		// same time (go test runs packages in parallel) with their own.
+		if fs := strings.Fields(sc.Text()); len(fs) > 4 && strings.HasPrefix(fs[4], netnsDir+"/"+testPrefix) {
 			s.mounts = append(s.mounts, fs[4])
 		}
 	}
 	sort.Strings(s.mounts)
-	s.netns, _ = listNS("")
+	s.netns, _ = listNS(testPrefix)
 	return s
 }
 
