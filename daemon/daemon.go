@@ -107,6 +107,9 @@ func Run(ctx context.Context, o Options) error {
 	if cfg.Pflog.Enable {
 		log.Warn("pflog_enable: the daemon does not run pflog yet")
 	}
+	if cfg.CARPVMAC {
+		log.Warn("carp_vmac: virtual MACs (macvlan carpN with 00:00:5e:00:01:vhid) are not implemented; the parent's own MAC is used and gratuitous ARP moves the addresses")
+	}
 	if cfg.Pfsync != nil {
 		log.Warn("pfsync: state synchronisation is not implemented yet; states will not survive a failover", "syncdev", cfg.Pfsync.SyncDev)
 	}
