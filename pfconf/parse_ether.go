@@ -1,0 +1,192 @@
+package pfconf
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// etherRule parses "ether pass|block|anchor ..." rules.
+func (p *parser) etherRule() Stmt {
+	pos := p.pos
+	p.expectKw("ether")
+	p.checkRuleState(pos, stateEther)
+	es := &EtherStmt{P: pos}
+	r := &es.R
+	r.Pos = pos
+	anchor := false
+	switch {
+	case p.gotKw("pass"):
+		r.Action = ActPass
+	case p.gotKw("block"):
+		r.Action = ActBlock
+	case p.gotKw("match"):
+		r.Action = ActMatch
+	case p.gotKw("anchor"):
+		anchor = true
+		if p.isString() {
+			_, r.AnchorCall = p.str()
+		}
+	default:
+		p.syntaxError()
+	}
+	r.Direction = p.dir()
+	r.Quick = p.gotKw("quick")
+	if p.gotKw("on") {
+		es.Ifs = p.ifList()
+	}
+	if p.gotKw("bridge-to") {
+		_, r.BridgeTo = p.str()
+	}
+	if p.gotKw("proto") {
+		one := func() uint16 {
+			ppos, s := p.numberString()
+			n, err := strconv.ParseUint(s, 0, 16)
+			if err != nil {
+				p.fail(ppos, "invalid ether protocol %s", s)
+			}
+			return uint16(n)
+		}
+		if p.got(LBRACE) {
+			p.optnl()
+			for p.tok != RBRACE {
+				es.Protos = append(es.Protos, one())
+				p.comma()
+			}
+			p.next()
+		} else {
+			es.Protos = []uint16{one()}
+		}
+	}
+	if !p.gotKw("all") {
+		if p.gotKw("from") {
+			es.Srcs = p.macSpec()
+		}
+		if p.gotKw("to") {
+			es.Dsts = p.macSpec()
+		}
+	}
+	if p.gotKw("l3") {
+		tmp := &RuleStmt{}
+		p.fromTo(tmp)
+		es.IPSrc, es.IPDst = tmp.SrcHosts, tmp.DstHosts
+	}
+	for {
+		opos := p.pos
+		switch {
+		case p.gotKw("queue"):
+			_, r.Queue = p.str()
+			continue
+		case p.gotKw("tag"):
+			_, r.Tag = p.str()
+			continue
+		case p.tok == NOT || p.isKw("tagged"):
+			r.TaggedNot = p.got(NOT)
+			p.expectKw("tagged")
+			_, r.Tagged = p.str()
+			continue
+		case p.gotKw("label"):
+			_, s := p.str()
+			if len(r.Labels) >= 5 {
+				p.fail(opos, "label can only be used 5 times")
+			}
+			r.Labels = append(r.Labels, s)
+			continue
+		case p.gotKw("ridentifier"):
+			_, n := p.numberIn(0, math.MaxUint32, "invalid ridentifier")
+			r.Ridentifier = uint32(n)
+			continue
+		case p.isKw("dnpipe"), p.isKw("dnqueue"):
+			r.DnQueue = p.lit == "dnqueue"
+			p.next()
+			_, n := p.numberIn(0, math.MaxUint32, "invalid dummynet number")
+			r.Dnpipe = uint32(n)
+			continue
+		}
+		break
+	}
+	if anchor && p.tok == LBRACE {
+		bpos := p.pos
+		p.next()
+		p.anchorSeq++
+		if r.AnchorCall == "" {
+			r.AnchorCall = fmt.Sprintf("_%d", p.anchorSeq)
+		}
+		p.depth++
+		if p.depth > 64 {
+			p.fail(bpos, "anchors too deep")
+		}
+		es.Body = p.stmtList(true)
+		p.depth--
+		p.expect(RBRACE)
+		es.Inline = true
+	} else if anchor && r.AnchorCall == "" {
+		p.fail(pos, "anchors without explicit rules must specify a name")
+	}
+	p.endStmt()
+	return es
+}
+
+// macSpec parses one MAC address or a brace list.
+func (p *parser) macSpec() []EtherAddr {
+	if p.got(LBRACE) {
+		p.optnl()
+		var l []EtherAddr
+		for p.tok != RBRACE {
+			l = append(l, p.mac())
+			p.comma()
+		}
+		p.next()
+		return l
+	}
+	return []EtherAddr{p.mac()}
+}
+
+func parseMAC(s string) ([6]byte, bool) {
+	var m [6]byte
+	parts := strings.Split(s, ":")
+	if len(parts) != 6 {
+		return m, false
+	}
+	for i, x := range parts {
+		if len(x) == 0 || len(x) > 2 {
+			return m, false
+		}
+		v, err := strconv.ParseUint(x, 16, 8)
+		if err != nil {
+			return m, false
+		}
+		m[i] = byte(v)
+	}
+	return m, true
+}
+
+func (p *parser) mac() EtherAddr {
+	not := p.got(NOT)
+	pos, s := p.str()
+	a := EtherAddr{Neg: not, Set: true}
+	for i := range a.Mask {
+		a.Mask[i] = 0xff
+	}
+	addr, mask, hasMask := strings.Cut(s, "&")
+	m, ok := parseMAC(addr)
+	if !ok {
+		p.fail(pos, "invalid MAC address %s", addr)
+	}
+	a.Addr = m
+	if hasMask {
+		mm, ok := parseMAC(mask)
+		if !ok {
+			p.fail(pos, "invalid MAC address mask %s", mask)
+		}
+		a.Mask = mm
+	} else if p.got(SLASH) {
+		_, n := p.numberIn(0, 48, "invalid MAC address mask length")
+		a.Mask = [6]byte{}
+		for i := 0; i < int(n); i++ {
+			a.Mask[i/8] |= 0x80 >> uint(i%8)
+		}
+	}
+	return a
+}

@@ -1,0 +1,1267 @@
+package pfconf
+
+import (
+	"fmt"
+	"math"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/pfcarp/pfcarp/netdb"
+)
+
+// Default return codes (ICMP unreach/port, ICMPv6 unreach/no-port).
+const (
+	returnICMPDefault  = 3<<8 | 3
+	returnICMP6Default = 1<<8 | 4
+)
+
+func newRuleStmt(pos Pos) *RuleStmt {
+	rs := &RuleStmt{P: pos}
+	rs.R.Pos = pos
+	rs.R.Rtable = -1
+	rs.R.ReturnICMP = returnICMPDefault
+	rs.R.ReturnICMP6 = returnICMP6Default
+	return rs
+}
+
+// filterRule parses pass, block and match rules.
+func (p *parser) filterRule() Stmt {
+	rs := newRuleStmt(p.pos)
+	r := &rs.R
+	p.checkRuleState(rs.P, stateFilter)
+	switch {
+	case p.gotKw("pass"):
+		r.Action = ActPass
+	case p.gotKw("match"):
+		r.Action = ActMatch
+	default:
+		p.expectKw("block")
+		r.Action = ActBlock
+		p.blockSpec(r)
+	}
+	r.Direction = p.dir()
+	p.logQuick(r, true)
+	if p.gotKw("on") {
+		rs.Ifs = p.ifList()
+	}
+	p.routeOpt(rs)
+	r.AF = p.af()
+	if p.gotKw("proto") {
+		rs.Protos = p.protoSpec()
+	}
+	p.fromTo(rs)
+	fo := p.filterOpts(rs)
+	p.finishFilter(rs, fo)
+	p.endStmt()
+	return rs
+}
+
+func (p *parser) dir() Direction {
+	switch {
+	case p.gotKw("in"):
+		return DirIn
+	case p.gotKw("out"):
+		return DirOut
+	}
+	return DirAny
+}
+
+func (p *parser) af() AF {
+	switch {
+	case p.gotKw("inet"):
+		return AFInet
+	case p.gotKw("inet6"):
+		return AFInet6
+	}
+	return AFUnspec
+}
+
+func (p *parser) blockSpec(r *Rule) {
+	switch {
+	case p.gotKw("drop"):
+		r.Return = ReturnDrop
+	case p.gotKw("return-rst"):
+		r.Return = ReturnRST
+		if p.got(LPAREN) {
+			p.expectKw("ttl")
+			_, n := p.numberIn(0, 255, "illegal ttl value")
+			r.ReturnTTL = uint8(n)
+			p.expect(RPAREN)
+		}
+	case p.gotKw("return-icmp"):
+		r.Return = ReturnICMP
+		if p.got(LPAREN) {
+			r.ReturnICMP = p.icmpCodeSpec(false)
+			if p.got(COMMA) {
+				p.optnl()
+				r.ReturnICMP6 = p.icmpCodeSpec(true)
+			}
+			p.expect(RPAREN)
+		}
+	case p.gotKw("return-icmp6"):
+		r.Return = ReturnICMP
+		if p.got(LPAREN) {
+			r.ReturnICMP6 = p.icmpCodeSpec(true)
+			p.expect(RPAREN)
+		}
+	case p.gotKw("return"):
+		r.Return = ReturnBoth
+	default:
+		if p.blockReturn {
+			r.Return = ReturnBoth
+		}
+	}
+}
+
+// icmpCodeSpec parses a return-icmp code (name or number).
+func (p *parser) icmpCodeSpec(v6 bool) uint16 {
+	typ := uint16(returnICMPDefault >> 8)
+	if v6 {
+		typ = returnICMP6Default >> 8
+	}
+	pos, s := p.numberString()
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		t, c, ok := netdb.ICMPCodeByName(s, v6)
+		if !ok || uint16(t) != typ {
+			p.fail(pos, "unknown icmp code %s", s)
+		}
+		n = uint64(c)
+	}
+	if n > 255 {
+		p.fail(pos, "invalid icmp code %d", n)
+	}
+	return typ<<8 | uint16(n)
+}
+
+// logQuick parses "log", "log (opts)" and "quick" in any order.
+func (p *parser) logQuick(r *Rule, quickOK bool) {
+	for {
+		switch {
+		case p.gotKw("log"):
+			r.Log |= LogOn
+			if p.got(LPAREN) {
+				p.logOpts(r)
+			}
+		case quickOK && p.gotKw("quick"):
+			r.Quick = true
+		default:
+			return
+		}
+	}
+}
+
+func (p *parser) logOpts(r *Rule) {
+	for {
+		switch {
+		case p.gotKw("all"):
+			r.Log |= LogAll
+		case p.gotKw("matches"):
+			r.Log |= LogMatches
+		case p.gotKw("user"), p.gotKw("group"):
+			r.Log |= LogSocket
+		case p.gotKw("to"):
+			pos, s := p.str()
+			n, err := strconv.ParseUint(strings.TrimPrefix(s, "pflog"), 10, 8)
+			if !strings.HasPrefix(s, "pflog") || err != nil {
+				p.fail(pos, "%s: invalid logging interface", s)
+			}
+			r.LogIf = uint8(n)
+		default:
+			p.syntaxError()
+		}
+		if !p.got(COMMA) {
+			break
+		}
+		p.optnl()
+	}
+	p.expect(RPAREN)
+}
+
+// routeOpt parses fastroute / route-to / reply-to / dup-to if present.
+func (p *parser) routeOpt(rs *RuleStmt) bool {
+	var kind uint8
+	switch {
+	case p.isKw("fastroute"):
+		kind = RouteFastRoute
+	case p.isKw("route-to"):
+		kind = RouteTo
+	case p.isKw("reply-to"):
+		kind = RouteReplyTo
+	case p.isKw("dup-to"):
+		kind = RouteDupTo
+	default:
+		return false
+	}
+	pos := p.pos
+	p.next()
+	if rs.R.RouteType != RouteNone {
+		p.fail(pos, "cannot respecify route-to, reply-to or dup-to")
+	}
+	rs.R.RouteType = kind
+	if kind == RouteFastRoute {
+		return true
+	}
+	spec := &RedirSpec{P: pos}
+	if p.got(LBRACE) {
+		p.optnl()
+		for p.tok != RBRACE {
+			spec.Hosts = append(spec.Hosts, p.routeHost()...)
+			p.comma()
+		}
+		p.next()
+		if len(spec.Hosts) == 0 {
+			p.syntaxError()
+		}
+	} else {
+		spec.Hosts = p.routeHost()
+	}
+	p.poolOpts(spec, true)
+	rs.Route = spec
+	return true
+}
+
+// routeHost parses "IF" or "(IF host)".
+func (p *parser) routeHost() []HostItem {
+	pos := p.pos
+	if p.got(LPAREN) {
+		_, ifname := p.str()
+		h := p.host()
+		p.expect(RPAREN)
+		h.RouteIf = ifname
+		return []HostItem{h}
+	}
+	_, ifname := p.str()
+	return []HostItem{{P: pos, Kind: HostNone, Bits: -1, RouteIf: ifname}}
+}
+
+// poolOpts parses pool options (round-robin, sticky-address, ...).
+func (p *parser) poolOpts(spec *RedirSpec, routing bool) {
+	setType := func(pos Pos, t uint8) {
+		if spec.PoolType != PoolNone {
+			p.fail(pos, "pool type cannot be redefined")
+		}
+		spec.PoolType = t
+	}
+	for {
+		pos := p.pos
+		switch {
+		case p.gotKw("bitmask"):
+			setType(pos, PoolBitmask)
+		case p.gotKw("random"):
+			setType(pos, PoolRandom)
+		case p.gotKw("round-robin"):
+			setType(pos, PoolRoundRobin)
+		case p.gotKw("source-hash"):
+			setType(pos, PoolSourceHash)
+			if p.isString() {
+				kpos, s := p.str()
+				spec.Key = p.hashKey(kpos, s)
+			}
+		case p.gotKw("static-port"):
+			if spec.StaticPort {
+				p.fail(pos, "static-port cannot be redefined")
+			}
+			spec.StaticPort = true
+		case p.gotKw("sticky-address"):
+			if spec.Sticky {
+				p.fail(pos, "sticky-address cannot be redefined")
+			}
+			spec.Sticky = true
+		case p.gotKw("endpoint-independent"):
+			spec.EndpointI = true
+		case p.gotKw("prefer-ipv6-nexthop"):
+			spec.PreferV6 = true
+		case p.gotKw("map-e-portset"):
+			if spec.MapE != nil {
+				p.fail(pos, "map-e-portset cannot be redefined")
+			}
+			_, off := p.numberIn(0, 15, "MAP-E PSID offset must be 0-15")
+			p.expect(SLASH)
+			_, plen := p.numberIn(0, 16, "MAP-E PSID length must be 0-16")
+			p.expect(SLASH)
+			ppos, ps := p.numberString()
+			psid, err := strconv.ParseUint(ps, 0, 16)
+			if err != nil {
+				p.fail(ppos, "invalid MAP-E PSID %s", ps)
+			}
+			if off == 0 || off+plen > 16 {
+				p.fail(pos, "PSID offset + PSID length must not exceed 16")
+			}
+			if psid >= 1<<uint(plen) {
+				p.fail(ppos, "PSID value is too big for PSID length")
+			}
+			spec.MapE = &struct {
+				Offset, PSIDLen uint8
+				PSID            uint16
+			}{uint8(off), uint8(plen), uint16(psid)}
+		default:
+			return
+		}
+	}
+}
+
+// hashKey parses a source-hash key: 0x + 32 hex digits, or a string whose
+// MD5 is the key.
+func (p *parser) hashKey(pos Pos, s string) *[4]uint32 {
+	var k [4]uint32
+	if strings.HasPrefix(s, "0x") {
+		if len(s) != 34 {
+			p.fail(pos, "hex key must be 128 bits (32 hex digits) long")
+		}
+		for i := range 4 {
+			v, err := strconv.ParseUint(s[2+8*i:10+8*i], 16, 32)
+			if err != nil {
+				p.fail(pos, "invalid hex key")
+			}
+			k[i] = uint32(v)
+		}
+		return &k
+	}
+	sum := md5Sum([]byte(s))
+	for i := range 4 {
+		k[i] = uint32(sum[4*i])<<24 | uint32(sum[4*i+1])<<16 | uint32(sum[4*i+2])<<8 | uint32(sum[4*i+3])
+	}
+	return &k
+}
+
+// fromTo parses "all" or "[from ...] [os ...] [to ...]".
+func (p *parser) fromTo(rs *RuleStmt) {
+	if p.gotKw("all") {
+		return
+	}
+	if p.gotKw("from") {
+		rs.SrcHosts, rs.SrcPorts = p.ipPortSpec()
+	}
+	if p.gotKw("os") {
+		if p.got(LBRACE) {
+			p.optnl()
+			_, s := p.str()
+			rs.R.OS = s
+			for p.tok != RBRACE {
+				p.comma()
+				if p.tok != RBRACE {
+					p.str()
+				}
+			}
+			p.next()
+		} else {
+			_, s := p.str()
+			rs.R.OS = s
+		}
+	}
+	if p.gotKw("to") {
+		rs.DstHosts, rs.DstPorts = p.ipPortSpec()
+	}
+}
+
+// filterOptions collects what pfctl's filter_opts holds before the rule is
+// assembled.
+type filterOptions struct {
+	keepGiven bool
+	keep      uint8
+	stateOpts []stateOpt
+	prio      int // -1 unset
+	probGiven bool
+	queue     bool
+	labels    int
+}
+
+type stateOpt struct {
+	pos  Pos
+	kind string
+	n    [2]uint32
+	s    string
+	b    bool // flush / rule
+	g    bool // global
+}
+
+// filterOpts parses the options that may follow from/to, in any order.
+func (p *parser) filterOpts(rs *RuleStmt) *filterOptions {
+	r := &rs.R
+	fo := &filterOptions{prio: -1}
+	for {
+		pos := p.pos
+		switch {
+		case p.gotKw("user"):
+			rs.UIDs = append(rs.UIDs, p.idSpec(true)...)
+		case p.gotKw("group"):
+			rs.GIDs = append(rs.GIDs, p.idSpec(false)...)
+		case p.gotKw("flags"):
+			if rs.flagsGiven {
+				p.fail(pos, "flags cannot be redefined")
+			}
+			rs.flagsGiven = true
+			if p.gotKw("any") {
+				break
+			}
+			if p.tok != SLASH {
+				fpos, s := p.str()
+				r.Flags = p.parseFlags(fpos, s)
+			}
+			p.expect(SLASH)
+			fpos, s := p.str()
+			r.FlagSet = p.parseFlags(fpos, s)
+		case p.isKw("icmp-type"), p.isKw("icmp6-type"):
+			v6 := p.lit == "icmp6-type"
+			p.next()
+			if len(rs.ICMPs) > 0 {
+				p.fail(pos, "icmp-type cannot be redefined")
+			}
+			rs.ICMPs = p.icmpSpec(v6)
+		case p.gotKw("prio"):
+			_, n := p.numberIn(0, 7, "prio must be 0 - 7")
+			fo.prio = int(n)
+		case p.gotKw("tos"):
+			r.TOS = p.tos()
+		case p.isKw("keep"), p.isKw("modulate"), p.isKw("synproxy"), p.isKw("no"):
+			if fo.keepGiven {
+				p.fail(pos, "modulate or keep can only be specified once")
+			}
+			fo.keepGiven = true
+			p.keepSpec(fo)
+		case p.gotKw("fragment"):
+			r.Fragment = true
+		case p.gotKw("allow-opts"):
+			r.AllowOpts = true
+		case p.gotKw("label"):
+			_, s := p.str()
+			if len(r.Labels) >= 5 {
+				p.fail(pos, "label can only be used 5 times")
+			}
+			if len(s) >= 64 {
+				p.fail(pos, "rule label too long (max 63 chars)")
+			}
+			r.Labels = append(r.Labels, s)
+		case p.gotKw("ridentifier"):
+			_, n := p.numberIn(0, math.MaxUint32, "invalid ridentifier")
+			r.Ridentifier = uint32(n)
+		case p.gotKw("queue"):
+			if fo.queue {
+				p.fail(pos, "queue cannot be redefined")
+			}
+			fo.queue = true
+			if p.got(LPAREN) {
+				_, r.Queue = p.str()
+				if p.got(COMMA) {
+					p.optnl()
+					_, r.PQueue = p.str()
+				}
+				p.expect(RPAREN)
+			} else {
+				_, r.Queue = p.str()
+			}
+		case p.gotKw("tag"):
+			_, r.Tag = p.str()
+		case p.tok == NOT || p.isKw("tagged"):
+			not := p.got(NOT)
+			p.expectKw("tagged")
+			r.TaggedNot = not
+			_, r.Tagged = p.str()
+		case p.gotKw("probability"):
+			p.probability(pos, r)
+			fo.probGiven = true
+		case p.gotKw("rtable"):
+			_, n := p.numberIn(0, math.MaxInt32, "invalid rtable id")
+			r.Rtable = int(n)
+		case p.gotKw("divert-to"):
+			if p.isString() && !p.isKw("port") {
+				apos, s := p.str()
+				a, ok := parseIP(s)
+				if !ok {
+					p.fail(apos, "could not parse divert address: %s", s)
+				}
+				r.DivertAddr = a
+				p.expectKw("port")
+			} else {
+				p.gotKw("port")
+			}
+			ppos, s := p.numberString()
+			r.DivertPort = p.service(ppos, s)
+			if r.DivertPort == 0 {
+				p.fail(ppos, "invalid divert port")
+			}
+		case p.gotKw("divert-reply"):
+			r.DivertReply = true
+		case p.gotKw("scrub"):
+			p.expect(LPAREN)
+			p.scrubOpts(&r.Scrub, true)
+			p.expect(RPAREN)
+			r.Scrub.Set = true
+		case p.isKw("nat-to"), p.isKw("rdr-to"), p.isKw("binat-to"):
+			kw := p.lit
+			p.next()
+			spec := p.redirSpec(pos, false)
+			p.poolOpts(spec, false)
+			switch kw {
+			case "rdr-to":
+				if rs.Rdr != nil {
+					p.fail(pos, "cannot respecify rdr-to")
+				}
+				rs.Rdr = spec
+			default:
+				if rs.Nat != nil {
+					p.fail(pos, "cannot respecify nat-to/binat-to")
+				}
+				rs.Nat = spec
+				rs.BinatTo = kw == "binat-to"
+			}
+		case p.gotKw("af-to"):
+			if rs.Nat != nil {
+				p.fail(pos, "cannot respecify af-to")
+			}
+			naf := p.af()
+			if naf == AFUnspec {
+				p.fail(pos, "no address family specified")
+			}
+			p.expectKw("from")
+			spec := p.redirSpec(pos, false)
+			p.poolOpts(spec, false)
+			spec.AF = naf
+			rs.Nat = spec
+			r.AFTo = true
+			r.NAF = naf
+			if p.gotKw("to") {
+				spec2 := p.redirSpec(p.pos, false)
+				p.poolOpts(spec2, false)
+				spec2.AF = naf
+				rs.Rdr = spec2
+			}
+		case p.routeOpt(rs):
+		case p.gotKw("received-on"):
+			l := p.ifList()
+			if len(l) > 1 {
+				p.fail(pos, "received-on only takes one interface")
+			}
+			r.RcvIfname, r.RcvIfNot = l[0].Name, l[0].Not
+		case p.gotKw("once"):
+			r.Once = true
+		case p.gotKw("max-pkt-rate"):
+			_, a := p.numberIn(0, math.MaxUint32, "only positive values permitted")
+			p.expect(SLASH)
+			_, b := p.numberIn(0, math.MaxUint32, "only positive values permitted")
+			r.MaxPktRate.Limit, r.MaxPktRate.Seconds = uint32(a), uint32(b)
+		case p.gotKw("max-pkt-size"):
+			_, n := p.numberIn(0, 65535, "illegal max-pkt-size value")
+			r.MaxPktSize = uint16(n)
+		case p.isKw("dnpipe"), p.isKw("dnqueue"):
+			r.DnQueue = p.lit == "dnqueue"
+			p.next()
+			if p.got(LPAREN) {
+				_, a := p.numberIn(0, math.MaxUint32, "invalid dummynet number")
+				p.expect(COMMA)
+				_, b := p.numberIn(0, math.MaxUint32, "invalid dummynet number")
+				p.expect(RPAREN)
+				r.Dnpipe, r.Dnrpipe = uint32(a), uint32(b)
+			} else {
+				_, a := p.numberIn(0, math.MaxUint32, "invalid dummynet number")
+				r.Dnpipe = uint32(a)
+			}
+		case p.gotKw("set-tos"):
+			r.SetTOS = p.tos()
+			r.SetTOSSet = true
+		case p.isKw("set"):
+			p.next()
+			switch {
+			case p.gotKw("prio"):
+				if p.got(LPAREN) {
+					_, a := p.numberIn(0, 7, "prio must be 0 - 7")
+					p.comma()
+					_, b := p.numberIn(0, 7, "prio must be 0 - 7")
+					p.expect(RPAREN)
+					r.SetPrio = [2]uint8{uint8(a), uint8(b)}
+				} else {
+					_, a := p.numberIn(0, 7, "prio must be 0 - 7")
+					r.SetPrio = [2]uint8{uint8(a), uint8(a)}
+				}
+				r.SetPrioSet = true
+			case p.gotKw("tos"):
+				r.SetTOS = p.tos()
+				r.SetTOSSet = true
+			default:
+				p.syntaxError()
+			}
+		case p.isKw("state"):
+			p.next()
+			if !(p.tok == WORD && p.lit == "limiter") {
+				p.syntaxError()
+			}
+			p.next()
+			npos, name := p.str()
+			d, ok := p.limiters[name]
+			if !ok {
+				p.fail(npos, "state limiter %s not defined", name)
+			}
+			r.StateLimiterSet = true
+			r.StateLimiter = d.ID
+			if p.got(LPAREN) {
+				if !(p.tok == WORD && (p.lit == "no-match" || p.lit == "block")) {
+					p.syntaxError()
+				}
+				r.StateLimiterNoMatch = p.lit == "no-match"
+				p.next()
+				p.expect(RPAREN)
+			}
+		default:
+			return fo
+		}
+	}
+}
+
+// parseFlags parses TCP flag letters.
+func (p *parser) parseFlags(pos Pos, s string) uint8 {
+	var f uint8
+	for _, c := range s {
+		i := strings.IndexRune(tcpFlagChars, c)
+		if i < 0 {
+			p.fail(pos, "bad flags %s", s)
+		}
+		f |= 1 << uint(i)
+	}
+	return f
+}
+
+const tcpFlagChars = "FSRPAUEW"
+
+// icmpSpec parses the list after icmp-type / icmp6-type.
+func (p *parser) icmpSpec(v6 bool) []ICMPItem {
+	if p.got(LBRACE) {
+		p.optnl()
+		var l []ICMPItem
+		for p.tok != RBRACE {
+			l = append(l, p.icmpItem(v6))
+			p.comma()
+		}
+		p.next()
+		if len(l) == 0 {
+			p.syntaxError()
+		}
+		return l
+	}
+	return []ICMPItem{p.icmpItem(v6)}
+}
+
+func (p *parser) icmpItem(v6 bool) ICMPItem {
+	pos := p.pos
+	it := ICMPItem{P: pos, Proto: 1}
+	if v6 {
+		it.Proto = 58
+	}
+	tpos, ts := p.numberString()
+	var typ uint8
+	if n, err := strconv.ParseUint(ts, 10, 64); err == nil {
+		if n > 255 {
+			p.fail(tpos, "illegal icmp-type %d", n)
+		}
+		typ = uint8(n)
+	} else {
+		t, ok := netdb.ICMPTypeByName(ts, v6)
+		if !ok {
+			p.fail(tpos, "unknown icmp-type %s", ts)
+		}
+		typ = t
+	}
+	it.Type = typ + 1
+	if p.gotKw("code") {
+		cpos, cs := p.numberString()
+		if n, err := strconv.ParseUint(cs, 10, 64); err == nil {
+			if n > 255 {
+				p.fail(cpos, "illegal icmp-code %d", n)
+			}
+			it.Code = uint8(n) + 1
+		} else {
+			t, c, ok := netdb.ICMPCodeByName(cs, v6)
+			if !ok || t != typ {
+				p.fail(cpos, "unknown icmp-code %s", cs)
+			}
+			it.Code = c + 1
+		}
+	}
+	return it
+}
+
+// tos parses a TOS value: lowdelay, throughput, reliability, a number or
+// a 0x hex string.
+func (p *parser) tos() uint8 {
+	pos, s := p.numberString()
+	var v uint64
+	var err error
+	switch {
+	case s == "lowdelay":
+		v = 0x10
+	case s == "throughput":
+		v = 0x08
+	case s == "reliability":
+		v = 0x04
+	case strings.HasPrefix(s, "0x"):
+		v, err = strconv.ParseUint(s[2:], 16, 64)
+	default:
+		v, err = strconv.ParseUint(s, 10, 64)
+	}
+	if err != nil || v > 255 {
+		p.fail(pos, "illegal tos value %s", s)
+	}
+	return uint8(v)
+}
+
+// probability parses "0.5", "50%" or a number.
+func (p *parser) probability(pos Pos, r *Rule) {
+	vpos, s := p.numberString()
+	t := strings.TrimSuffix(s, "%")
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || strings.ContainsAny(t, "xXpPnN_") {
+		p.fail(vpos, "invalid probability: %s", s)
+	}
+	if t != s {
+		v *= 0.01
+	}
+	if v < 0 || v > 1 {
+		p.fail(pos, "invalid probability: %f", v)
+	}
+	r.Prob = uint32(v * math.MaxUint32)
+	if r.Prob == 0 {
+		r.Prob = 1
+	}
+}
+
+// keepSpec parses "no state", "keep state (...)", "modulate state", ...
+func (p *parser) keepSpec(fo *filterOptions) {
+	switch {
+	case p.gotKw("no"):
+		p.expectKw("state")
+		fo.keep = StateNone
+		return
+	case p.gotKw("keep"):
+		fo.keep = StateNormal
+	case p.gotKw("modulate"):
+		fo.keep = StateModulate
+	case p.gotKw("synproxy"):
+		fo.keep = StateSynproxy
+	}
+	p.expectKw("state")
+	if !p.got(LPAREN) {
+		return
+	}
+	p.optnl()
+	for p.tok != RPAREN {
+		fo.stateOpts = append(fo.stateOpts, p.stateOptItem())
+		p.comma()
+	}
+	p.next()
+}
+
+func (p *parser) stateOptItem() stateOpt {
+	pos := p.pos
+	o := stateOpt{pos: pos}
+	num := func(what string) uint32 {
+		_, n := p.numberIn(0, math.MaxUint32, what)
+		return uint32(n)
+	}
+	switch {
+	case p.gotKw("max"):
+		o.kind, o.n[0] = "max", num("only positive values permitted")
+	case p.gotKw("no-sync"):
+		o.kind = "no-sync"
+	case p.gotKw("max-src-states"):
+		o.kind, o.n[0] = "max-src-states", num("only positive values permitted")
+	case p.gotKw("max-src-conn"):
+		o.kind, o.n[0] = "max-src-conn", num("only positive values permitted")
+	case p.gotKw("max-src-conn-rate"):
+		o.kind, o.n[0] = "max-src-conn-rate", num("only positive values permitted")
+		p.expect(SLASH)
+		o.n[1] = num("only positive values permitted")
+	case p.gotKw("max-src-nodes"):
+		o.kind, o.n[0] = "max-src-nodes", num("only positive values permitted")
+	case p.gotKw("overload"):
+		o.kind = "overload"
+		p.expect(LT)
+		_, o.s = p.str()
+		p.expect(GT)
+		if len(o.s) >= 32 {
+			p.fail(pos, "table name too long")
+		}
+		if p.gotKw("flush") {
+			o.b = true
+			o.g = p.gotKw("global")
+		}
+	case p.gotKw("source-track"):
+		o.kind = "source-track"
+		switch {
+		case p.gotKw("rule"):
+			o.b = true
+		case p.gotKw("global"):
+			o.g = true
+		}
+	case p.gotKw("if-bound"):
+		o.kind = "if-bound"
+	case p.gotKw("floating"):
+		o.kind = "floating"
+	case p.gotKw("sloppy"):
+		o.kind = "sloppy"
+	case p.gotKw("pflow"):
+		o.kind = "pflow"
+	case p.isString():
+		_, name := p.str()
+		if p.tok != NUMBER {
+			p.syntaxError()
+		}
+		_, n := p.numberIn(0, math.MaxUint32, "only positive values permitted")
+		tm, ok := timeoutByName(name)
+		if !ok {
+			p.fail(pos, "illegal timeout name %s", name)
+		}
+		if !strings.Contains(name, ".") {
+			p.fail(pos, "illegal state timeout %s", name)
+		}
+		o.kind, o.n[0], o.n[1], o.s = "timeout", uint32(n), uint32(tm), name
+	default:
+		p.syntaxError()
+	}
+	return o
+}
+
+// applyStateOpts applies "keep state (...)" options to r (pfctl's checks).
+func (p *parser) applyStateOpts(r *Rule, opts []stateOpt) {
+	so := &r.StateOpts
+	var srctrack, statelock bool
+	var srctrackRule bool
+	dup := func(o stateOpt, name string) {
+		p.fail(o.pos, "state option '%s' multiple definitions", name)
+	}
+	for _, o := range opts {
+		switch o.kind {
+		case "max":
+			if so.Max != 0 {
+				dup(o, "max")
+			}
+			so.Max = o.n[0]
+		case "no-sync":
+			so.NoSync = true
+		case "source-track":
+			if srctrack {
+				dup(o, "source-track")
+			}
+			srctrack = true
+			srctrackRule = o.b
+			so.SourceTrack = true
+		case "max-src-states":
+			if so.MaxSrcStates != 0 {
+				dup(o, "max-src-states")
+			}
+			if o.n[0] == 0 {
+				p.fail(o.pos, "'max-src-states' must be > 0")
+			}
+			so.MaxSrcStates = o.n[0]
+			so.SourceTrack = true
+		case "max-src-conn":
+			if so.MaxSrcConn != 0 {
+				dup(o, "max-src-conn")
+			}
+			if o.n[0] == 0 {
+				p.fail(o.pos, "'max-src-conn' must be > 0")
+			}
+			so.MaxSrcConn = o.n[0]
+			so.SourceTrack, so.SourceTrackRule = true, true
+		case "max-src-conn-rate":
+			if so.MaxSrcConnRate.Limit != 0 {
+				dup(o, "max-src-conn-rate")
+			}
+			if o.n[0] == 0 {
+				p.fail(o.pos, "'max-src-conn-rate' must be > 0")
+			}
+			so.MaxSrcConnRate.Limit, so.MaxSrcConnRate.Seconds = o.n[0], o.n[1]
+			so.SourceTrack, so.SourceTrackRule = true, true
+		case "max-src-nodes":
+			if so.MaxSrcNodes != 0 {
+				dup(o, "max-src-nodes")
+			}
+			if o.n[0] == 0 {
+				p.fail(o.pos, "'max-src-nodes' must be > 0")
+			}
+			so.MaxSrcNodes = o.n[0]
+			so.SourceTrack, so.SourceTrackRule = true, true
+		case "overload":
+			if so.Overload != "" {
+				dup(o, "overload")
+			}
+			so.Overload, so.Flush, so.FlushGlobal = o.s, o.b, o.g
+		case "if-bound", "floating":
+			if statelock {
+				dup(o, "if-bound")
+			}
+			statelock = true
+			so.IfBound = o.kind == "if-bound"
+			so.Floating = o.kind == "floating"
+		case "sloppy":
+			so.Sloppy = true
+		case "pflow":
+			so.Pflow = true
+		case "timeout":
+			if so.Timeouts[o.n[1]] != 0 {
+				p.fail(o.pos, "state timeout %s multiple definitions", o.s)
+			}
+			so.Timeouts[o.n[1]] = o.n[0]
+		}
+	}
+	if srctrack {
+		global := !srctrackRule
+		if global && so.MaxSrcNodes != 0 {
+			p.fail(r.Pos, "'max-src-nodes' is incompatible with 'source-track global'")
+		}
+		if global && so.MaxSrcConn != 0 {
+			p.fail(r.Pos, "'max-src-conn' is incompatible with 'source-track global'")
+		}
+		if global && so.MaxSrcConnRate.Seconds != 0 {
+			p.fail(r.Pos, "'max-src-conn-rate' is incompatible with 'source-track global'")
+		}
+		if so.Timeouts[TmSrcNode] < so.MaxSrcConnRate.Seconds {
+			so.Timeouts[TmSrcNode] = so.MaxSrcConnRate.Seconds
+		}
+		if srctrackRule {
+			so.SourceTrackRule = true
+		}
+	}
+	if r.KeepState != StateNone && !statelock && p.statePolicyIfBound {
+		so.IfBound = true
+	}
+}
+
+// finishFilter applies pfctl's defaults and checks to a pass/block/match
+// rule.
+func (p *parser) finishFilter(rs *RuleStmt, fo *filterOptions) {
+	r := &rs.R
+	if fo.prio >= 0 {
+		r.Prio = uint8(fo.prio)
+		if fo.prio == 0 {
+			r.Prio = prioZero
+		}
+	}
+	if r.Flags&r.FlagSet != r.Flags {
+		p.fail(rs.P, "flags always false")
+	}
+	if r.Flags != 0 || r.FlagSet != 0 || r.OS != "" {
+		tcp := false
+		for _, pr := range rs.Protos {
+			if pr.Proto == 6 {
+				tcp = true
+			}
+		}
+		if !tcp && len(rs.Protos) > 0 {
+			if r.Flags != 0 || r.FlagSet != 0 {
+				p.errorf(rs.P, "flags only apply to tcp")
+			}
+			if r.OS != "" {
+				p.errorf(rs.P, "OS fingerprinting only apply to tcp")
+			}
+			panic(bailout{})
+		}
+	}
+	r.KeepState = fo.keep
+	if !fo.keepGiven && r.Action == ActPass {
+		r.KeepState = StateNormal
+	}
+	p.applyStateOpts(r, fo.stateOpts)
+	if r.AFTo && r.Direction != DirIn {
+		p.fail(rs.P, "af-to can only be used with direction in")
+	}
+	if rs.Route != nil && r.RouteType != RouteFastRoute && r.Direction == DirAny {
+		p.fail(rs.P, "direction must be explicit with rules that specify routing")
+	}
+	if rs.Route != nil {
+		r.PreferIPv6Nexthop = rs.Route.PreferV6
+	}
+	if r.Action == ActPass && r.Flags == 0 && r.FlagSet == 0 && !r.Fragment && !rs.flagsGiven && r.KeepState != StateNone {
+		r.Flags = 1 << 1       // S
+		r.FlagSet = 1<<1 | 1<<4 // SA
+	}
+	if len(rs.ICMPs) > 0 {
+		for _, it := range rs.ICMPs {
+			if (it.Proto == 1 && r.AF == AFInet6) || (it.Proto == 58 && r.AF == AFInet) {
+				p.fail(rs.P, "icmp-type mismatch")
+			}
+		}
+	}
+	if rs.Nat != nil && rs.Nat.StaticPort && rs.Nat.HasRPort {
+		p.fail(rs.P, "the 'static-port' option can't be used when specifying a port range")
+	}
+	if rs.Rdr != nil && rs.Rdr.StaticPort {
+		p.fail(rs.P, "the 'static-port' option is only valid with nat rules")
+	}
+}
+
+// redirSpec parses a translation target: host, brace list, and optional
+// "port" (nat-to, rdr-to, af-to, or old-style "->").
+func (p *parser) redirSpec(pos Pos, _ bool) *RedirSpec {
+	spec := &RedirSpec{P: pos}
+	if p.got(LBRACE) {
+		p.optnl()
+		for p.tok != RBRACE {
+			spec.Hosts = append(spec.Hosts, p.xhostNoNot())
+			p.comma()
+		}
+		p.next()
+		if len(spec.Hosts) == 0 {
+			p.syntaxError()
+		}
+	} else {
+		spec.Hosts = []HostItem{p.xhostNoNot()}
+	}
+	if p.gotKw("port") {
+		spec.RPort = p.portRange(pPortRange | pPortStar)
+		spec.HasRPort = true
+	}
+	return spec
+}
+
+func (p *parser) xhostNoNot() HostItem {
+	pos := p.pos
+	h := p.xhost()
+	if h.Not {
+		p.fail(pos, "invalid use of '!' in translation address")
+	}
+	if h.Kind == HostNoRoute || h.Kind == HostURPF {
+		p.syntaxError()
+	}
+	return h
+}
+
+// scrubRule parses "scrub [in|out] [log] [quick] [on ...] [af] [proto] fromto opts".
+func (p *parser) scrubRule() Stmt {
+	rs := newRuleStmt(p.pos)
+	r := &rs.R
+	p.checkRuleState(rs.P, stateScrub)
+	p.expectKw("scrub")
+	r.Action = ActScrub
+	r.Direction = p.dir()
+	p.logQuick(r, true)
+	if p.gotKw("on") {
+		rs.Ifs = p.ifList()
+	}
+	r.AF = p.af()
+	if p.gotKw("proto") {
+		rs.Protos = p.protoSpec()
+	}
+	p.fromTo(rs)
+	p.scrubOpts(&r.Scrub, false)
+	p.endStmt()
+	return rs
+}
+
+// scrubOpts parses scrub options (space or comma separated).
+func (p *parser) scrubOpts(s *ScrubOpts, inParens bool) {
+	seen := map[string]bool{}
+	once := func(pos Pos, what string) {
+		if seen[what] {
+			p.fail(pos, "%s cannot be respecified", what)
+		}
+		seen[what] = true
+	}
+	for {
+		pos := p.pos
+		switch {
+		case p.gotKw("no-df"):
+			once(pos, "no-df")
+			s.NoDF = true
+		case p.gotKw("min-ttl"):
+			once(pos, "min-ttl")
+			_, n := p.numberIn(0, 255, "illegal min-ttl value")
+			s.MinTTL = uint8(n)
+		case p.gotKw("max-mss"):
+			once(pos, "max-mss")
+			_, n := p.numberIn(0, 65535, "illegal max-mss value")
+			s.MaxMSS = uint16(n)
+		case p.gotKw("set-tos"):
+			once(pos, "set-tos")
+			s.SetTOS = p.tos()
+			s.SetTOSSet = true
+		case p.gotKw("fragment"):
+			once(pos, "fragcache")
+			switch {
+			case p.gotKw("reassemble"):
+			case p.gotKw("no"):
+				p.expectKw("reassemble")
+				s.NoReassemble = true
+			case p.gotKw("crop"), p.gotKw("drop-ovl"):
+			default:
+				p.syntaxError()
+			}
+		case p.gotKw("random-id"):
+			once(pos, "random-id")
+			s.RandomID = true
+		case p.gotKw("reassemble"):
+			once(pos, "reassemble tcp")
+			_, w := p.str()
+			if w != "tcp" {
+				p.fail(pos, "scrub reassemble supports only tcp, not '%s'", w)
+			}
+			s.ReassembleTCP = true
+		default:
+			if inParens && p.tok == COMMA {
+				p.next()
+				continue
+			}
+			return
+		}
+	}
+}
+
+// antispoof parses "antispoof [log] [quick] for IFS [af] [label ...]".
+func (p *parser) antispoof() Stmt {
+	rs := newRuleStmt(p.pos)
+	r := &rs.R
+	p.checkRuleState(rs.P, stateFilter)
+	p.expectKw("antispoof")
+	rs.Antispoof = true
+	r.Action = ActBlock
+	r.Direction = DirIn
+	p.logQuick(r, true)
+	p.expectKw("for")
+	one := func() IfItem {
+		pos := p.pos
+		if p.got(LPAREN) {
+			_, name := p.str()
+			p.expect(RPAREN)
+			return IfItem{P: pos, Name: name, Dynamic: true}
+		}
+		_, name := p.str()
+		return IfItem{P: pos, Name: name}
+	}
+	if p.got(LBRACE) {
+		p.optnl()
+		for p.tok != RBRACE {
+			rs.Ifs = append(rs.Ifs, one())
+			p.comma()
+		}
+		p.next()
+		if len(rs.Ifs) == 0 {
+			p.syntaxError()
+		}
+	} else {
+		rs.Ifs = []IfItem{one()}
+	}
+	r.AF = p.af()
+	for {
+		pos := p.pos
+		switch {
+		case p.gotKw("label"):
+			_, s := p.str()
+			if len(r.Labels) >= 5 {
+				p.fail(pos, "label can only be used 5 times")
+			}
+			r.Labels = append(r.Labels, s)
+			continue
+		case p.gotKw("ridentifier"):
+			_, n := p.numberIn(0, math.MaxUint32, "invalid ridentifier")
+			r.Ridentifier = uint32(n)
+			continue
+		}
+		break
+	}
+	p.endStmt()
+	return rs
+}
+
+// anchorRule parses anchor, nat-anchor, rdr-anchor and binat-anchor rules,
+// with an optional inline body.
+func (p *parser) anchorRule() Stmt {
+	rs := newRuleStmt(p.pos)
+	r := &rs.R
+	kw := p.lit
+	p.next()
+	switch kw {
+	case "anchor":
+		r.Action = ActPass
+		p.checkRuleState(rs.P, stateFilter)
+	case "nat-anchor":
+		r.Action = ActNAT
+		p.checkRuleState(rs.P, stateNAT)
+	case "rdr-anchor":
+		r.Action = ActRDR
+		p.checkRuleState(rs.P, stateNAT)
+	case "binat-anchor":
+		r.Action = ActBINAT
+		p.checkRuleState(rs.P, stateNAT)
+	}
+	name := ""
+	if p.isString() {
+		npos, s := p.str()
+		name = s
+		if s == "" {
+			p.fail(npos, "anchor name must not be empty")
+		}
+		if s[0] == '_' || strings.Contains(s, "/_") {
+			p.fail(npos, "anchor names beginning with '_' are reserved for internal use")
+		}
+	}
+	if kw == "anchor" {
+		r.Direction = p.dir()
+		p.logQuick(r, true)
+		if r.Log != 0 {
+			p.fail(rs.P, "syntax error")
+		}
+	}
+	if p.gotKw("on") {
+		rs.Ifs = p.ifList()
+	}
+	r.AF = p.af()
+	if p.gotKw("proto") {
+		rs.Protos = p.protoSpec()
+	}
+	p.fromTo(rs)
+	var fo *filterOptions
+	if kw == "anchor" {
+		fo = p.filterOpts(rs)
+		if r.Flags&r.FlagSet != r.Flags {
+			p.fail(rs.P, "flags always false")
+		}
+		if fo.keepGiven || rs.Nat != nil || rs.Rdr != nil || rs.Route != nil {
+			p.fail(rs.P, "syntax error")
+		}
+	} else if p.gotKw("rtable") {
+		_, n := p.numberIn(0, math.MaxInt32, "invalid rtable id")
+		r.Rtable = int(n)
+	}
+	if p.tok == LBRACE {
+		bpos := p.pos
+		p.next()
+		if strings.Contains(name, "*") {
+			p.fail(bpos, "wildcard anchor name not allowed in inline anchors")
+		}
+		p.anchorSeq++
+		if name == "" {
+			name = fmt.Sprintf("_%d", p.anchorSeq)
+		}
+		p.depth++
+		if p.depth > 64 {
+			p.fail(bpos, "anchors too deep")
+		}
+		body := p.stmtList(true)
+		p.depth--
+		if p.tok != RBRACE {
+			p.fail(p.pos, "syntax error")
+		}
+		p.next()
+		rs.Body = body
+		rs.Inline = true
+	} else if name == "" {
+		p.fail(rs.P, "anchors without explicit rules must specify a name")
+	}
+	r.AnchorCall = name
+	p.endStmt()
+	return rs
+}
+
+// loadRule parses "load anchor NAME from FILE".
+func (p *parser) loadRule() Stmt {
+	pos := p.pos
+	p.expectKw("load")
+	p.expectKw("anchor")
+	_, name := p.str()
+	p.expectKw("from")
+	_, file := p.str()
+	p.endStmt()
+	return &LoadStmt{P: pos, Name: name, File: file}
+}
+
+var _ = netip.Addr{}

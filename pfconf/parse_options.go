@@ -1,0 +1,252 @@
+package pfconf
+
+import (
+	"fmt"
+	"math"
+	"strings"
+)
+
+// pf's limit names.
+var limitNames = []string{"states", "src-nodes", "frags", "table-entries", "anchors", "eth-anchors"}
+
+// option parses a "set" statement and returns what pfctl prints for it.
+func (p *parser) option() Decl {
+	pos := p.pos
+	p.expectKw("set")
+	p.checkRuleState(pos, stateOption)
+	if p.depth > 0 {
+		p.fail(pos, "set options are not allowed within anchors")
+	}
+	decl := func(name, format string, args ...any) *OptionDecl {
+		return &OptionDecl{Pos: pos, Name: name, Text: fmt.Sprintf(format, args...)}
+	}
+	var d Decl
+	switch {
+	case p.gotKw("reassemble"):
+		on := p.yesNo()
+		nodf := p.gotKw("no-df")
+		suffix := ""
+		if nodf {
+			suffix = "no-df"
+		}
+		d = decl("reassemble", "set reassemble %s %s", yesNoText(on), suffix)
+	case p.gotKw("optimization"):
+		vpos, s := p.str()
+		switch s {
+		case "normal", "default", "high-latency", "satellite", "aggressive", "conservative":
+		default:
+			p.fail(vpos, "unknown optimization %s", s)
+		}
+		d = decl("optimization", "set optimization %s", s)
+	case p.gotKw("ruleset-optimization"):
+		vpos, s := p.str()
+		switch s {
+		case "none", "basic", "profile":
+		default:
+			p.fail(vpos, "unknown ruleset-optimization %s", s)
+		}
+		d = decl("ruleset-optimization", "set ruleset-optimization %s", s)
+	case p.gotKw("timeout"):
+		var lines []string
+		one := func() {
+			tpos, name := p.str()
+			_, n := p.numberIn(0, math.MaxUint32, "only positive values permitted")
+			if _, ok := timeoutByName(name); !ok {
+				p.fail(tpos, "unknown timeout %s", name)
+			}
+			lines = append(lines, fmt.Sprintf("set timeout %s %d", name, n))
+		}
+		if p.got(LBRACE) {
+			p.optnl()
+			for p.tok != RBRACE {
+				one()
+				p.comma()
+			}
+			p.next()
+		} else {
+			one()
+		}
+		d = decl("timeout", "%s", strings.Join(lines, "\n"))
+	case p.gotKw("limit"):
+		var lines []string
+		one := func() {
+			lpos, name := p.str()
+			_, n := p.numberIn(0, math.MaxUint32, "only positive values permitted")
+			ok := false
+			for _, l := range limitNames {
+				if strings.EqualFold(l, name) {
+					ok = true
+				}
+			}
+			if !ok {
+				p.errorf(lpos, "Bad pool name.")
+				p.fail(lpos, "unable to set limit %s %d", name, n)
+			}
+			lines = append(lines, fmt.Sprintf("set limit %s %d", name, n))
+		}
+		if p.got(LBRACE) {
+			p.optnl()
+			for p.tok != RBRACE {
+				one()
+				p.comma()
+			}
+			p.next()
+		} else {
+			one()
+		}
+		d = decl("limit", "%s", strings.Join(lines, "\n"))
+	case p.gotKw("loginterface"):
+		var s string
+		if p.gotKw("all") {
+			s = "all"
+		} else {
+			_, s = p.str()
+		}
+		d = decl("loginterface", "set loginterface %s", s)
+	case p.gotKw("hostid"):
+		hpos, n := p.number()
+		if n == 0 {
+			p.fail(hpos, "hostid must be non-zero")
+		}
+		if n < 0 || n > math.MaxUint32 {
+			p.fail(hpos, "invalid hostid")
+		}
+		d = decl("hostid", "set hostid 0x%08x", n)
+	case p.gotKw("block-policy"):
+		switch {
+		case p.gotKw("drop"):
+			p.blockReturn = false
+			d = decl("block-policy", "set block-policy drop")
+		case p.gotKw("return"):
+			p.blockReturn = true
+			d = decl("block-policy", "set block-policy return")
+		default:
+			p.syntaxError()
+		}
+	case p.gotKw("fail-policy"):
+		switch {
+		case p.gotKw("drop"):
+			d = decl("fail-policy", "set fail-policy drop")
+		case p.gotKw("return"):
+			d = decl("fail-policy", "set fail-policy return")
+		default:
+			p.syntaxError()
+		}
+	case p.gotKw("require-order"):
+		on := p.yesNo()
+		p.requireOrder = on
+		d = decl("require-order", "set require-order %s", yesNoText(on))
+	case p.gotKw("fingerprints"):
+		fpos, s := p.str()
+		if _, err := p.readFile(s); err != nil {
+			p.fail(fpos, "error loading fingerprints %s", s)
+		}
+		d = decl("fingerprints", "set fingerprints \"%s\"", s)
+	case p.gotKw("state-policy"):
+		switch {
+		case p.gotKw("if-bound"):
+			p.statePolicyIfBound = true
+			d = decl("state-policy", "set state-policy if-bound")
+		case p.gotKw("floating"):
+			p.statePolicyIfBound = false
+			d = decl("state-policy", "set state-policy floating")
+		default:
+			p.syntaxError()
+		}
+	case p.gotKw("debug"):
+		vpos, s := p.numberString()
+		switch s {
+		case "none", "urgent", "misc", "loud":
+		default:
+			p.fail(vpos, "unknown debug level \"%s\"", s)
+		}
+		d = decl("debug", "set debug %s", s)
+	case p.gotKw("skip"):
+		p.expectKw("on")
+		ifs := p.ifList()
+		if len(ifs) == 1 && !ifs[0].Not && ifs[0].Name == "none" {
+			d = decl("skip", "set skip on none")
+			break
+		}
+		var b strings.Builder
+		b.WriteString("set skip on {")
+		for _, i := range ifs {
+			if i.Not {
+				p.fail(i.P, "skip on ! <interface> is not supported")
+			}
+			b.WriteString(" " + i.Name)
+		}
+		b.WriteString(" }")
+		d = &OptionDecl{Pos: pos, Name: "skip", Text: b.String()}
+	case p.gotKw("keepcounters"):
+		d = decl("keepcounters", "set keepcounters")
+	case p.gotKw("syncookies"):
+		vpos, s := p.str()
+		switch s {
+		case "never", "always":
+			d = decl("syncookies", "set syncookies %s", s)
+		case "adaptive":
+			start, end := 25, 12
+			if p.got(LPAREN) {
+				for p.tok != RPAREN {
+					kpos, k := p.str()
+					_, v := p.str()
+					n := 0
+					if _, err := fmt.Sscanf(v, "%d%%", &n); err != nil || n < 0 || n > 100 {
+						p.fail(kpos, "invalid %s value %s", k, v)
+					}
+					switch k {
+					case "start":
+						start = n
+					case "end":
+						end = n
+					default:
+						p.fail(kpos, "unknown syncookies option %s", k)
+					}
+					p.comma()
+				}
+				p.next()
+			}
+			if start == 25 && end == 12 {
+				d = decl("syncookies", "set syncookies adaptive")
+			} else {
+				d = decl("syncookies", "set syncookies adaptive (start %d%%, end %d%%)", start, end)
+			}
+		default:
+			p.fail(vpos, "illegal value for syncookies")
+		}
+	case p.gotKw("state-defaults"):
+		fo := &filterOptions{}
+		for p.tok != NEWLINE && p.tok != EOF {
+			fo.stateOpts = append(fo.stateOpts, p.stateOptItem())
+			p.comma()
+		}
+		d = decl("state-defaults", "set state-defaults")
+	default:
+		p.syntaxError()
+	}
+	p.endStmt()
+	return d
+}
+
+func (p *parser) yesNo() bool {
+	if p.gotKw("no") {
+		return false
+	}
+	pos, s := p.numberString()
+	switch s {
+	case "yes":
+		return true
+	case "no":
+		return false
+	}
+	p.fail(pos, "syntax error")
+	return false
+}
+
+func yesNoText(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
