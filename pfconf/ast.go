@@ -132,9 +132,12 @@ type RedirSpec struct {
 	StaticPort bool
 	EndpointI  bool
 	Key        *[4]uint32
-	MapE       *struct{ Offset, PSIDLen uint8; PSID uint16 }
-	AF         AF // af-to
-	PreferV6   bool
+	MapE       *struct {
+		Offset, PSIDLen uint8
+		PSID            uint16
+	}
+	AF       AF // af-to
+	PreferV6 bool
 }
 
 // RuleStmt is a pass, block, match, scrub, anchor or translation rule

@@ -17,7 +17,7 @@ import (
 // conformanceRatchet is the number of conformance cases that passed when
 // it was last raised. The test fails if fewer pass: raise it as the count
 // climbs, never lower it.
-const conformanceRatchet = 163
+const conformanceRatchet = 167
 
 const corpusDir = "testdata/conformance"
 

@@ -85,11 +85,11 @@ type parser struct {
 
 	anchorSeq          int // numbers unnamed inline anchors
 	statePolicyIfBound bool
-	blockReturn  bool
-	requireOrder bool
-	ruleState    int
-	depth        int // inline anchor nesting
-	stmtBad      bool
+	blockReturn        bool
+	requireOrder       bool
+	ruleState          int
+	depth              int // inline anchor nesting
+	stmtBad            bool
 }
 
 type savedTok struct {

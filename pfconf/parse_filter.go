@@ -588,13 +588,19 @@ func (p *parser) filterOpts(rs *RuleStmt) *filterOptions {
 				p.syntaxError()
 			}
 			p.next()
-			npos, name := p.str()
-			d, ok := p.limiters[name]
-			if !ok {
-				p.fail(npos, "state limiter %s not defined", name)
+			if p.tok == WORD && p.lit == "id" {
+				p.next()
+				_, n := p.numberIn(1, math.MaxUint32, "invalid state limiter id")
+				r.StateLimiter = uint32(n)
+			} else {
+				npos, name := p.str()
+				d, ok := p.limiters[name]
+				if !ok {
+					p.fail(npos, "state limiter %s not defined", name)
+				}
+				r.StateLimiter = d.ID
 			}
 			r.StateLimiterSet = true
-			r.StateLimiter = d.ID
 			if p.got(LPAREN) {
 				if !(p.tok == WORD && (p.lit == "no-match" || p.lit == "block")) {
 					p.syntaxError()
@@ -825,7 +831,7 @@ func (p *parser) stateOptItem() stateOpt {
 func (p *parser) applyStateOpts(r *Rule, opts []stateOpt) {
 	so := &r.StateOpts
 	var srctrack, statelock bool
-	var srctrackRule bool
+	var srctrackRule, srctrackGlobal bool
 	dup := func(o stateOpt, name string) {
 		p.fail(o.pos, "state option '%s' multiple definitions", name)
 	}
@@ -843,7 +849,7 @@ func (p *parser) applyStateOpts(r *Rule, opts []stateOpt) {
 				dup(o, "source-track")
 			}
 			srctrack = true
-			srctrackRule = o.b
+			srctrackRule, srctrackGlobal = o.b, o.g
 			so.SourceTrack = true
 		case "max-src-states":
 			if so.MaxSrcStates != 0 {
@@ -905,7 +911,7 @@ func (p *parser) applyStateOpts(r *Rule, opts []stateOpt) {
 		}
 	}
 	if srctrack {
-		global := !srctrackRule
+		global := srctrackGlobal
 		if global && so.MaxSrcNodes != 0 {
 			p.fail(r.Pos, "'max-src-nodes' is incompatible with 'source-track global'")
 		}
@@ -972,7 +978,7 @@ func (p *parser) finishFilter(rs *RuleStmt, fo *filterOptions) {
 		r.PreferIPv6Nexthop = rs.Route.PreferV6
 	}
 	if r.Action == ActPass && r.Flags == 0 && r.FlagSet == 0 && !r.Fragment && !rs.flagsGiven && r.KeepState != StateNone {
-		r.Flags = 1 << 1       // S
+		r.Flags = 1 << 1        // S
 		r.FlagSet = 1<<1 | 1<<4 // SA
 	}
 	if len(rs.ICMPs) > 0 {

@@ -472,6 +472,10 @@ func (p *printer) pool(pl *Pool, p1, p2 uint16, af AF, id Action) {
 		p.str("{ ")
 	}
 	for i, pa := range pl.Addrs {
+		af := af
+		if pa.Addr.Type == AddrMask && pa.Addr.Addr.IsValid() {
+			af = afOf(pa.Addr.Addr)
+		}
 		switch id {
 		case ActNAT, ActRDR, ActBINAT:
 			p.str(addrString(pa.Addr, af, false))
