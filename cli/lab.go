@@ -35,7 +35,7 @@ type labSub struct {
 
 func labSubs() []labSub {
 	return []labSub{
-		{"up", "up [--backends N] [--seed] [--daemon-config NODE=FILE]... [--dir DIR]", runLabUp},
+		{"up", "up [--backends N] [--seed] [--no-daemons] [--daemon-config NODE=FILE]... [--dir DIR]", runLabUp},
 		{"down", "down [--dir DIR]", runLabDown},
 		{"status", "status [--json] [--dir DIR]", runLabStatus},
 		{"exec", "exec [--dir DIR] NODE -- CMD [ARG]...", runLabExec},
@@ -125,7 +125,8 @@ func runLabUp(ctx context.Context, env *Env, args []string) error {
 	backends := fs.Int("backends", lab.DefaultBackends, fmt.Sprintf("number of web servers s1..sN (1..%d)", lab.MaxBackends))
 	seed := fs.Bool("seed", false, "use the seed's exact addresses (192.168.1.0/24, 192.168.10.0/24, 10.10.10.0/24)")
 	var daemonConfigs multiFlag
-	fs.Var(&daemonConfigs, "daemon-config", "run `NODE=FILE`: copy FILE to NODE's lab directory as pfcarp.conf and start `pfcarp run -c` on it there (repeatable)")
+	fs.Var(&daemonConfigs, "daemon-config", "run `NODE=FILE`: copy FILE to NODE's lab directory as pfcarp.conf and start `pfcarp run -c` on it there, instead of the seed's config for lb1/lb2 (repeatable)")
+	noDaemons := fs.Bool("no-daemons", false, "do not start lb1's and lb2's daemons on the seed's configs (examples/seed, built in)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -135,6 +136,9 @@ func runLabUp(ctx context.Context, env *Env, args []string) error {
 	opts := lab.Options{Dir: *dir, Seed: *seed, Backends: *backends, Logf: func(f string, a ...any) {
 		fmt.Fprintf(env.Stderr, "lab up: "+f+"\n", a...)
 	}}
+	if *noDaemons && len(daemonConfigs) > 0 {
+		return &ExitError{Code: 2, Err: errors.New("lab up: --no-daemons and --daemon-config contradict each other")}
+	}
 	for _, dc := range daemonConfigs {
 		node, file, ok := strings.Cut(dc, "=")
 		if !ok || node == "" || file == "" {
@@ -153,6 +157,14 @@ func runLabUp(ctx context.Context, env *Env, args []string) error {
 	}
 	if *backends < 1 || *backends > lab.MaxBackends {
 		return &ExitError{Code: 2, Err: fmt.Errorf("lab up: --backends %d: want 1..%d", *backends, lab.MaxBackends)}
+	}
+	if !*noDaemons {
+		// The seed cluster on lb1 and lb2; a --daemon-config node keeps
+		// its own config (and its pfcarp.conf wins over the seed's).
+		var err error
+		if opts, err = lab.WithCluster(opts); err != nil {
+			return fmt.Errorf("lab up: %w", err)
+		}
 	}
 	l, err := lab.Up(ctx, opts)
 	if err != nil {
