@@ -3,15 +3,119 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/pflag"
+
+	"github.com/pfcarp/pfcarp/netdb"
+	"github.com/pfcarp/pfcarp/pfconf"
 )
 
-// newPfctlCmd is pfcarp's pfctl. Placeholder until the pf.conf language lands.
+// newPfctlCmd is pfcarp's pfctl: for now it checks and prints rulesets
+// ("pfctl -nvf pf.conf"); loading into the kernel comes with the compiler.
 func newPfctlCmd() *command {
 	return &command{
 		name:  "pfctl",
-		short: "control pf: load, check and show rulesets (pfctl's flags)",
+		short: "control pf: check and print rulesets (pfctl -nvf FILE)",
 		run: func(ctx context.Context, env *Env, args []string) error {
-			return &ExitError{Code: 1, Err: errors.New("pfctl: not implemented yet")}
+			return runPfctl(env, args, netdb.System())
 		},
 	}
+}
+
+// pfctlUsage is printed on flag errors, as pfctl's usage().
+const pfctlUsage = `usage: pfctl [-nqv] [-D macro=value] [-f file] [-o level]
+`
+
+// runPfctl runs pfctl with args; host answers interface, host-name and
+// user lookups (the running system in production, a fixture in tests).
+func runPfctl(env *Env, args []string, host netdb.Host) error {
+	fs := pflag.NewFlagSet("pfctl", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	noAction := fs.BoolP("noaction", "n", false, "parse and print, do not load")
+	verbose := fs.CountP("verbose", "v", "print the ruleset (-vv: with rule numbers)")
+	file := fs.StringP("file", "f", "", "ruleset file (- for standard input)")
+	optimize := fs.StringP("optimize", "o", "", "ruleset optimizer level: none, basic or profile")
+	quiet := fs.BoolP("quiet", "q", false, "print only errors")
+	defines := fs.StringArrayP("define", "D", nil, "define macro=value")
+	if err := fs.Parse(args); err != nil {
+		fmt.Fprintf(env.Stderr, "pfctl: %v\n", err)
+		io.WriteString(env.Stderr, pfctlUsage)
+		return &ExitError{Code: 1}
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(env.Stderr, "pfctl: unexpected argument %q\n", fs.Arg(0))
+		io.WriteString(env.Stderr, pfctlUsage)
+		return &ExitError{Code: 1}
+	}
+	switch *optimize {
+	case "", "none":
+	case "basic", "profile":
+		if !*quiet {
+			fmt.Fprintf(env.Stderr, "pfctl: the ruleset optimizer (-o %s) is not implemented; rules are printed unoptimized\n", *optimize)
+		}
+	default:
+		fmt.Fprintf(env.Stderr, "pfctl: unknown optimization level %q (none, basic or profile)\n", *optimize)
+		return &ExitError{Code: 1}
+	}
+	if *file == "" {
+		io.WriteString(env.Stderr, "pfctl: no ruleset file given (-f FILE); only -nf is supported so far\n")
+		io.WriteString(env.Stderr, pfctlUsage)
+		return &ExitError{Code: 1}
+	}
+
+	read := func(p string) ([]byte, error) {
+		if env.Dir != "" && !filepath.IsAbs(p) {
+			p = filepath.Join(env.Dir, p)
+		}
+		return os.ReadFile(p)
+	}
+	name := *file
+	var src []byte
+	var err error
+	if name == "-" {
+		name = "stdin"
+		src, err = io.ReadAll(env.Stdin)
+	} else {
+		src, err = read(name)
+	}
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		fmt.Fprintf(env.Stderr, "pfctl: %s: %v\n", name, err)
+		return &ExitError{Code: 1}
+	}
+
+	f, perr := pfconf.Parse(name, src, pfconf.ParseOptions{ReadFile: read, Defines: *defines})
+	rs, eerr := pfconf.Expand(f, host)
+	var errs pfconf.ErrorList
+	for _, e := range []error{perr, eerr} {
+		var el *pfconf.ErrorList
+		if errors.As(e, &el) {
+			errs.List = append(errs.List, el.List...)
+			errs.Dropped += el.Dropped
+		}
+	}
+	if errs.Len() > 0 {
+		io.WriteString(env.Stderr, errs.PfctlString())
+		if !*noAction {
+			io.WriteString(env.Stderr, "pfctl: Syntax error in config file: pf rules not loaded\n")
+		}
+		return &ExitError{Code: 1}
+	}
+	if *verbose > 0 {
+		if err := rs.Print(env.Stdout, *verbose); err != nil {
+			return &ExitError{Code: 1, Err: err}
+		}
+	}
+	if !*noAction {
+		io.WriteString(env.Stderr, "pfctl: loading rules into the kernel is not available yet; use -n to check a ruleset\n")
+		return &ExitError{Code: 1}
+	}
+	return nil
 }
