@@ -25,6 +25,11 @@ func Expand(f *File, host netdb.Host) (*Ruleset, error) {
 	return e.rs, e.errs.Err()
 }
 
+// MaxRuleExpansion caps how many rules one pf.conf rule may expand to
+// (the product of its lists' lengths), so hostile input cannot make
+// expansion run away.
+const MaxRuleExpansion = 1 << 20
+
 type expander struct {
 	f    *File
 	host netdb.Host
@@ -440,6 +445,14 @@ func (e *expander) rule(s *RuleStmt, a *Anchor) {
 		gids = []IDMatch{{}}
 	}
 	srcs, dsts := orAny(src), orAny(dst)
+	total := 1
+	for _, n := range []int{len(ifs), len(protos), len(icmps), len(srcs), len(dsts), len(srcPorts), len(dstPorts), len(uids), len(gids)} {
+		total *= n
+		if total > MaxRuleExpansion {
+			e.errorf(s.P, "rule expands to more than %d rules", MaxRuleExpansion)
+			return
+		}
+	}
 	added := 0
 	for _, ifc := range ifs {
 		for _, pr := range protos {

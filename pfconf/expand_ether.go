@@ -30,6 +30,14 @@ func (e *expander) ether(s *EtherStmt, a *Anchor) {
 	if len(dsts) == 0 {
 		dsts = []EtherAddr{{}}
 	}
+	total := 1
+	for _, n := range []int{len(ifs), len(protos), len(srcs), len(dsts), max(len(ipsrc), 1), max(len(ipdst), 1)} {
+		total *= n
+		if total > MaxRuleExpansion {
+			e.errorf(s.P, "rule expands to more than %d rules", MaxRuleExpansion)
+			return
+		}
+	}
 	for _, ifc := range ifs {
 		for _, pr := range protos {
 			for _, sm := range srcs {

@@ -66,7 +66,7 @@ const (
 const (
 	maxTokenLen     = 8192    // pfctl's buffer size
 	maxMacroDepth   = 64      // nested expansions
-	maxExpandedSize = 1 << 24 // total bytes of macro text scanned per file
+	maxExpandedSize = 1 << 22 // total bytes of macro text scanned per file
 )
 
 // ErrorHandler receives scanner errors.

@@ -1,0 +1,100 @@
+package pfconf
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pfcarp/pfcarp/internal/bsdhost"
+)
+
+// fuzzMaxInput bounds fuzz inputs: the parser is linear, but a rule's lists
+// multiply, and MaxRuleExpansion rules take a while to print.
+const fuzzMaxInput = 2048
+
+// addCorpusSeeds seeds f with every corpus input and expected output, plus
+// a few hand-written corner cases (comments say why they matter).
+func addCorpusSeeds(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join(corpusDir, "pf*"))
+	for _, p := range files {
+		if strings.HasSuffix(p, ".fail") {
+			continue
+		}
+		b, err := os.ReadFile(p)
+		if err == nil {
+			f.Add(b)
+		}
+	}
+	for _, s := range []string{
+		"a = \"$b\"\n", // $ inside quotes is literal
+		"a = \"x\"\nb = $a$a\npass on $a:network", // expansion joins what follows
+		"pass \\\n in",                        // line continuation
+		"\"unterminated",                      // EOF inside quotes
+		"anchor {\n anchor {\n pass\n }\n",    // unclosed inline anchor
+		"pass from 1.2.3.4 - 1.2.3",           // bad range
+		"table <t> { 10/8 !lo0 fe80::1%lo0 }", // table forms
+		"pass in from (lo0:network:peer)",     // illegal modifiers
+		"block return-icmp(99999, x) in",      // bad codes
+		"rdr on lo0 proto tcp to port 1:10 -> 1.2.3.4 port 5:*",
+		"pass\x00in",
+	} {
+		f.Add([]byte(s))
+	}
+}
+
+// FuzzScan checks the scanner ends on any input without panicking and
+// always makes progress.
+func FuzzScan(f *testing.F) {
+	addCorpusSeeds(f)
+	f.Fuzz(func(t *testing.T, src []byte) {
+		var srcs Sources
+		file := srcs.add("fuzz", src)
+		var s Scanner
+		s.Macro = func(name string) (string, bool) { return "$" + name + " x", name != "" && len(name) < 4 }
+		s.Init(file, src, func(Pos, string) {}, ExpandMacros)
+		for i := 0; ; i++ {
+			_, tok, _ := s.Scan()
+			if tok == EOF {
+				break
+			}
+			if i > 8*len(src)+maxExpandedSize {
+				t.Fatalf("scanner does not terminate")
+			}
+		}
+	})
+}
+
+// FuzzParse parses, expands and prints arbitrary input: no panic, and
+// whatever prints without error must print the same again when parsed
+// back (the printed form is a fixed point, as the corpus's self tests
+// require).
+func FuzzParse(f *testing.F) {
+	addCorpusSeeds(f)
+	host := bsdhost.Static()
+	noFiles := func(p string) ([]byte, error) {
+		if p == "/dev/null" {
+			return nil, nil
+		}
+		return nil, os.ErrNotExist
+	}
+	f.Fuzz(func(t *testing.T, src []byte) {
+		if len(src) > fuzzMaxInput {
+			return
+		}
+		out1, _, failed := runPfctl("fuzz", src, host, noFiles)
+		if failed {
+			return
+		}
+		out2, serr, failed := runPfctl("printed", []byte(out1), host, noFiles)
+		if failed {
+			t.Fatalf("printed form does not parse:\ninput %q\nprinted:\n%s\nerrors:\n%s", src, out1, serr)
+		}
+		if out1 != out2 {
+			t.Fatalf("printed form is not a fixed point:\ninput %q\nfirst:\n%s\nsecond:\n%s", src, out1, out2)
+		}
+	})
+}
+
+var _ = bytes.Equal
