@@ -1,0 +1,40 @@
+// Package nft owns pfcarp's nftables table in the kernel: it installs a
+// compiled Program atomically, in one netlink transaction, into the inet
+// table "pfcarp" (TableName), and reads back what is there: the pf rule
+// records kept with the rules, per-rule counters, and the contents of the
+// address sets that implement pf tables. It also carries out the run-time
+// operations pfctl has on a loaded ruleset: flushing rules, translation rules
+// or tables (-F), enabling and disabling (-e/-d, through the table's dormant
+// flag) and table edits (-t T -T add|delete|flush|replace|show|test).
+//
+// Program is plain data (sets, chains, rules made of
+// github.com/google/nftables/expr values, and Records), so package compile
+// can build it without touching the kernel and tests can print it
+// (Program.String). nft never decides what a pf rule means; that is compile's
+// job. It never runs the nft binary and never touches a table it does not
+// own (daemon's pfcarp_ha table included).
+//
+// # Transactions
+//
+// Load buffers the whole program behind a delete of the old table and sends
+// it with one Flush: the kernel applies all of it or none of it. When the
+// kernel refuses the batch, Load finds the first refused rule by loading
+// growing prefixes of the program into a scratch table that the same batch
+// deletes again (so nothing ever stays behind), and returns a *LoadError that
+// names the pf rule (Record: number, file:line, text) and the kernel feature
+// it needed, when the rule says which (Rule.Needs).
+//
+// # What is stored with the rules
+//
+// Every kernel rule that implements a pf rule carries a short comment
+// ("pf filter 3") naming it (Ref). The pf side of the ruleset (number, kind,
+// source position, the rule as pfctl prints it, labels) is kept as Records
+// in the chain "pf_meta", which no hook ever jumps to: one or more
+// comment-only rules per record, because a rule's user data holds at most 256
+// bytes. So `pfctl -s rules` rebuilds pfctl's view from the kernel alone.
+//
+// Counters: a rule that implements a pf rule starts with a counter (packets
+// that reached it: pf's "evaluations", counted once per pf rule even when it
+// is split over several kernel rules) and has a second counter right before
+// its verdict (packets that matched). See Counters.
+package nft
