@@ -32,8 +32,10 @@ const (
 	nfulaPayload       = 9
 	nfulaPrefix        = 10
 
-	nfulaCfgCmd  = 1
-	nfulaCfgMode = 2
+	nfulaCfgCmd     = 1
+	nfulaCfgMode    = 2
+	nfulaCfgTimeout = 4 // be32, hundredths of a second
+	nfulaCfgQThresh = 5 // be32, packets
 
 	nfulnlCfgCmdBind = 1
 	nfulnlCopyPacket = 2
