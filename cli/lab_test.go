@@ -40,6 +40,7 @@ func TestLabUsageErrors(t *testing.T) {
 		{[]string{"up", "--backends", "81"}, 2, "want 1..80"},
 		{[]string{"up", "extra"}, 2, `unexpected argument "extra"`},
 		{[]string{"up", "--daemon-config", "lb1"}, 2, "want NODE=FILE"},
+		{[]string{"up", "--no-daemons", "--daemon-config", "lb1=x"}, 2, "contradict"},
 		{[]string{"up", "--nosuchflag"}, 2, ""},
 		{[]string{"exec", "lb1"}, 2, "want NODE -- CMD"},
 		{[]string{"exec", "lb1", "ip", "a"}, 2, "want NODE -- CMD"},
@@ -138,8 +139,19 @@ func TestLabCommands(t *testing.T) {
 			t.Errorf("fault %v: %v %s", f, err, out)
 		}
 	}
-	if out, err := pf("fault", "--dir", dir, "lb1", "kill"); err == nil || !strings.Contains(out, "no daemon configured") {
-		t.Errorf("fault lb1 kill without a daemon: %v %s", err, out)
+	// `lab up` started lb1's and lb2's daemons on the seed's configs.
+	for _, n := range st.Nodes {
+		if (n.Name == "lb1" || n.Name == "lb2") && (n.Daemon == nil || n.Daemon.State != "running") {
+			t.Errorf("%s: daemon %+v, want running", n.Name, n.Daemon)
+		}
+	}
+	for _, f := range [][]string{{"lb1", "kill"}, {"lb1", "start"}} {
+		if out, err := pf(append([]string{"fault", "--dir", dir}, f...)...); err != nil {
+			t.Errorf("fault %v: %v %s", f, err, out)
+		}
+	}
+	if out, err := pf("fault", "--dir", dir, "s1", "kill"); err == nil || !strings.Contains(out, "no daemon configured") {
+		t.Errorf("fault s1 kill without a daemon: %v %s", err, out)
 	}
 	if out, err := pf("fault", "--dir", dir, "lb1", "link-down", "eth7"); err == nil || !strings.Contains(out, `no interface "eth7"`) {
 		t.Errorf("fault on a missing interface: %v %s", err, out)
@@ -153,8 +165,19 @@ func TestLabCommands(t *testing.T) {
 		t.Errorf("lab dir left behind: %v", err)
 	}
 
+	if out, err := pf("up", "--dir", dir, "--no-daemons"); err != nil {
+		t.Fatalf("lab up --no-daemons: %v\n%s", err, out)
+	}
+	if out, err := pf("fault", "--dir", dir, "lb1", "kill"); err == nil || !strings.Contains(out, "no daemon configured") {
+		t.Errorf("fault lb1 kill after up --no-daemons: %v %s", err, out)
+	}
+	if out, err := pf("down", "--dir", dir); err != nil {
+		t.Fatalf("down: %v %s", err, out)
+	}
+
 	out, err = pf("demo", "--dir", filepath.Join(t.TempDir(), "demo"))
-	if err != nil || !strings.Contains(out, "demo passed") || !strings.Contains(out, `"hi, this is No.2 server" (server sees 192.168.1.91:`) {
+	if err != nil || !strings.Contains(out, "demo passed") || !strings.Contains(out, `"hi, this is No.2 server" (server sees 192.168.1.91:`) ||
+		!strings.Contains(out, "takeover time (last advertisement from lb1 -> 192.168.1.51 answers on lb2)") {
 		t.Errorf("demo: %v\n%s", err, out)
 	}
 }

@@ -13,9 +13,11 @@ import (
 // steps so later work (CARP, pf, pfsync, failover) adds steps rather than
 // rewriting it. Not safe for concurrent use.
 type Demo struct {
-	Opts Options   // how to build the lab; Seed is forced on
+	Opts Options   // how to build the lab; Seed is forced on, the seed cluster added
 	Out  io.Writer // progress and results
 	Lab  *Lab      // set by the "up" step
+
+	loop *ClientLoop // client requests across the failover; stopped by Run
 }
 
 // DemoStep is one step of the demo.
@@ -31,11 +33,13 @@ const DemoBytes = 1 << 20
 // always does it).
 func DemoSteps() []DemoStep {
 	return []DemoStep{
-		{"up: build the seed topology", demoUp},
+		{"up: build the seed topology; lb1 and lb2 run pfcarp on the seed's rc.conf", demoUp},
 		{"status", demoStatus},
-		{"balancer: lb1 holds the VIPs and forwards (stand-in for CARP)", demoBalancer},
-		{"fetch / from every server, from every client address, through lb1", demoFetch},
+		{"carp: lb1 (advskew 10) becomes MASTER of both virtual IPs, lb2 (advskew 20) BACKUP", demoElect},
+		{"fetch / from every server, from every client address, through the VIPs on lb1", demoFetch},
 		{"verify /bytes from every server", demoBytes},
+		{"failover: pull lb1's external cable (eth0)", demoFailover},
+		{"restore the cable: lb1 takes both VIPs back (preempt)", demoRestore},
 	}
 }
 
@@ -44,6 +48,9 @@ func DemoSteps() []DemoStep {
 func (d *Demo) Run(ctx context.Context) (err error) {
 	d.Opts.Seed = true
 	defer func() {
+		if d.loop != nil {
+			d.loop.Stop()
+		}
 		fmt.Fprintf(d.Out, "==> down\n")
 		t0 := time.Now()
 		var derr error
@@ -72,21 +79,22 @@ func (d *Demo) Run(ctx context.Context) (err error) {
 
 func demoUp(ctx context.Context, d *Demo) error {
 	t0 := time.Now()
+	opts, err := WithCluster(d.Opts)
+	if err != nil {
+		return err
+	}
+	d.Opts = opts
 	l, err := Up(ctx, d.Opts)
 	if err != nil {
 		return err
 	}
 	d.Lab = l
-	fmt.Fprintf(d.Out, "    up in %v (%d nodes)\n", time.Since(t0).Round(time.Millisecond), len(l.Plan().Nodes))
+	fmt.Fprintf(d.Out, "    up in %v (%d nodes; daemon logs in %s/lb1 and lb2)\n", time.Since(t0).Round(time.Millisecond), len(l.Plan().Nodes), l.Dir())
 	return nil
 }
 
 func demoStatus(ctx context.Context, d *Demo) error {
 	return d.Lab.Status().WriteText(&indent{w: d.Out})
-}
-
-func demoBalancer(ctx context.Context, d *Demo) error {
-	return d.Lab.StaticBalancer("lb1")
 }
 
 func demoFetch(ctx context.Context, d *Demo) error {
