@@ -45,39 +45,12 @@ func Open(opts ...Option) *Conn {
 	return c
 }
 
-// batchConn returns a library connection sized for a transaction of about
-// size bytes: the whole batch goes out in one sendmsg, and the kernel
-// acknowledges every message, so both socket buffers must hold it.
-func (c *Conn) batchConn(size int) (*nftables.Conn, error) {
-	buf := max(size+size/4, 1<<20)
-	var opts []nftables.ConnOption
+// readConn returns a library connection for dumps.
+func (c *Conn) readConn() (*nftables.Conn, error) {
 	if c.netnsFD >= 0 {
-		opts = append(opts, nftables.WithNetNSFd(c.netnsFD))
+		return nftables.New(nftables.WithNetNSFd(c.netnsFD))
 	}
-	opts = append(opts, nftables.WithSockOptions(func(nc *netlink.Conn) error {
-		// Errors without the echoed request (a refused element chunk would
-		// echo 64 KiB), with the kernel's extended message.
-		_ = nc.SetOption(netlink.CapAcknowledge, true)
-		_ = nc.SetOption(netlink.ExtendedAcknowledge, true)
-		rc, err := nc.SyscallConn()
-		if err != nil {
-			return err
-		}
-		var serr error
-		if err := rc.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, buf)
-			if serr == nil {
-				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, buf)
-			}
-		}); err != nil {
-			return err
-		}
-		if serr != nil {
-			return fmt.Errorf("sizing the netlink socket for a %d-byte transaction: %w", size, serr)
-		}
-		return nil
-	}))
-	return nftables.New(opts...)
+	return nftables.New()
 }
 
 func (c *Conn) tableRef(flags uint32) *nftables.Table {
@@ -86,7 +59,7 @@ func (c *Conn) tableRef(flags uint32) *nftables.Table {
 
 // current returns the owned table as the kernel has it, or nil.
 func (c *Conn) current() (*nftables.Table, error) {
-	nc, err := c.batchConn(0)
+	nc, err := c.readConn()
 	if err != nil {
 		return nil, err
 	}
@@ -96,6 +69,9 @@ func (c *Conn) current() (*nftables.Table, error) {
 	}
 	for _, t := range ts {
 		if t.Name == c.table {
+			// The library decodes NFTA_TABLE_FLAGS in host byte order;
+			// the kernel sends it big-endian.
+			t.Flags = binary.BigEndian.Uint32(binary.NativeEndian.AppendUint32(nil, t.Flags))
 			return t, nil
 		}
 	}
@@ -126,12 +102,12 @@ func (c *Conn) SetEnabled(on bool) error {
 	if !on {
 		flags |= unix.NFT_TABLE_F_DORMANT
 	}
-	nc, err := c.batchConn(0)
+	b, err := newBatch()
 	if err != nil {
 		return err
 	}
-	nc.AddTable(c.tableRef(flags))
-	if err := nc.Flush(); err != nil {
+	b.AddTable(c.tableRef(flags))
+	if err := c.send(b, &flags); err != nil {
 		return fmt.Errorf("nftables: setting table %s flags: %w", c.table, err)
 	}
 	return nil
@@ -150,34 +126,21 @@ func (c *Conn) Load(p *Program) error {
 	if old != nil {
 		flags = old.Flags & unix.NFT_TABLE_F_DORMANT
 	}
-	nc, err := c.batchConn(p.estimateSize())
+	b, err := newBatch()
 	if err != nil {
 		return err
 	}
 	t := c.tableRef(flags)
-	nc.AddTable(t) // so that the delete cannot fail on a missing table
-	nc.DelTable(t)
-	nc.AddTable(t)
-	if err := addProgram(nc, t, p, -1, true); err != nil {
+	b.AddTable(t) // so that the delete cannot fail on a missing table
+	b.DelTable(t)
+	b.AddTable(t)
+	if err := addProgram(b.Conn, t, p, -1, true); err != nil {
 		return err
 	}
-	if err := nc.Flush(); err != nil {
+	if err := c.send(b, &flags); err != nil {
 		return c.diagnose(p, err)
 	}
 	return nil
-}
-
-// estimateSize is a generous guess of p's netlink size in bytes.
-func (p *Program) estimateSize() int {
-	n := 4096
-	for _, s := range p.Sets {
-		n += 256 + 96*(len(s.Prefixes)+len(s.Pool))
-	}
-	for _, c := range p.Chains {
-		n += 256 + 512*len(c.Rules)
-	}
-	n += 300 * len(p.Records)
-	return n
 }
 
 // addProgram buffers p into nc for table t. Only the first maxRules rules
@@ -362,26 +325,27 @@ func (e *LoadError) Unwrap() error { return e.Err }
 // isMissing reports whether err is how the kernel says a module or
 // expression type does not exist.
 func isMissing(err error) bool {
-	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EAFNOSUPPORT)
+	return errors.Is(err, unix.ENOENT)
 }
 
 // diagnose finds the first rule of p the kernel refuses, by loading growing
 // prefixes of p into a scratch table that the same transaction deletes.
 func (c *Conn) diagnose(p *Program, loadErr error) error {
 	probe := func(n int) error {
-		nc, err := c.batchConn(p.estimateSize())
+		b, err := newBatch()
 		if err != nil {
 			return err
 		}
-		t := &nftables.Table{Name: c.table + "_probe", Family: nftables.TableFamilyINet, Flags: unix.NFT_TABLE_F_DORMANT}
-		nc.AddTable(t)
-		nc.DelTable(t)
-		nc.AddTable(t)
-		if err := addProgram(nc, t, p, n, false); err != nil {
+		t := &nftables.Table{Name: c.table + "_probe", Family: nftables.TableFamilyINet}
+		b.AddTable(t)
+		b.DelTable(t)
+		b.AddTable(t)
+		if err := addProgram(b.Conn, t, p, n, false); err != nil {
 			return err
 		}
-		nc.DelTable(t)
-		return nc.Flush()
+		b.DelTable(t)
+		dormant := uint32(unix.NFT_TABLE_F_DORMANT)
+		return c.send(b, &dormant)
 	}
 	total := p.NumRules()
 	if err := probe(total); err == nil {

@@ -47,7 +47,7 @@ func (c *Conn) Read() (*Ruleset, error) {
 	if t == nil {
 		return nil, errNoTable
 	}
-	nc, err := c.batchConn(0)
+	nc, err := c.readConn()
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +136,7 @@ func (c *Conn) FlushKinds(kinds ...Kind) (int, error) {
 	for _, k := range kinds {
 		want[k] = true
 	}
-	nc, err := c.batchConn(0)
+	nc, err := c.readConn()
 	if err != nil {
 		return 0, err
 	}
@@ -144,7 +144,7 @@ func (c *Conn) FlushKinds(kinds ...Kind) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	del, err := c.batchConn(1 << 20)
+	del, err := newBatch()
 	if err != nil {
 		return 0, err
 	}
@@ -181,7 +181,7 @@ func (c *Conn) FlushKinds(kinds ...Kind) (int, error) {
 			}
 		}
 	}
-	if err := del.Flush(); err != nil {
+	if err := c.send(del, nil); err != nil {
 		return 0, fmt.Errorf("nftables: flushing rules: %w", err)
 	}
 	return n, nil
@@ -194,12 +194,12 @@ func (c *Conn) Delete() error {
 	if err != nil || t == nil {
 		return err
 	}
-	nc, err := c.batchConn(0)
+	b, err := newBatch()
 	if err != nil {
 		return err
 	}
-	nc.DelTable(t)
-	return nc.Flush()
+	b.DelTable(t)
+	return c.send(b, nil)
 }
 
 // TableSetName is the name of the set that holds the IPv4 (v6 false) or
@@ -232,7 +232,7 @@ func (c *Conn) Tables() ([]string, error) {
 	if t == nil {
 		return nil, errNoTable
 	}
-	nc, err := c.batchConn(0)
+	nc, err := c.readConn()
 	if err != nil {
 		return nil, err
 	}
@@ -275,7 +275,7 @@ func (c *Conn) tableSets(nc *nftables.Conn, name string) (*nftables.Table, [2]*n
 // TableRanges returns the addresses of pf table name as merged ranges,
 // IPv4 first.
 func (c *Conn) TableRanges(name string) ([]Range, error) {
-	nc, err := c.batchConn(0)
+	nc, err := c.readConn()
 	if err != nil {
 		return nil, err
 	}
@@ -324,7 +324,7 @@ const (
 // number of ranges). The kernel's interval sets cannot hold overlapping
 // elements, so the new contents are computed here and the sets rewritten.
 func (c *Conn) ChangeTable(name string, op TableOp, ps []netip.Prefix) (changed int, err error) {
-	nc, err := c.batchConn(0)
+	nc, err := c.readConn()
 	if err != nil {
 		return 0, err
 	}
@@ -366,7 +366,7 @@ func (c *Conn) ChangeTable(name string, op TableOp, ps []netip.Prefix) (changed 
 	case TableFlush:
 		changed = len(cur)
 	}
-	wc, err := c.batchConn(96 * len(next))
+	wc, err := newBatch()
 	if err != nil {
 		return 0, err
 	}
@@ -387,7 +387,7 @@ func (c *Conn) ChangeTable(name string, op TableOp, ps []netip.Prefix) (changed 
 			els = els[n:]
 		}
 	}
-	if err := wc.Flush(); err != nil {
+	if err := c.send(wc, nil); err != nil {
 		return 0, fmt.Errorf("nftables: rewriting table <%s>: %w", name, unwrapKernel(err))
 	}
 	return changed, nil
