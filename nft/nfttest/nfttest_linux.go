@@ -10,11 +10,11 @@ package nfttest
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"io"
 	"runtime"
 	"sync"
 	"sync/atomic"
