@@ -273,12 +273,15 @@ func (w *Writer) appendRecord(b []byte, r Record) []byte {
 			frac = int64(ts.Nanosecond() / 1000)
 		}
 	}
-	var rh [pcapRecordHeaderLen]byte
+	// Encode in place: a local array would escape through the
+	// binary.ByteOrder interface and cost an allocation per record.
+	n := len(b)
+	b = append(b, make([]byte, pcapRecordHeaderLen)...)
+	rh := b[n:]
 	w.order.PutUint32(rh[0:], uint32(sec))
 	w.order.PutUint32(rh[4:], uint32(frac))
 	w.order.PutUint32(rh[8:], uint32(incl))
 	w.order.PutUint32(rh[12:], uint32(min(orig, 0xffffffff)))
-	b = append(b, rh[:]...)
 	b = r.Header.AppendTo(b)
 	return append(b, r.Packet[:incl-HeaderLen]...)
 }

@@ -335,3 +335,17 @@ func BenchmarkWriterWrite(b *testing.B) {
 		b.Fatal(err)
 	}
 }
+
+func TestWriterWriteDoesNotAllocate(t *testing.T) {
+	w, err := OpenWriter(filepath.Join(t.TempDir(), "pflog"), WriterConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	rec := testRecord(3, t0)
+	w.Write(rec) // grow the buffer once
+	w.Flush()
+	if n := testing.AllocsPerRun(100, func() { w.Write(rec); w.buf = w.buf[:0] }); n != 0 {
+		t.Fatalf("Write allocates %v times per record, want 0", n)
+	}
+}
