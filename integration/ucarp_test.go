@@ -41,6 +41,10 @@ func TestUcarpInterop(t *testing.T) {
 	testenv.RequireRoot(t)
 	ucarp, err := exec.LookPath("ucarp")
 	if err != nil {
+		// Debian installs it in /usr/sbin, which a user's PATH may lack.
+		ucarp, err = exec.LookPath("/usr/sbin/ucarp")
+	}
+	if err != nil {
 		if os.Getenv(testenv.RequireRootEnv) == "1" {
 			t.Fatalf("ucarp is not installed (scripts/deps.sh installs it): %v", err)
 		}
