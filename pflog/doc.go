@@ -25,9 +25,13 @@
 //     for pflog_logfile=.
 //
 // On Linux there is no pflog0 interface, so `tcpdump -i pflog0` is not
-// available: the file is the interface. Watch it with
-// `tail -c +1 -f FILE | tcpdump -n -e -r -` instead (the Logger flushes after
-// every burst of packets).
+// available: the file is the interface. Follow it live with
+// `tail -c +1 -f FILE | tcpdump -l -n -e -r -` instead (the Logger flushes
+// after every burst of packets).
+//
+// Timestamps are the kernel's when NFLOG sends one (packets that arrived on
+// an interface); locally generated packets carry none and are stamped when
+// pfcarp reads them, at most the Reader's FlushTimeout (10ms) late.
 //
 // pflog does not decide which rules log or how a pf rule maps to nftables
 // (package compile does), does not install rules, and does not rotate files
