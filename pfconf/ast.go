@@ -9,7 +9,8 @@ type File struct {
 	Sources *Sources
 	Stmts   []Stmt
 
-	readFile func(string) ([]byte, error)
+	readFile     func(string) ([]byte, error)
+	maxExpansion int
 	// Macros holds every macro's final value (after -D overrides).
 	Macros map[string]string
 }

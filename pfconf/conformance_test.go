@@ -35,7 +35,11 @@ func corpusReader(dir string) func(string) ([]byte, error) {
 // runPfctl does what "pfctl -o none -nvf name" does in-process and returns
 // stdout, stderr and whether it failed.
 func runPfctl(name string, src []byte, host netdb.Host, read func(string) ([]byte, error)) (string, string, bool) {
-	f, perr := Parse(name, src, ParseOptions{ReadFile: read})
+	return runPfctlOpts(name, src, host, ParseOptions{ReadFile: read})
+}
+
+func runPfctlOpts(name string, src []byte, host netdb.Host, opts ParseOptions) (string, string, bool) {
+	f, perr := Parse(name, src, opts)
 	var errs ErrorList
 	if el, ok := perr.(*ErrorList); ok {
 		errs.List = append(errs.List, el.List...)

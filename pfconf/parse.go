@@ -18,6 +18,9 @@ type ParseOptions struct {
 	// Defines are macro definitions "name=value", as pfctl's -D. They
 	// win over definitions of the same name in the file.
 	Defines []string
+	// MaxExpansion caps how many rules one rule may expand to; 0 means
+	// MaxRuleExpansion.
+	MaxExpansion int
 }
 
 // FSReader returns a ReadFile function that reads from fsys (relative
@@ -122,7 +125,10 @@ func Parse(filename string, src []byte, opts ParseOptions) (*File, error) {
 		p.macros[name] = val
 		p.persist[name] = true
 	}
-	f := &File{Name: filename, Sources: p.srcs, readFile: p.readFile}
+	f := &File{Name: filename, Sources: p.srcs, readFile: p.readFile, maxExpansion: opts.MaxExpansion}
+	if f.maxExpansion <= 0 {
+		f.maxExpansion = MaxRuleExpansion
+	}
 	f.Stmts = p.parseFile(filename, src)
 	f.Macros = p.macros
 	return f, p.errs.Err()
@@ -442,6 +448,11 @@ func (p *parser) varset(pos Pos, name string) Stmt {
 	if strings.ContainsAny(name, " \t\n") {
 		p.fail(pos, "macro name cannot contain whitespace")
 	}
+	if !validMacroName(name) {
+		// $name only reads letters, digits and '_'; other names could
+		// never be used (and would not print back as a definition).
+		p.fail(pos, "invalid macro name '%s'", name)
+	}
 	val := strings.Join(parts, " ")
 	if p.tok != NEWLINE && p.tok != EOF {
 		p.syntaxError()
@@ -501,3 +512,15 @@ const (
 	stateNAT
 	stateFilter
 )
+
+func validMacroName(name string) bool {
+	if name == "" || isDigit(int(name[0])) {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := int(name[i]); !isAlnum(c) && c != '_' {
+			return false
+		}
+	}
+	return true
+}

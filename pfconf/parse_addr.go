@@ -32,6 +32,11 @@ func (p *parser) ifItem() IfItem {
 	if len(name) >= 16 {
 		p.fail(pos, "interface name too long")
 	}
+	if name == "" || !(name[0] >= 'a' && name[0] <= 'z' || name[0] >= 'A' && name[0] <= 'Z') {
+		// Interface names start with a letter; a digit would print as a
+		// number that does not parse back.
+		p.fail(pos, "invalid interface name '%s'", name)
+	}
 	return IfItem{P: pos, Name: name, Not: not}
 }
 

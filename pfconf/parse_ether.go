@@ -175,6 +175,11 @@ func (p *parser) mac() EtherAddr {
 		p.fail(pos, "invalid MAC address %s", addr)
 	}
 	a.Addr = m
+	if m == ([6]byte{}) {
+		// pfctl prints an all-zero address as nothing ("to  l3"); treat
+		// it as no address so the printed rule parses again.
+		a.Set = false
+	}
 	if hasMask {
 		mm, ok := parseMAC(mask)
 		if !ok {

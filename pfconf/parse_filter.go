@@ -456,6 +456,12 @@ func (p *parser) filterOpts(rs *RuleStmt) *filterOptions {
 			_, r.Tag = p.str()
 		case p.tok == NOT || p.isKw("tagged"):
 			not := p.got(NOT)
+			if not && p.gotKw("received-on") {
+				// pfctl prints a negated received-on as "!received-on IF".
+				it := p.ifItem()
+				r.RcvIfname, r.RcvIfNot = it.Name, !it.Not
+				break
+			}
 			p.expectKw("tagged")
 			r.TaggedNot = not
 			_, r.Tagged = p.str()

@@ -256,7 +256,7 @@ func (p *parser) queueNames() []string {
 func rate2str(rate float64) string {
 	const unit = " KMG"
 	i := 0
-	for rate >= 1000 && i <= 3 {
+	for rate >= 1000 && i < 3 { // pfctl runs past 'G' into the NUL
 		rate /= 1000
 		i++
 	}
@@ -282,7 +282,7 @@ func (p *parser) altq() Decl {
 	if o.sched == schedNone {
 		p.fail(pos, "no scheduler specified!")
 	}
-	if !o.bwSet || o.bw.percent > 0 {
+	if !o.bwSet || o.bw.percent > 0 || o.bw.abs == 0 {
 		p.fail(pos, "cannot determine interface bandwidth for %s, specify an absolute bandwidth", ifs[0].Name)
 	}
 	var lines []string
@@ -513,7 +513,7 @@ func (p *parser) queue() Decl {
 			fmt.Fprintf(&b, "on %s ", q.ifname)
 		}
 		if o.sched == schedCBQ || o.sched == schedHFSC || o.sched == schedFAIRQ {
-			if !o.bwSet || o.bw.percent > 0 {
+			if !o.bwSet || o.bw.percent > 0 || o.bw.abs == 0 {
 				if o.bwSet && o.bw.percent < 100 {
 					fmt.Fprintf(&b, "bandwidth %s%% ", strconv.FormatFloat(o.bw.percent, 'f', -1, 64))
 				}

@@ -311,6 +311,12 @@ top:
 				goto top
 			}
 		}
+		if isDigit(c) && allDigits(s.buf) {
+			// pfctl's lexer makes "80" a string when a character such
+			// as '#' or '<' follows it directly; it would print back as
+			// a number, so treat it as the number it is.
+			return pos, NUMBER, string(s.buf)
+		}
 		return pos, WORD, string(s.buf)
 	}
 	switch c {
@@ -382,4 +388,13 @@ func (s *Scanner) quoted(q int, pos Pos) (Pos, Token, string) {
 		}
 		b.WriteByte(byte(c))
 	}
+}
+
+func allDigits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
