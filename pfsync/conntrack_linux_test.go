@@ -1,0 +1,298 @@
+package pfsync
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ti-mo/conntrack"
+	"golang.org/x/sys/unix"
+
+	"github.com/pfcarp/pfcarp/internal/testenv"
+)
+
+var (
+	bedVIP     = netip.MustParseAddrPort("203.0.113.80:80")
+	bedBackend = netip.MustParseAddrPort("198.51.100.20:8080")
+	bedSNAT    = netip.MustParseAddr("198.51.100.1")
+)
+
+// failoverBed is four namespaces: a client c, two identical NAT routers ra
+// and rb (same addresses, same rules: the two balancers), and a server s.
+// c and s reach both routers over separate links; their routes point at ra
+// until moveToB. The routers redirect bedVIP to bedBackend and source-NAT
+// to bedSNAT:40000-40999.
+type failoverBed struct {
+	c, ra, rb, s *testNS
+}
+
+func newFailoverBed(t testing.TB) *failoverBed {
+	testenv.RequireRoot(t)
+	b := &failoverBed{c: newNS(t, "c"), ra: newNS(t, "ra"), rb: newNS(t, "rb"), s: newNS(t, "s")}
+	link(t, b.c, "ca", "192.0.2.10/24", b.ra, "ac", "192.0.2.1/24")
+	link(t, b.c, "cb", "192.0.2.10/24", b.rb, "bc", "192.0.2.1/24")
+	link(t, b.s, "sa", "198.51.100.20/24", b.ra, "as", "198.51.100.1/24")
+	link(t, b.s, "sb", "198.51.100.20/24", b.rb, "bs", "198.51.100.1/24")
+	for _, n := range []*testNS{b.c, b.s, b.ra, b.rb} {
+		n.sysctl(t, "net.ipv4.conf.all.rp_filter", "0")
+		n.sysctl(t, "net.ipv4.conf.default.rp_filter", "0")
+	}
+	for _, r := range []*testNS{b.ra, b.rb} {
+		r.sysctl(t, "net.ipv4.ip_forward", "1")
+		natRouter(t, r, bedVIP, bedBackend, bedSNAT, 40000, 40999)
+	}
+	b.c.do(t, func() error {
+		for _, i := range []string{"ca", "cb"} {
+			b.c.sysctl(t, "net.ipv4.conf."+i+".rp_filter", "0")
+		}
+		return routeVia("203.0.113.0/24", "192.0.2.1", "ca")
+	})
+	b.s.do(t, func() error { return routeVia("0.0.0.0/0", "198.51.100.1", "sa") })
+	for _, x := range []struct {
+		n   *testNS
+		ifs []string
+	}{{b.c, []string{"ca", "cb"}}, {b.s, []string{"sa", "sb"}}, {b.ra, []string{"ac", "as"}}, {b.rb, []string{"bc", "bs"}}} {
+		x.n.do(t, func() error {
+			for _, i := range x.ifs {
+				if err := waitOperUp(i); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	return b
+}
+
+// moveToB pulls ra's cables and points c's and s's routes at rb.
+func (b *failoverBed) moveToB(t testing.TB) {
+	t.Helper()
+	b.ra.do(t, func() error {
+		if err := setLink("ac", false); err != nil {
+			return err
+		}
+		return setLink("as", false)
+	})
+	// Both ends of a pulled cable lose the link (and its routes).
+	b.c.do(t, func() error {
+		if err := setLink("ca", false); err != nil {
+			return err
+		}
+		return routeVia("203.0.113.0/24", "192.0.2.1", "cb")
+	})
+	b.s.do(t, func() error {
+		if err := setLink("sa", false); err != nil {
+			return err
+		}
+		return routeVia("0.0.0.0/0", "198.51.100.1", "sb")
+	})
+}
+
+// echoServer listens on addr inside n and echoes every connection.
+func echoServer(t testing.TB, n *testNS, addr string) net.Listener {
+	t.Helper()
+	var ln net.Listener
+	n.do(t, func() error {
+		var err error
+		ln, err = net.Listen("tcp4", addr)
+		return err
+	})
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Add(1)
+			go func() { defer wg.Done(); defer c.Close(); io.Copy(c, c) }()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln
+}
+
+func dialIn(t testing.TB, n *testNS, addr string) net.Conn {
+	t.Helper()
+	var c net.Conn
+	n.do(t, func() error {
+		var err error
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c, err = (&net.Dialer{}).DialContext(ctx, "tcp4", addr)
+		return err
+	})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// roundTrip writes n bytes and reads the echo back within a deadline.
+func roundTrip(t testing.TB, c net.Conn, n int, seed byte) {
+	t.Helper()
+	out := make([]byte, n)
+	for i := range out {
+		out[i] = seed + byte(i*7)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	errc := make(chan error, 1)
+	go func() { _, err := c.Write(out); errc <- err }()
+	in := make([]byte, n)
+	if _, err := io.ReadFull(c, in); err != nil {
+		t.Fatalf("echo of %d bytes: %v", n, err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if !bytes.Equal(in, out) {
+		t.Fatal("echo differs")
+	}
+}
+
+func findFlow(t testing.TB, states []State, dst netip.AddrPort) *State {
+	t.Helper()
+	for i := range states {
+		s := &states[i]
+		if s.Proto == unix.IPPROTO_TCP && netip.AddrPortFrom(s.Orig.Dst, s.Orig.DstPort) == dst {
+			return s
+		}
+	}
+	t.Fatalf("no tcp state to %v among %d", dst, len(states))
+	return nil
+}
+
+func dumpIn(t testing.TB, n *testNS) []State {
+	t.Helper()
+	var out []State
+	n.do(t, func() error {
+		ct, err := DialConntrack()
+		if err != nil {
+			return err
+		}
+		defer ct.Close()
+		out, err = ct.Dump(nil)
+		return err
+	})
+	return out
+}
+
+func injectIn(t testing.TB, n *testNS, s *State) {
+	t.Helper()
+	n.do(t, func() error {
+		ct, err := DialConntrack()
+		if err != nil {
+			return err
+		}
+		defer ct.Close()
+		return ct.Inject(s)
+	})
+}
+
+// TestInjectedNATFlowSurvivesFailover is the kernel fact the design rests
+// on: an established, redirected and source-NATed TCP flow, copied from
+// router A's conntrack into identical router B's, continues through B with
+// the same translations (same backend, same translated source port), with
+// data in flight right after the move and no reset.
+func TestInjectedNATFlowSurvivesFailover(t *testing.T) {
+	b := newFailoverBed(t)
+	echoServer(t, b.s, bedBackend.String())
+	c := dialIn(t, b.c, bedVIP.String())
+	roundTrip(t, c, 64<<10, 1)
+
+	src := findFlow(t, dumpIn(t, b.ra), bedVIP)
+	if src.Status&(StatusDstNAT|StatusSrcNAT) != StatusDstNAT|StatusSrcNAT || src.TCP.State != TCPEstablished {
+		t.Fatalf("router A's entry: status %#x tcp state %d, want DNAT+SNAT established", src.Status, src.TCP.State)
+	}
+	if dnat, snat := src.NAT(); dnat != bedBackend || snat.Addr() != bedSNAT || snat.Port() < 40000 || snat.Port() > 40999 {
+		t.Fatalf("router A's translations: dnat %v snat %v", dnat, snat)
+	}
+	injectIn(t, b.rb, src)
+	got := findFlow(t, dumpIn(t, b.rb), bedVIP)
+	if got.Reply != src.Reply || got.Status&(StatusDstNAT|StatusSrcNAT|StatusDstNATDone|StatusSrcNATDone) != StatusDstNAT|StatusSrcNAT|StatusDstNATDone|StatusSrcNATDone {
+		t.Fatalf("router B's injected entry: reply %+v status %#x, want reply %+v with NAT and NAT_DONE bits", got.Reply, got.Status, src.Reply)
+	}
+	if got.TCP.State != TCPEstablished || got.Status&StatusAssured == 0 {
+		t.Fatalf("router B's injected entry: tcp state %d status %#x", got.TCP.State, got.Status)
+	}
+
+	// Mid-stream: the client keeps writing while the routes move.
+	b.moveToB(t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			logNS(t, b.rb)
+			logNS(t, b.c)
+			logNS(t, b.s)
+		}
+	})
+	for i := 0; i < 4; i++ {
+		roundTrip(t, c, 256<<10, byte(i))
+	}
+	after := findFlow(t, dumpIn(t, b.rb), bedVIP)
+	if after.Reply != src.Reply {
+		t.Fatalf("translation changed after failover: %+v, was %+v", after.Reply, src.Reply)
+	}
+	if after.Packets != [2]uint64{} && after.Packets[0] == 0 {
+		t.Fatalf("router B did not carry the flow: %+v", after.Packets)
+	}
+	// A clean close through B.
+	c.(*net.TCPConn).CloseWrite()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := io.Copy(io.Discard, c); err != nil || n != 0 {
+		t.Fatalf("close through B: %d bytes, %v", n, err)
+	}
+}
+
+// TestPlainCreateCarriesNoNAT pins the other half of the kernel fact: an
+// entry created with its translated reply tuple but no NAT bindings (what
+// a generic ctnetlink create does) gets no NAT status bits, so the kernel
+// would not translate its packets. Inject must therefore set NAT up.
+func TestPlainCreateCarriesNoNAT(t *testing.T) {
+	testenv.RequireRoot(t)
+	n := newNS(t, "plain")
+	s := State{Proto: unix.IPPROTO_TCP, Status: StatusSeenReply | StatusAssured | StatusDstNAT | StatusDstNATDone | StatusConfirmed,
+		Orig:    Tuple{Src: netip.MustParseAddr("192.0.2.10"), Dst: bedVIP.Addr(), SrcPort: 40001, DstPort: bedVIP.Port()},
+		Reply:   Tuple{Src: bedBackend.Addr(), Dst: netip.MustParseAddr("192.0.2.10"), SrcPort: bedBackend.Port(), DstPort: 40001},
+		Timeout: 100, TCP: TCPInfo{State: TCPEstablished}}
+	n.do(t, func() error {
+		c, err := conntrack.Dial(nil)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		f := conntrack.NewFlow(unix.IPPROTO_TCP, conntrack.Status(s.Status), s.Orig.Src, s.Orig.Dst, s.Orig.SrcPort, s.Orig.DstPort, 100, 0)
+		f.TupleReply = toTuple(s.Proto, s.Reply)
+		return c.Create(f)
+	})
+	got := findFlow(t, dumpIn(t, n), bedVIP)
+	if got.Status&StatusDstNAT != 0 {
+		t.Fatalf("a plain create got DST_NAT (%#x): the kernel changed, revisit Inject's NAT setup", got.Status)
+	}
+	// The same state through Inject in a fresh namespace gets the bits.
+	n2 := newNS(t, "inject")
+	injectIn(t, n2, &s)
+	got = findFlow(t, dumpIn(t, n2), bedVIP)
+	if got.Status&(StatusDstNAT|StatusDstNATDone) != StatusDstNAT|StatusDstNATDone || got.Reply != s.Reply {
+		t.Fatalf("Inject: status %#x reply %+v, want DST_NAT(_DONE) and %+v", got.Status, got.Reply, s.Reply)
+	}
+}
