@@ -1,0 +1,367 @@
+package compile
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/nftables"
+
+	"github.com/pfcarp/pfcarp/nft"
+	"github.com/pfcarp/pfcarp/pfconf"
+)
+
+// Connection mark layout: the contract with pfsync and with -s rules -v.
+const (
+	// CtMarkRuleMask holds the number + 1 of the filter rule that created
+	// the state (0: none).
+	CtMarkRuleMask uint32 = 0x0000ffff
+	// CtMarkPass marks a connection passed by "nat pass"/"rdr pass".
+	CtMarkPass uint32 = 1 << 29
+	// CtMarkState marks a connection passed by a keep-state rule: its
+	// later packets pass without rule evaluation.
+	CtMarkState uint32 = 1 << 30
+	// CtMarkNoSync marks a connection of a (no-sync) rule: pfsync must not
+	// replicate it.
+	CtMarkNoSync uint32 = 1 << 31
+)
+
+// DefaultLogGroup is the NFLOG group of `log` rules unless Options say
+// otherwise (117 is DLT_PFLOG's number).
+const DefaultLogGroup = 117
+
+// DefaultStickyTimeout is how long a sticky-address entry outlives the last
+// new connection from its source when pf.conf sets no src.track timeout.
+// pf's default (0) keeps a source node while it has states; here entries are
+// only refreshed by new connections, so 0 would forget a client between two
+// page loads.
+const DefaultStickyTimeout = 5 * time.Minute
+
+// Chain names.
+const (
+	ChainDNAT      = "hook_dnat"
+	ChainIn        = "hook_in"
+	ChainFwd       = "hook_fwd"
+	ChainOut       = "hook_out"
+	ChainSNAT      = "hook_snat"
+	ChainRDR       = "rdr"
+	ChainNAT       = "nat"
+	ChainFilterIn  = "filter_in"
+	ChainFilterOut = "filter_out"
+)
+
+// StickyMapName is the dynamic map of rdr (or rdr-to) rule nr's
+// sticky-address choices for one address family.
+func StickyMapName(kind nft.Kind, nr int, v6 bool) string {
+	f := "4"
+	if v6 {
+		f = "6"
+	}
+	return "sticky_" + kind.String() + strconv.Itoa(nr) + "_" + f
+}
+
+// Options tune Compile. The zero value uses the defaults.
+type Options struct {
+	// LogGroup is the NFLOG group of log rules; 0 means DefaultLogGroup.
+	LogGroup uint16
+	// StickyTimeout overrides pf.conf's src.track timeout when > 0.
+	StickyTimeout time.Duration
+	// RuleText returns the rule as pfctl prints it, for the records; nil
+	// means the compiler's own short description.
+	RuleText func(kind nft.Kind, r *pfconf.Rule) string
+}
+
+// compiler holds one Compile call.
+type compiler struct {
+	rs   *pfconf.Ruleset
+	opts Options
+	errs pfconf.ErrorList
+	prog *nft.Program
+
+	nrs    map[*pfconf.Rule]int // rule numbers per ruleset kind, as the BSD kernels number them
+
+	tables map[string]*tableSets
+	sets   map[string]bool
+	sticky time.Duration
+
+	filterIn, filterOut, rdr, nat []*nft.Rule
+}
+
+type tableSets struct {
+	v4, v6 *nft.Set
+}
+
+// Compile translates rs. On error it returns nil and an *pfconf.ErrorList
+// naming every rule it refuses (file:line:col: rule: reason).
+func Compile(rs *pfconf.Ruleset, opts Options) (*nft.Program, error) {
+	if opts.LogGroup == 0 {
+		opts.LogGroup = DefaultLogGroup
+	}
+	c := &compiler{rs: rs, opts: opts, prog: &nft.Program{}, tables: map[string]*tableSets{}, sets: map[string]bool{}, nrs: map[*pfconf.Rule]int{}}
+	c.sticky = c.stickyTimeout()
+	c.decls()
+	if rs.Main != nil {
+		for _, list := range [][]*pfconf.Rule{rs.Main.Scrub, rs.Main.Filter, rs.Main.NAT, rs.Main.RDR, rs.Main.BINAT} {
+			for i, r := range list {
+				c.nrs[r] = i
+			}
+		}
+		c.anchorRules(rs.Main)
+		for _, r := range rs.Main.Scrub {
+			c.record(nft.KindScrub, r)
+			c.scrub(r)
+		}
+		for _, r := range rs.Main.BINAT {
+			c.record(nft.KindBINAT, r)
+			c.binat(r)
+		}
+		for _, r := range rs.Main.RDR {
+			c.record(nft.KindRDR, r)
+			c.rdrRule(r)
+		}
+		for _, r := range rs.Main.NAT {
+			c.record(nft.KindNAT, r)
+			c.natRule(r)
+		}
+		c.filter(rs.Main.Filter)
+	}
+	c.errs.Sort()
+	if err := c.errs.Err(); err != nil {
+		return nil, err
+	}
+	c.assemble()
+	return c.prog, nil
+}
+
+// anchorRules refuses anchors (not supported yet) and ether rules.
+func (c *compiler) anchorRules(a *pfconf.Anchor) {
+	for _, r := range a.Ether {
+		c.errorf(r.Pos, "ether rules are not supported: nftables' inet table does not see layer 2")
+	}
+	for _, list := range [][]*pfconf.Rule{a.Scrub, a.Filter, a.NAT, a.RDR, a.BINAT} {
+		for _, r := range list {
+			if r.Anchor != nil || r.AnchorCall != "" {
+				c.errorf(r.Pos, "anchors are not supported yet (anchor %q)", r.AnchorCall)
+			}
+		}
+	}
+}
+
+func (c *compiler) errorf(pos pfconf.Pos, format string, args ...any) {
+	c.errs.Add(c.rs.Sources.Position(pos), fmt.Sprintf(format, args...))
+}
+
+// refuse reports that rule r uses something the kernel here cannot enforce.
+func (c *compiler) refuse(r *pfconf.Rule, format string, args ...any) {
+	c.errorf(r.Pos, "%s", fmt.Sprintf(format, args...))
+}
+
+var srcTrackRe = regexp.MustCompile(`(?m)^set timeout src\.track (\d+)$`)
+
+func (c *compiler) stickyTimeout() time.Duration {
+	if c.opts.StickyTimeout > 0 {
+		return c.opts.StickyTimeout
+	}
+	// Workaround until pfconf carries typed timeouts: read the printed
+	// option.
+	d := DefaultStickyTimeout
+	for _, decl := range c.rs.Decls {
+		if o, ok := decl.(*pfconf.OptionDecl); ok && o.Name == "timeout" {
+			for _, m := range srcTrackRe.FindAllStringSubmatch(o.Text, -1) {
+				if n, err := strconv.Atoi(m[1]); err == nil && n > 0 {
+					d = time.Duration(n) * time.Second
+				}
+			}
+		}
+	}
+	return d
+}
+
+// decls turns tables into sets and refuses what cannot be enforced.
+func (c *compiler) decls() {
+	for _, d := range c.rs.Decls {
+		switch d := d.(type) {
+		case *pfconf.AltqDecl:
+			c.errorf(d.Pos, "ALTQ queues are not supported: Linux has no ALTQ (use tc outside pfcarp): %s", d.Text)
+		case *pfconf.LimiterDecl:
+			c.errorf(d.Pos, "state limiters are not supported")
+		case *pfconf.TableDecl:
+			ts := c.table(d.Name)
+			for _, e := range d.Entries {
+				if e.Neg {
+					c.errorf(d.Pos, "table <%s>: negated entry !%s is not supported (nftables sets have no exceptions); split the table", d.Name, addrString(e.Addr))
+					continue
+				}
+				if e.Addr.Type != pfconf.AddrMask || !e.Addr.Addr.IsValid() {
+					c.errorf(d.Pos, "table <%s>: entry %s is not an address or network", d.Name, addrString(e.Addr))
+					continue
+				}
+				p := netip.PrefixFrom(e.Addr.Addr, e.Addr.Bits).Masked()
+				if p.Addr().Is4() {
+					ts.v4.Prefixes = append(ts.v4.Prefixes, p)
+				} else {
+					ts.v6.Prefixes = append(ts.v6.Prefixes, p)
+				}
+			}
+		}
+	}
+}
+
+// table returns the sets of pf table name, creating them empty.
+func (c *compiler) table(name string) *tableSets {
+	if ts := c.tables[name]; ts != nil {
+		return ts
+	}
+	ts := &tableSets{
+		v4: &nft.Set{Name: nft.TableSetName(name, false), Kind: nft.SetAddr, Table: name},
+		v6: &nft.Set{Name: nft.TableSetName(name, true), Kind: nft.SetAddr, V6: true, Table: name},
+	}
+	c.tables[name] = ts
+	c.prog.Sets = append(c.prog.Sets, ts.v4, ts.v6)
+	return ts
+}
+
+func (c *compiler) addSet(s *nft.Set) {
+	if !c.sets[s.Name] {
+		c.sets[s.Name] = true
+		c.prog.Sets = append(c.prog.Sets, s)
+	}
+}
+
+// nr is r's number in its ruleset kind (pfctl -s rules -vv's @N, and the
+// number pflog reports).
+func (c *compiler) nr(r *pfconf.Rule) int { return c.nrs[r] }
+
+func (c *compiler) record(kind nft.Kind, r *pfconf.Rule) {
+	text := ""
+	if c.opts.RuleText != nil {
+		text = c.opts.RuleText(kind, r)
+	}
+	if text == "" {
+		text = describe(r)
+	}
+	c.prog.Records = append(c.prog.Records, nft.Record{
+		Kind:   kind,
+		Nr:     c.nr(r),
+		Pos:    c.rs.Sources.Position(r.Pos).String(),
+		Text:   text,
+		Labels: r.Labels,
+	})
+}
+
+// describe is a short description of r for records when no printer is
+// given: action, direction and line.
+func describe(r *pfconf.Rule) string {
+	names := map[pfconf.Action]string{
+		pfconf.ActPass: "pass", pfconf.ActBlock: "block", pfconf.ActScrub: "scrub",
+		pfconf.ActNAT: "nat", pfconf.ActNoNAT: "no nat", pfconf.ActRDR: "rdr",
+		pfconf.ActNoRDR: "no rdr", pfconf.ActBINAT: "binat", pfconf.ActNoBINAT: "no binat",
+		pfconf.ActMatch: "match", pfconf.ActNoScrub: "no scrub",
+	}
+	s := names[r.Action]
+	switch r.Direction {
+	case pfconf.DirIn:
+		s += " in"
+	case pfconf.DirOut:
+		s += " out"
+	}
+	if r.Quick {
+		s += " quick"
+	}
+	if r.Ifname != "" {
+		s += " on "
+		if r.IfNot {
+			s += "! "
+		}
+		s += r.Ifname
+	}
+	return s
+}
+
+// assemble lays out the chains.
+func (c *compiler) assemble() {
+	hook := func(typ nftables.ChainType, num *nftables.ChainHook, prio int32) *nft.Hook {
+		return &nft.Hook{Type: typ, Num: *num, Priority: prio}
+	}
+	base := func(name string, h *nft.Hook, state bool, skipOut bool, target string) *nft.Chain {
+		ch := &nft.Chain{Name: name, Hook: h}
+		if state {
+			ch.Rules = append(ch.Rules, stateRule(), natPassRule())
+		}
+		for _, ifn := range c.rs.Skip {
+			ch.Rules = append(ch.Rules, skipRule(ifn, skipOut))
+		}
+		ch.Rules = append(ch.Rules, jumpRule(target))
+		return ch
+	}
+	c.prog.Chains = []*nft.Chain{
+		{Name: ChainRDR, Rules: c.rdr},
+		{Name: ChainNAT, Rules: c.nat},
+		{Name: ChainFilterIn, Rules: c.filterIn},
+		{Name: ChainFilterOut, Rules: c.filterOut},
+		base(ChainDNAT, hook(nftables.ChainTypeNAT, nftables.ChainHookPrerouting, -100), false, false, ChainRDR),
+		base(ChainIn, hook(nftables.ChainTypeFilter, nftables.ChainHookPrerouting, 0), true, false, ChainFilterIn),
+		base(ChainFwd, hook(nftables.ChainTypeFilter, nftables.ChainHookForward, 0), true, true, ChainFilterOut),
+		base(ChainOut, hook(nftables.ChainTypeFilter, nftables.ChainHookOutput, 0), true, true, ChainFilterOut),
+		base(ChainSNAT, hook(nftables.ChainTypeNAT, nftables.ChainHookPostrouting, 100), false, true, ChainNAT),
+	}
+}
+
+func addrString(a pfconf.Addr) string {
+	switch a.Type {
+	case pfconf.AddrMask:
+		if !a.Addr.IsValid() {
+			return "any"
+		}
+		if a.Bits == a.Addr.BitLen() {
+			return a.Addr.String()
+		}
+		return netip.PrefixFrom(a.Addr, a.Bits).String()
+	case pfconf.AddrRange:
+		return a.Addr.String() + " - " + a.To.String()
+	case pfconf.AddrTable:
+		return "<" + a.Name + ">"
+	case pfconf.AddrDynIf:
+		return "(" + a.Name + ")"
+	case pfconf.AddrNoRoute:
+		return "no-route"
+	case pfconf.AddrURPF:
+		return "urpf-failed"
+	}
+	return "?"
+}
+
+// RuleTexts returns a RuleText function that gives each rule of rs as
+// `pfctl -nv` prints it, taken from pfconf's printer. (A stopgap until
+// pfconf prints single rules: it prints the whole ruleset once and assigns
+// the "@N" lines in pfctl's print order: scrub, nat, rdr, binat, filter.)
+// Rules it cannot match up get the compiler's short description.
+func RuleTexts(rs *pfconf.Ruleset) func(nft.Kind, *pfconf.Rule) string {
+	texts := map[*pfconf.Rule]string{}
+	if rs.Main != nil {
+		var b strings.Builder
+		if err := rs.Print(&b, 2); err == nil {
+			var lines []string
+			for _, l := range strings.Split(b.String(), "\n") {
+				if m := atNrRe.FindStringSubmatch(l); m != nil {
+					lines = append(lines, m[1])
+				}
+			}
+			var rules []*pfconf.Rule
+			for _, list := range [][]*pfconf.Rule{rs.Main.Scrub, rs.Main.NAT, rs.Main.RDR, rs.Main.BINAT, rs.Main.Filter} {
+				rules = append(rules, list...)
+			}
+			if len(lines) == len(rules) {
+				for i, r := range rules {
+					texts[r] = lines[i]
+				}
+			}
+		}
+	}
+	return func(_ nft.Kind, r *pfconf.Rule) string { return texts[r] }
+}
+
+var atNrRe = regexp.MustCompile(`^@\d+ (.*)$`)

@@ -1,0 +1,81 @@
+// Package compile turns an expanded pf ruleset (pfconf.Ruleset) into an
+// nftables program (nft.Program): a pure function with no kernel access. It
+// owns the meaning of pf on nftables: which hook sees which rule, in which
+// order, with which verdict, and the metadata (pf rule numbers, text,
+// labels) stored with the kernel rules. It does not parse pf.conf (pfconf
+// does), does not talk to the kernel (nft does), and does not resolve
+// interface or host names (pfconf's expansion did).
+//
+// # Hooks: where pf's "in" and "out" happen
+//
+// pf filters a packet when it enters an interface ("in", on that interface)
+// and again when it leaves one ("out", on the outgoing interface); a
+// forwarded packet meets both. rdr happens before filtering (filter rules see
+// the translated destination), nat after it. The table inet pfcarp has these
+// base chains (policy accept: pf's default is pass):
+//
+//	hook_dnat  nat    prerouting  -100  set skip; jump rdr       (binat in, rdr, rdr-to: first match)
+//	hook_in    filter prerouting     0  state; set skip; jump filter_in
+//	hook_fwd   filter forward        0  state; set skip; jump filter_out
+//	hook_out   filter output         0  state; set skip; jump filter_out
+//	hook_snat  nat    postrouting  100  set skip; jump nat       (binat out, nat, nat-to: first match)
+//
+// filter_in holds every rule that applies inbound (in or no direction),
+// matching the interface with iifname; filter_out every rule that applies
+// outbound, matching oifname. filter_in runs in prerouting after DNAT, so
+// "in" rules see rdr's translated destination, as in pf, and it runs for
+// both forwarded and locally delivered packets. filter_out runs in forward
+// and output, not postrouting, because the kernel refuses reject (block
+// return) in postrouting; so "out" rules see the source address before nat
+// (pf shows them the translated one). Write out rules on the inside address,
+// or use the nat rule's own criteria; this is the one place pfcarp and pf
+// differ.
+//
+// # Evaluation order
+//
+// pf takes the last matching rule unless a quick rule matches first. The
+// filter chains therefore hold: match rules (no verdict: log and count) in
+// file order, then quick rules in file order, then the other rules in
+// reverse file order, each with a terminal verdict; a packet that matches
+// none passes by the chain's policy (pf's default pass, without state).
+// Translation chains are first match in file order, binat before nat/rdr, as
+// pf evaluates them; "no nat" and "no rdr" are accept (stop translating).
+//
+// # State
+//
+// Every connection is tracked by conntrack, but only those a keep-state rule
+// passed carry CtMarkState; the base filter chains start with
+// "ct state established,related ct mark & CtMarkState accept", so packets of
+// a kept state (both directions, ICMP errors included) pass without rule
+// evaluation, and packets of a "no state" connection are evaluated like pf's
+// stateless packets. A pass rule that keeps state sets CtMarkState and, with
+// (no-sync), CtMarkNoSync (the contract with pfsync: skip such connections),
+// and writes its rule number + 1 into the low 16 bits (CtMarkRuleMask), so
+// states can be counted per rule. nat pass / rdr pass set CtMarkPass, which
+// lets the connection's first packet through the filter chains.
+//
+// # Tables, pools, sticky-address
+//
+// A pf table <t> is two interval sets, nft.TableSetName(t, false/true). A
+// table entry with "!" (an exception) is refused at load time. A translation
+// pool of several addresses is a constant map index -> address per family,
+// chosen by numgen inc (round-robin), numgen random (random) or jhash of the
+// source address (source-hash; the seed is the XOR of the four 32-bit words
+// of pf's key). bitmask keeps the source's host bits under the pool's
+// network. Tables used as pools are expanded when the ruleset is compiled (a
+// later pfctl -T change does not change the pool). sticky-address adds a
+// dynamic map StickyMapName(rule, family) source -> chosen address with a
+// timeout (pf's "set timeout src.track", DefaultStickyTimeout when unset or
+// 0): a first rule looks the source up and refreshes its entry, a second
+// chooses from the pool and records the choice. The maps are named so pfsync
+// can replicate them.
+//
+// # Counters and records
+//
+// Each kernel rule starts with a counter (evaluations: packets that reached
+// it in the compiled order) and has a counter before its verdict (packets it
+// matched). Only the first connection packet meets the rules (later packets
+// pass by state), so per-rule packet and byte counts are pf's counts of
+// connections' first packets, not whole connections. See package nft for
+// how pf rule text, number and labels are kept with the rules.
+package compile

@@ -1,0 +1,464 @@
+package compile
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+
+	"github.com/pfcarp/pfcarp/nft"
+	"github.com/pfcarp/pfcarp/pfconf"
+)
+
+// maxPoolAddrs bounds how many addresses a pool given as a network, range
+// or table may expand to.
+const maxPoolAddrs = 4096
+
+// natRule compiles an old-style nat or no nat rule into the nat chain.
+func (c *compiler) natRule(r *pfconf.Rule) {
+	if msg := unsupported(r); msg != "" {
+		c.refuse(r, "%s", msg)
+		return
+	}
+	switch r.Action {
+	case pfconf.ActNAT:
+		c.translation(r, nft.KindNAT, r.NAT, false)
+	case pfconf.ActNoNAT:
+		c.noTranslation(r, nft.KindNAT, false)
+	}
+}
+
+// rdrRule compiles an old-style rdr or no rdr rule into the rdr chain.
+func (c *compiler) rdrRule(r *pfconf.Rule) {
+	if msg := unsupported(r); msg != "" {
+		c.refuse(r, "%s", msg)
+		return
+	}
+	switch r.Action {
+	case pfconf.ActRDR:
+		c.translation(r, nft.KindRDR, r.NAT, true)
+	case pfconf.ActNoRDR:
+		c.noTranslation(r, nft.KindRDR, true)
+	}
+}
+
+// binat compiles binat (both directions) and no binat.
+func (c *compiler) binat(r *pfconf.Rule) {
+	if msg := unsupported(r); msg != "" {
+		c.refuse(r, "%s", msg)
+		return
+	}
+	if r.Action == pfconf.ActNoBINAT {
+		c.noTranslation(r, nft.KindBINAT, false)
+		c.noTranslation(r, nft.KindBINAT, true)
+		return
+	}
+	if len(r.NAT.Addrs) != 1 || r.NAT.Addrs[0].Addr.Type != pfconf.AddrMask || !r.NAT.Addrs[0].Addr.Addr.IsValid() {
+		c.refuse(r, "binat needs one translation address or network")
+		return
+	}
+	if r.Src.Addr.Type != pfconf.AddrMask || !r.Src.Addr.Addr.IsValid() || r.Src.Neg {
+		c.refuse(r, "binat needs an address or network as its source")
+		return
+	}
+	inside := netip.PrefixFrom(r.Src.Addr.Addr, r.Src.Addr.Bits).Masked()
+	outside := netip.PrefixFrom(r.NAT.Addrs[0].Addr.Addr, r.NAT.Addrs[0].Addr.Bits).Masked()
+	if inside.Bits() != outside.Bits() || inside.Addr().Is4() != outside.Addr().Is4() {
+		c.refuse(r, "binat maps %s to %s: the networks must have the same size and family", inside, outside)
+		return
+	}
+	fam := byte(famV4)
+	if inside.Addr().Is6() {
+		fam = famV6
+	}
+	part := 0
+	// Outbound: source inside -> outside.
+	b := &builder{}
+	b.counter()
+	if !c.match(b, r, matchOpts{out: true, fam: fam}) {
+		return
+	}
+	c.natTo(b, r, false, fam, inside, outside)
+	c.nat = append(c.nat, b.rule(nft.Ref{Kind: nft.KindBINAT, Nr: c.nr(r), Part: part}))
+	// Inbound: destination outside -> inside, from the rule's "to".
+	in := *r
+	in.Src = r.Dst
+	in.Dst = pfconf.RuleAddr{Addr: r.NAT.Addrs[0].Addr}
+	b = &builder{}
+	b.counter()
+	if !c.match(b, &in, matchOpts{fam: fam}) {
+		return
+	}
+	c.natTo(b, r, true, fam, outside, inside)
+	c.rdr = append(c.rdr, b.rule(nft.Ref{Kind: nft.KindBINAT, Nr: c.nr(r), Part: part}))
+}
+
+// natTo adds a 1:1 prefix translation from -> to (binat).
+func (c *compiler) natTo(b *builder, r *pfconf.Rule, dnat bool, fam byte, from, to netip.Prefix) {
+	last := prefixLast(to)
+	typ, kw := expr.NATTypeSourceNAT, "snat"
+	if dnat {
+		typ, kw = expr.NATTypeDestNAT, "dnat"
+	}
+	b.counter()
+	if r.NatPass {
+		setMark(b, CtMarkPass|CtMarkState, 0)
+	}
+	if to.IsSingleIP() {
+		b.add(fmt.Sprintf("%s %s to %s", kw, ipWord(fam), to.Addr()),
+			&expr.Immediate{Register: 1, Data: to.Addr().AsSlice()},
+			&expr.NAT{Type: typ, Family: uint32(fam), RegAddrMin: 1})
+		return
+	}
+	b.add(fmt.Sprintf("%s %s prefix to %s", kw, ipWord(fam), to),
+		&expr.Immediate{Register: 1, Data: to.Addr().AsSlice()},
+		&expr.Immediate{Register: 2, Data: last.AsSlice()},
+		&expr.NAT{Type: typ, Family: uint32(fam), RegAddrMin: 1, RegAddrMax: 2, Prefix: true})
+}
+
+func ipWord(fam byte) string {
+	if fam == famV6 {
+		return "ip6"
+	}
+	return "ip"
+}
+
+func prefixLast(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().AsSlice()
+	for i := range b {
+		lo := i * 8
+		switch {
+		case lo >= p.Bits():
+			b[i] = 0xff
+		case lo+8 > p.Bits():
+			b[i] |= 0xff >> uint(p.Bits()-lo)
+		}
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
+
+// noTranslation compiles "no nat" / "no rdr" / "no binat": stop looking
+// for a translation.
+func (c *compiler) noTranslation(r *pfconf.Rule, kind nft.Kind, dnat bool) {
+	for i, fam := range ruleFamilies(r) {
+		b := &builder{}
+		b.counter()
+		if !c.match(b, r, matchOpts{out: !dnat, fam: fam}) {
+			return
+		}
+		b.counter()
+		b.add("accept", &expr.Verdict{Kind: expr.VerdictAccept})
+		ref := nft.Ref{Kind: kind, Nr: c.nr(r), Part: i}
+		if dnat {
+			c.rdr = append(c.rdr, b.rule(ref))
+		} else {
+			c.nat = append(c.nat, b.rule(ref))
+		}
+	}
+}
+
+// poolFamilies returns the families r's translation rules need.
+func poolFamilies(r *pfconf.Rule, pool pfconf.Pool) []byte {
+	fams := ruleFamilies(r)
+	if len(fams) == 1 && fams[0] != famAny {
+		return fams
+	}
+	var v4, v6, agnostic bool
+	for _, a := range pool.Addrs {
+		switch a.Addr.Type {
+		case pfconf.AddrMask, pfconf.AddrRange:
+			if a.Addr.Addr.Is4() {
+				v4 = true
+			} else {
+				v6 = true
+			}
+		default:
+			agnostic = true
+		}
+	}
+	var out []byte
+	if v4 || agnostic {
+		out = append(out, famV4)
+	}
+	if v6 || agnostic {
+		out = append(out, famV6)
+	}
+	return out
+}
+
+// poolAddrs returns the pool's addresses of family fam, expanding
+// networks, ranges and tables.
+func (c *compiler) poolAddrs(pool pfconf.Pool, fam byte) ([]netip.Addr, string) {
+	var out []netip.Addr
+	addRange := func(from, to netip.Addr) string {
+		for a := from; ; a = a.Next() {
+			if len(out) >= maxPoolAddrs {
+				return fmt.Sprintf("the pool has more than %d addresses", maxPoolAddrs)
+			}
+			out = append(out, a)
+			if a == to {
+				return ""
+			}
+		}
+	}
+	for _, pa := range pool.Addrs {
+		a := pa.Addr
+		switch a.Type {
+		case pfconf.AddrMask:
+			if !a.Addr.IsValid() || a.Addr.Is4() != (fam == famV4) {
+				continue
+			}
+			p := netip.PrefixFrom(a.Addr, a.Bits).Masked()
+			if msg := addRange(p.Addr(), prefixLast(p)); msg != "" {
+				return nil, msg
+			}
+		case pfconf.AddrRange:
+			if a.Addr.Is4() != (fam == famV4) {
+				continue
+			}
+			if msg := addRange(a.Addr, a.To); msg != "" {
+				return nil, msg
+			}
+		case pfconf.AddrTable:
+			ts := c.table(a.Name)
+			set := ts.v4
+			if fam == famV6 {
+				set = ts.v6
+			}
+			for _, rg := range nft.MergePrefixes(set.Prefixes) {
+				if msg := addRange(rg.From, rg.To); msg != "" {
+					return nil, msg
+				}
+			}
+		default:
+			return nil, fmt.Sprintf("pool address %s is not supported here", addrString(a))
+		}
+	}
+	return out, ""
+}
+
+// translation compiles one translation pool of rule r into the rdr chain
+// (dnat) or the nat chain.
+func (c *compiler) translation(r *pfconf.Rule, kind nft.Kind, pool pfconf.Pool, dnat bool) {
+	if pool.EndpointIndependent || pool.MapE.Offset != 0 {
+		c.refuse(r, "endpoint-independent and map-e-portset are not supported")
+		return
+	}
+	// Masquerade: nat to the outgoing interface's own address.
+	if !dnat && len(pool.Addrs) == 1 && pool.Addrs[0].Addr.Type == pfconf.AddrDynIf {
+		a := pool.Addrs[0].Addr
+		if r.Ifname == "" || a.Name != r.Ifname || r.IfNot {
+			c.refuse(r, "nat to (%s) follows the address of %s only on rules \"on %s\" (the kernel's masquerade uses the outgoing interface)", a.Name, a.Name, a.Name)
+			return
+		}
+		b := &builder{}
+		b.counter()
+		fams := ruleFamilies(r)
+		if len(fams) > 1 {
+			fams = []byte{famAny}
+		}
+		if !c.match(b, r, matchOpts{out: true, fam: fams[0]}) {
+			return
+		}
+		b.counter()
+		if r.NatPass {
+			setMark(b, CtMarkPass|CtMarkState, 0)
+		}
+		m := &expr.Masq{}
+		text := "masquerade"
+		if c.portsApply(r) && (pool.ProxyPort[0] != 0 || pool.ProxyPort[1] != 0) {
+			b.add("", &expr.Immediate{Register: 3, Data: be16(pool.ProxyPort[0])},
+				&expr.Immediate{Register: 4, Data: be16(pool.ProxyPort[1])})
+			m.ToPorts, m.RegProtoMin, m.RegProtoMax = true, 3, 4
+			text += fmt.Sprintf(" to :%d-%d", pool.ProxyPort[0], pool.ProxyPort[1])
+		}
+		b.add(text, m)
+		c.nat = append(c.nat, b.rule(nft.Ref{Kind: kind, Nr: c.nr(r)}))
+		return
+	}
+	part := 0
+	for _, fam := range poolFamilies(r, pool) {
+		addrs, msg := c.poolAddrs(pool, fam)
+		if msg != "" {
+			c.refuse(r, "%s", msg)
+			return
+		}
+		if len(addrs) == 0 {
+			continue
+		}
+		rules, ok := c.poolRules(r, kind, pool, dnat, fam, addrs)
+		if !ok {
+			return
+		}
+		for _, b := range rules {
+			ref := nft.Ref{Kind: kind, Nr: c.nr(r), Part: part}
+			part++
+			if dnat {
+				c.rdr = append(c.rdr, b.rule(ref))
+			} else {
+				c.nat = append(c.nat, b.rule(ref))
+			}
+		}
+	}
+	if part == 0 {
+		c.refuse(r, "the translation pool has no address of the rule's address family")
+	}
+}
+
+// portsApply reports whether r only matches protocols with ports.
+func (c *compiler) portsApply(r *pfconf.Rule) bool {
+	return r.Proto == protoTCP || r.Proto == protoUDP || r.Proto == protoSCTP
+}
+
+// poolRules builds the kernel rules of one family of a translation: one,
+// or two with sticky-address (reuse a recorded choice; choose and record).
+func (c *compiler) poolRules(r *pfconf.Rule, kind nft.Kind, pool pfconf.Pool, dnat bool, fam byte, addrs []netip.Addr) ([]*builder, bool) {
+	typ, kw := expr.NATTypeSourceNAT, "snat"
+	if dnat {
+		typ, kw = expr.NATTypeDestNAT, "dnat"
+	}
+	ip := ipWord(fam)
+	alen := uint32(4)
+	if fam == famV6 {
+		alen = 16
+	}
+	// Ports into registers 3 and 4.
+	var portText string
+	var portExprs []expr.Any
+	var pmin, pmax uint32
+	p0, p1 := pool.ProxyPort[0], pool.ProxyPort[1]
+	if dnat {
+		if p1 != 0 && p1 != p0 {
+			c.refuse(r, "rdr to a port range (%d:%d) is not supported: the kernel picks any port of a range, not pf's matching one; give one port", p0, p1)
+			return nil, false
+		}
+		if p0 != 0 {
+			if !c.portsApply(r) {
+				c.refuse(r, "rdr to a port needs proto tcp, udp or sctp")
+				return nil, false
+			}
+			portText = fmt.Sprintf(":%d", p0)
+			portExprs = []expr.Any{&expr.Immediate{Register: 3, Data: be16(p0)}}
+			pmin = 3
+		}
+	} else if (p0 != 0 || p1 != 0) && c.portsApply(r) {
+		portText = fmt.Sprintf(":%d-%d", p0, p1)
+		portExprs = []expr.Any{&expr.Immediate{Register: 3, Data: be16(p0)}, &expr.Immediate{Register: 4, Data: be16(p1)}}
+		pmin, pmax = 3, 4
+	}
+	nat := func(b *builder, target string) {
+		b.counter()
+		if r.NatPass {
+			setMark(b, CtMarkPass|CtMarkState, 0)
+		}
+		b.add("", portExprs...)
+		b.add(fmt.Sprintf("%s %s to %s%s", kw, ip, target, portText),
+			&expr.NAT{Type: typ, Family: uint32(fam), RegAddrMin: 2, RegProtoMin: pmin, RegProtoMax: pmax})
+	}
+	match := func() (*builder, bool) {
+		b := &builder{}
+		b.counter()
+		return b, c.match(b, r, matchOpts{out: !dnat, fam: fam})
+	}
+	if len(addrs) == 1 && pool.Type != pfconf.PoolBitmask {
+		b, ok := match()
+		if !ok {
+			return nil, false
+		}
+		b.add("", &expr.Immediate{Register: 2, Data: addrs[0].AsSlice()})
+		nat(b, addrs[0].String())
+		return []*builder{b}, true
+	}
+	if pool.Type == pfconf.PoolBitmask {
+		if len(pool.Addrs) != 1 || pool.Addrs[0].Addr.Type != pfconf.AddrMask {
+			c.refuse(r, "bitmask needs a single network as its pool")
+			return nil, false
+		}
+		pa := pool.Addrs[0].Addr
+		net := netip.PrefixFrom(pa.Addr, pa.Bits).Masked()
+		b, ok := match()
+		if !ok {
+			return nil, false
+		}
+		// pool network | (address & host mask): the source for nat, the
+		// destination for rdr.
+		host := netmask(int(alen), net.Bits())
+		for i := range host {
+			host[i] = ^host[i]
+		}
+		name := b.loadAddr(dnat, fam, false, 2)
+		b.add("", &expr.Bitwise{SourceRegister: 2, DestRegister: 2, Len: alen, Mask: host, Xor: net.Addr().AsSlice()})
+		hostAddr, _ := netip.AddrFromSlice(host)
+		nat(b, fmt.Sprintf("%s & %s | %s", name, hostAddr, net.Addr()))
+		return []*builder{b}, true
+	}
+
+	// A map index -> address, and a selector that computes the index.
+	mapName := fmt.Sprintf("pool_%s%d_%c", kind, c.nr(r), "46"[boolInt(fam == famV6)])
+	c.addSet(&nft.Set{Name: mapName, Kind: nft.SetPool, V6: fam == famV6, Pool: addrs})
+	n := uint32(len(addrs))
+	choose, ok := match()
+	if !ok {
+		return nil, false
+	}
+	var sel string
+	switch pool.Type {
+	case pfconf.PoolRandom:
+		sel = fmt.Sprintf("numgen random mod %d", n)
+		choose.add("", &expr.Numgen{Register: 2, Modulus: n, Type: unix.NFT_NG_RANDOM})
+	case pfconf.PoolSourceHash:
+		seed := pool.Key[0] ^ pool.Key[1] ^ pool.Key[2] ^ pool.Key[3]
+		src := choose.loadAddr(false, fam, false, 1)
+		sel = fmt.Sprintf("jhash %s mod %d seed 0x%08x", src, n, seed)
+		choose.add("", &expr.Hash{SourceRegister: 1, DestRegister: 2, Length: alen, Modulus: n, Seed: seed, Type: expr.HashTypeJenkins})
+	default: // round-robin
+		sel = fmt.Sprintf("numgen inc mod %d", n)
+		choose.add("", &expr.Numgen{Register: 2, Modulus: n, Type: unix.NFT_NG_INCREMENTAL})
+	}
+	choose.add("", &expr.Lookup{SourceRegister: 2, DestRegister: 2, IsDestRegSet: true, SetName: mapName})
+	target := sel + " map @" + mapName
+	if !pool.Sticky {
+		nat(choose, target)
+		return []*builder{choose}, true
+	}
+	// sticky-address: reuse the source's recorded choice, refreshing it.
+	sticky := StickyMapName(kind, c.nr(r), fam == famV6)
+	c.addSet(&nft.Set{Name: sticky, Kind: nft.SetSticky, V6: fam == famV6, Timeout: c.sticky})
+	reuse, ok := match()
+	if !ok {
+		return nil, false
+	}
+	src := reuse.loadAddr(false, fam, false, 1)
+	reuse.add("", &expr.Lookup{SourceRegister: 1, DestRegister: 2, IsDestRegSet: true, SetName: sticky})
+	reuse.add(fmt.Sprintf("update @%s { %s : %s saddr map @%s }", sticky, src, ip, sticky),
+		&expr.Dynset{SrcRegKey: 1, SrcRegData: 2, SetName: sticky, Operation: unix.NFT_DYNSET_OP_UPDATE})
+	nat(reuse, fmt.Sprintf("%s map @%s", src, sticky))
+	choose.loadAddr(false, fam, false, 1)
+	choose.add(fmt.Sprintf("update @%s { %s : %s }", sticky, src, target),
+		&expr.Dynset{SrcRegKey: 1, SrcRegData: 2, SetName: sticky, Operation: unix.NFT_DYNSET_OP_UPDATE})
+	nat(choose, target)
+	return []*builder{reuse, choose}, true
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// scrub accepts what Linux does anyway (reassembly: conntrack reassembles
+// fragments before any rule sees them) and refuses the normalisations it
+// does not do yet.
+func (c *compiler) scrub(r *pfconf.Rule) {
+	s := r.Scrub
+	switch {
+	case r.Action == pfconf.ActNoScrub:
+	case s.NoDF, s.RandomID, s.MinTTL != 0, s.MaxMSS != 0, s.SetTOSSet, s.ReassembleTCP:
+		c.refuse(r, "scrub options no-df, random-id, min-ttl, max-mss, set-tos and reassemble tcp are not supported yet")
+	case s.NoReassemble:
+		c.refuse(r, "fragment no reassemble is not possible: the kernel reassembles for connection tracking")
+	}
+}
