@@ -81,7 +81,7 @@ type compiler struct {
 	errs pfconf.ErrorList
 	prog *nft.Program
 
-	nrs    map[*pfconf.Rule]int // rule numbers per ruleset kind, as the BSD kernels number them
+	nrs map[*pfconf.Rule]int // rule numbers per ruleset kind, as the BSD kernels number them
 
 	tables map[string]*tableSets
 	sets   map[string]bool

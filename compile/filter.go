@@ -7,8 +7,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pfcarp/pfcarp/nft"
-	"github.com/pfcarp/pfcarp/pflog"
 	"github.com/pfcarp/pfcarp/pfconf"
+	"github.com/pfcarp/pfcarp/pflog"
 )
 
 // filter compiles the filter ruleset: translations of pass/match rules in

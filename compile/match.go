@@ -54,7 +54,7 @@ func (b *builder) clone() *builder {
 	return &builder{exprs: append([]expr.Any(nil), b.exprs...), text: append([]string(nil), b.text...), needs: b.needs}
 }
 
-func u32(v uint32) []byte { return binary.NativeEndian.AppendUint32(nil, v) }
+func u32(v uint32) []byte  { return binary.NativeEndian.AppendUint32(nil, v) }
 func be16(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
 
 // ifname is the 16-byte, NUL-padded interface name nftables compares.
