@@ -194,7 +194,8 @@ func (n *NS) Exec(t testing.TB, what string, fn func() error) {
 }
 
 // Serve listens on TCP addr inside n and answers every connection with
-// reply, then closes it. The server stops at cleanup.
+// reply (or, when reply is "", the client's address as the server sees
+// it), then closes it. The server stops at cleanup.
 func (n *NS) Serve(t testing.TB, addr netip.AddrPort, reply string) {
 	t.Helper()
 	var ln net.Listener
@@ -212,7 +213,11 @@ func (n *NS) Serve(t testing.TB, addr netip.AddrPort, reply string) {
 				return
 			}
 			c.SetDeadline(time.Now().Add(5 * time.Second))
-			c.Write([]byte(reply))
+			if reply == "" {
+				c.Write([]byte(c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap().String()))
+			} else {
+				c.Write([]byte(reply))
+			}
 			c.Close()
 		}
 	}()
