@@ -41,12 +41,13 @@ func runPfctl(env *Env, args []string, host netdb.Host) error {
 	optimize := fs.StringP("optimize", "o", "", "ruleset optimizer level: none, basic or profile")
 	quiet := fs.BoolP("quiet", "q", false, "print only errors")
 	defines := fs.StringArrayP("define", "D", nil, "define macro=value")
+	kf := addKernelFlags(fs) // -s -F -e -d -t -T: pfctl_kernel.go
 	if err := fs.Parse(args); err != nil {
 		fmt.Fprintf(env.Stderr, "pfctl: %v\n", err)
 		io.WriteString(env.Stderr, pfctlUsage)
 		return &ExitError{Code: 1}
 	}
-	if fs.NArg() > 0 {
+	if fs.NArg() > 0 && *kf.tcmd == "" {
 		fmt.Fprintf(env.Stderr, "pfctl: unexpected argument %q\n", fs.Arg(0))
 		io.WriteString(env.Stderr, pfctlUsage)
 		return &ExitError{Code: 1}
@@ -60,6 +61,13 @@ func runPfctl(env *Env, args []string, host netdb.Host) error {
 	default:
 		fmt.Fprintf(env.Stderr, "pfctl: unknown optimization level %q (none, basic or profile)\n", *optimize)
 		return &ExitError{Code: 1}
+	}
+	if err := kf.check(); err != nil {
+		fmt.Fprintf(env.Stderr, "pfctl: %v\n", err)
+		return &ExitError{Code: 1}
+	}
+	if *file == "" && kf.any() {
+		return runKernelOps(env, kf, fs.Args(), *verbose)
 	}
 	if *file == "" {
 		io.WriteString(env.Stderr, "pfctl: no ruleset file given (-f FILE); only -nf is supported so far\n")
@@ -114,8 +122,7 @@ func runPfctl(env *Env, args []string, host netdb.Host) error {
 		}
 	}
 	if !*noAction {
-		io.WriteString(env.Stderr, "pfctl: loading rules into the kernel is not available yet; use -n to check a ruleset\n")
-		return &ExitError{Code: 1}
+		return loadRuleset(env, rs, kf, *verbose) // pfctl_load_linux.go
 	}
 	return nil
 }

@@ -1,0 +1,41 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/pfcarp/pfcarp/compile"
+	"github.com/pfcarp/pfcarp/nft"
+	"github.com/pfcarp/pfcarp/pfconf"
+)
+
+// loadRuleset compiles rs and loads it into the kernel in one transaction
+// (pfctl -f FILE), then runs the other kernel operations asked for (-e,
+// -s ...). A refusal names the rule, its line and the reason, and nothing
+// is changed.
+func loadRuleset(env *Env, rs *pfconf.Ruleset, k *kernelFlags, verbose int) error {
+	prog, err := compile.Compile(rs, compile.Options{RuleText: compile.RuleTexts(rs)})
+	if err != nil {
+		var el *pfconf.ErrorList
+		if errors.As(err, &el) {
+			io.WriteString(env.Stderr, el.PfctlString())
+		} else {
+			fmt.Fprintf(env.Stderr, "pfctl: %v\n", err)
+		}
+		io.WriteString(env.Stderr, "pfctl: the kernel cannot enforce this ruleset: pf rules not loaded\n")
+		return &ExitError{Code: 1}
+	}
+	if verbose >= 3 {
+		io.WriteString(env.Stdout, prog.String())
+	}
+	if err := nft.Open().Load(prog); err != nil {
+		fmt.Fprintf(env.Stderr, "pfctl: %v\n", err)
+		io.WriteString(env.Stderr, "pfctl: pf rules not loaded\n")
+		return &ExitError{Code: 1}
+	}
+	if k.any() {
+		return runKernelOps(env, k, nil, verbose)
+	}
+	return nil
+}
