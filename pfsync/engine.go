@@ -1,0 +1,673 @@
+package pfsync
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/pfcarp/pfcarp/internal/clock"
+)
+
+// Table is the local state table the Engine replicates: the kernel's
+// conntrack (Conntrack) or a fake in tests.
+type Table interface {
+	// Dump returns the entries to sync (the caller filters no-sync ones
+	// again, so a table may return them).
+	Dump() ([]State, error)
+	// Inject creates or updates an entry received from the peer.
+	Inject(s *State) error
+	// Delete removes the entry with s's key; a missing one is not an error.
+	Delete(s *State) error
+}
+
+// StickyTable holds sticky-address bindings (nftables dynamic maps).
+type StickyTable interface {
+	Dump() ([]Sticky, error)
+	Set(k *Sticky) error // Set with k.Delete removes the binding
+}
+
+// EventType says what happened to a local entry.
+type EventType uint8
+
+// Event types, as conntrack's NEW, UPDATE and DESTROY groups.
+const (
+	EventNew EventType = iota + 1
+	EventUpdate
+	EventDestroy
+)
+
+// Event is a change in the local table.
+type Event struct {
+	Type  EventType
+	State State
+}
+
+// Defaults, after FreeBSD's if_pfsync.c where it has them.
+const (
+	DefaultMaxUpd = 128 // pfsync(4)'s maxupd default
+	// DefaultFlushInterval bounds how long a queued change waits for
+	// company. FreeBSD waits up to 1 s; pfcarp flushes sooner because the
+	// sync lag is the window in which a failover loses a new flow.
+	DefaultFlushInterval = 100 * time.Millisecond
+	// DefaultBulkTimeout and DefaultBulkTries: FreeBSD's bulk-fail callout
+	// is 5 s and a request is retried up to PFSYNC_MAX_BULKTRIES (12)
+	// times before it gives up and lifts the demotion anyway.
+	DefaultBulkTimeout = 5 * time.Second
+	DefaultBulkTries   = 12
+	// DefaultBulkMax caps a bulk update that keeps making progress.
+	DefaultBulkMax = 5 * time.Minute
+	DefaultMTU     = 1500
+	bulkBurst      = 64 // messages sent per Tick while serving a bulk update
+)
+
+// Options configure an Engine. Table, Clock and Send are required.
+type Options struct {
+	Clock  clock.Clock
+	Logger *slog.Logger
+	Table  Table
+	Sticky StickyTable // nil: no sticky-address sync
+	// Send transmits one sealed message to the peer(s).
+	Send func(msg []byte) error
+	// Demote adjusts CARP's node-wide demotion (nil: no CARP).
+	Demote func(delta int, reason string)
+	Key    []byte // pfsync_key; empty: unauthenticated
+	NodeID uint32 // this node's id on the wire (non-zero)
+	// Epoch starts this run's sequence space; zero means Clock.Now().
+	Epoch uint64
+	// NoSyncMask: entries with mark&NoSyncMask != 0 are neither sent nor
+	// accepted (pf's no-sync). Zero disables the check.
+	NoSyncMask    uint32
+	MaxUpd        int
+	FlushInterval time.Duration
+	BulkTimeout   time.Duration
+	BulkTries     int
+	BulkMax       time.Duration
+	MTU           int
+	// SyncDev and SyncPeer are reported in Status only.
+	SyncDev  string
+	SyncPeer netip.Addr
+}
+
+// BulkState is the requesting side of a bulk update.
+//
+//	         Start / link heal             peer's BULK START
+//	  Idle ───────────────────> Requested ───────────────────> Receiving
+//	   ^  (demote +1, request)   │  timeout: retry request       │ progress resets the timer
+//	   │                         │  after BulkTries: give up     │ BULK END, timeout after
+//	   └─────────────────────────┴───────────────────────────────┘ BulkTries, or BulkMax
+//	                     (demote -1; a give-up logs at error level)
+type BulkState uint8
+
+// Bulk states.
+const (
+	BulkIdle BulkState = iota
+	BulkRequested
+	BulkReceiving
+)
+
+func (b BulkState) String() string {
+	switch b {
+	case BulkIdle:
+		return "idle"
+	case BulkRequested:
+		return "requested"
+	case BulkReceiving:
+		return "receiving"
+	}
+	return "?"
+}
+
+type entry struct {
+	s       State
+	updated int64 // unix ns of the newest version we hold (ours or the peer's)
+	peer    bool  // last written by the peer
+}
+
+type pendOp uint8
+
+const (
+	pendUpdate pendOp = iota + 1
+	pendDelete
+)
+
+type pending struct {
+	op    pendOp
+	s     State
+	count int // updates coalesced
+}
+
+// Engine is pfsync's protocol core: it turns local table changes into
+// batched, authenticated messages, applies the peer's messages to the local
+// table, and runs the bulk update (both serving and requesting). It is not
+// safe for concurrent use: one goroutine (a Runner, or a test) calls every
+// method, and drives time through Deadline and Tick.
+type Engine struct {
+	o    Options
+	log  *slog.Logger
+	auth *Auth // sealing
+	open *Auth // opening (separate hash state)
+	seq  uint64
+
+	table map[Key]*entry
+
+	pend      map[Key]*pending
+	order     []Key
+	pendSince time.Time
+
+	// requesting side
+	bulk        BulkState
+	bulkTries   int
+	bulkDemoted bool
+	bulkBegan   time.Time
+	bulkDue     time.Time
+	bulkGot     uint64
+
+	// serving side
+	serve     []State
+	serveSent uint64
+
+	replay map[uint32]*replayWindow
+
+	stats Stats
+	buf   []byte
+	nrec  int
+}
+
+// Stats are the Engine's counters.
+type Stats struct {
+	MsgsSent, MsgsReceived     uint64
+	StatesSent, StatesReceived uint64
+	DeletesSent, DeletesRecv   uint64
+	StickySent, StickyRecv     uint64
+	Dropped                    [NumDrops]uint64
+	SendErrors                 uint64
+	InjectErrors               uint64
+	Stale                      uint64 // peer updates older than ours, ignored
+	NoSyncSkipped              uint64
+	Echoes                     uint64 // local events that carried nothing new
+	BulkRequestsSent           uint64
+	BulkRequestsServed         uint64
+	BulkDone, BulkFailed       uint64
+	LastBulkDuration           time.Duration
+	LastBulkStates             uint64
+}
+
+// NewEngine returns an Engine; it sends nothing until Start.
+func NewEngine(o Options) (*Engine, error) {
+	if o.Table == nil || o.Clock == nil || o.Send == nil {
+		return nil, fmt.Errorf("pfsync: NewEngine needs a Table, a Clock and Send")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.MaxUpd <= 0 {
+		o.MaxUpd = DefaultMaxUpd
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = DefaultFlushInterval
+	}
+	if o.BulkTimeout <= 0 {
+		o.BulkTimeout = DefaultBulkTimeout
+	}
+	if o.BulkTries <= 0 {
+		o.BulkTries = DefaultBulkTries
+	}
+	if o.BulkMax <= 0 {
+		o.BulkMax = DefaultBulkMax
+	}
+	if o.MTU <= 0 {
+		o.MTU = DefaultMTU
+	}
+	if o.MTU < 20+HeaderLen+MACLen+recHdrLen+stateFixed+4*16+8 {
+		return nil, fmt.Errorf("pfsync: MTU %d too small for one state", o.MTU)
+	}
+	if o.Epoch == 0 {
+		o.Epoch = uint64(o.Clock.Now().UnixNano())
+	}
+	e := &Engine{o: o, log: o.Logger, auth: NewAuth(o.Key), open: NewAuth(o.Key),
+		table: map[Key]*entry{}, pend: map[Key]*pending{}, replay: map[uint32]*replayWindow{}}
+	return e, nil
+}
+
+// Stats returns the counters.
+func (e *Engine) Stats() Stats { return e.stats }
+
+// Bulk returns the requesting side's bulk state.
+func (e *Engine) Bulk() BulkState { return e.bulk }
+
+// Len is the number of states the Engine tracks.
+func (e *Engine) Len() int { return len(e.table) }
+
+func (e *Engine) noSync(s *State) bool { return e.o.NoSyncMask != 0 && s.Mark&e.o.NoSyncMask != 0 }
+
+// Start loads the local table and requests a bulk update from the peer,
+// demoting CARP until it completes or gives up.
+func (e *Engine) Start() {
+	if states, err := e.o.Table.Dump(); err != nil {
+		e.log.Warn("pfsync: reading the local table", "err", err)
+	} else {
+		now := e.o.Clock.Now().UnixNano()
+		for i := range states {
+			if !e.noSync(&states[i]) {
+				e.table[states[i].Key()] = &entry{s: states[i], updated: now}
+			}
+		}
+	}
+	e.requestBulk("pfsync bulk start")
+}
+
+// LinkUp tells the Engine the sync interface's carrier returned: as after
+// a start, it requests a bulk update (BSD pfsync does so when its syncdev
+// comes back up).
+func (e *Engine) LinkUp() { e.requestBulk("pfsync bulk start (sync link up)") }
+
+func (e *Engine) requestBulk(reason string) {
+	now := e.o.Clock.Now()
+	if e.bulk == BulkIdle {
+		e.bulkBegan = now
+		e.bulkTries = 0
+		e.bulkGot = 0
+		if !e.bulkDemoted && e.o.Demote != nil {
+			e.o.Demote(1, reason)
+			e.bulkDemoted = true
+		}
+	}
+	e.bulk = BulkRequested
+	e.bulkDue = now.Add(e.o.BulkTimeout)
+	e.stats.BulkRequestsSent++
+	e.log.Info("pfsync: requesting bulk update", "try", e.bulkTries+1)
+	e.flush() // queued changes first: they are older than what we ask for
+	e.addRecord(recHdrLen, func(b []byte) []byte { return AppendBulkRequest(b) })
+	e.flush()
+}
+
+func (e *Engine) endBulk(ok bool, why string) {
+	d := e.o.Clock.Now().Sub(e.bulkBegan)
+	e.bulk = BulkIdle
+	if ok {
+		e.stats.BulkDone++
+		e.stats.LastBulkDuration = d
+		e.stats.LastBulkStates = e.bulkGot
+		e.log.Info("pfsync: bulk update done", "states", e.bulkGot, "duration", d)
+	} else {
+		e.stats.BulkFailed++
+		e.log.Error("pfsync: BULK UPDATE FAILED; lifting the CARP demotion anyway, this node may take over without the peer's states",
+			"reason", why, "tries", e.bulkTries, "states_received", e.bulkGot, "after", d)
+	}
+	if e.bulkDemoted && e.o.Demote != nil {
+		r := "pfsync bulk done"
+		if !ok {
+			r = "pfsync bulk fail"
+		}
+		e.o.Demote(-1, r)
+	}
+	e.bulkDemoted = false
+}
+
+// Local handles one change in the local table.
+func (e *Engine) Local(ev *Event) {
+	s := &ev.State
+	if !s.Orig.Src.IsValid() || !s.Orig.Dst.IsValid() {
+		return
+	}
+	if e.noSync(s) {
+		e.stats.NoSyncSkipped++
+		return
+	}
+	k := s.Key()
+	cur := e.table[k]
+	if ev.Type == EventDestroy {
+		if cur == nil {
+			e.stats.Echoes++ // the peer's delete, applied by us, or never synced
+			return
+		}
+		delete(e.table, k)
+		e.queue(k, pendDelete, s)
+		return
+	}
+	now := e.o.Clock.Now().UnixNano()
+	if cur != nil && sameReplicated(&cur.s, s) {
+		cur.s.Timeout = s.Timeout
+		e.stats.Echoes++
+		return
+	}
+	if cur == nil {
+		cur = &entry{}
+		e.table[k] = cur
+	}
+	cur.s, cur.updated, cur.peer = *s, now, false
+	e.queue(k, pendUpdate, s)
+}
+
+// LocalSticky queues a sticky binding change for the peer.
+func (e *Engine) LocalSticky(k *Sticky) {
+	if len(k.Map) == 0 || len(k.Map) > MaxMapName || !k.Source.IsValid() || k.Source.Is4() != k.Backend.Is4() {
+		return
+	}
+	e.stats.StickySent++
+	kk := *k
+	e.addRecord(StickyLen(&kk), func(b []byte) []byte { return AppendSticky(b, &kk) })
+}
+
+func (e *Engine) queue(k Key, op pendOp, s *State) {
+	p := e.pend[k]
+	if p == nil {
+		p = &pending{}
+		e.pend[k] = p
+		e.order = append(e.order, k)
+		if len(e.order) == 1 {
+			e.pendSince = e.o.Clock.Now()
+		}
+	}
+	p.op, p.s = op, *s
+	p.count++
+	if p.count >= e.o.MaxUpd {
+		e.flushPending()
+	}
+}
+
+// flushPending encodes every queued change and sends the messages.
+func (e *Engine) flushPending() {
+	now := e.o.Clock.Now().UnixNano()
+	for _, k := range e.order {
+		p := e.pend[k]
+		if p == nil {
+			continue
+		}
+		s := p.s
+		if p.op == pendDelete {
+			e.stats.DeletesSent++
+			e.addRecord(DeleteLen(&s), func(b []byte) []byte { return AppendDelete(b, &s) })
+		} else {
+			upd := now
+			if ent := e.table[k]; ent != nil {
+				upd = ent.updated
+			}
+			e.stats.StatesSent++
+			e.addRecord(StateLen(&s), func(b []byte) []byte { return AppendState(b, &s, upd) })
+		}
+		delete(e.pend, k)
+	}
+	e.order = e.order[:0]
+	e.flush()
+}
+
+// addRecord appends one record of size n, sending the message first when
+// the record would not fit.
+func (e *Engine) addRecord(n int, enc func([]byte) []byte) {
+	limit := e.o.MTU - 20
+	if e.auth.Enabled() {
+		limit -= MACLen
+	}
+	if e.nrec > 0 && (len(e.buf)+n > limit || e.nrec == 0xffff) {
+		e.flush()
+	}
+	if e.nrec == 0 {
+		e.seq++
+		h := Header{Sender: e.o.NodeID, Epoch: e.o.Epoch, Seq: e.seq}
+		e.buf = h.AppendTo(e.buf[:0])
+	}
+	e.buf = enc(e.buf)
+	e.nrec++
+}
+
+// flush seals and sends the message being built, if any.
+func (e *Engine) flush() {
+	if e.nrec == 0 {
+		return
+	}
+	msg := e.auth.Seal(e.buf, e.nrec)
+	e.buf, e.nrec = msg[:0], 0
+	e.stats.MsgsSent++
+	if err := e.o.Send(msg); err != nil {
+		e.stats.SendErrors++
+		e.log.Debug("pfsync: send", "err", err)
+	}
+}
+
+// Deadline reports when Tick must next run (ok false: nothing scheduled).
+func (e *Engine) Deadline() (t time.Time, ok bool) {
+	if len(e.serve) > 0 {
+		return e.o.Clock.Now(), true
+	}
+	if len(e.order) > 0 {
+		t, ok = e.pendSince.Add(e.o.FlushInterval), true
+	}
+	if e.bulk != BulkIdle && (!ok || e.bulkDue.Before(t)) {
+		t, ok = e.bulkDue, true
+	}
+	return t, ok
+}
+
+// Tick runs what is due: the flush of queued changes, the bulk update's
+// retry or give-up, and the next burst of a bulk update being served.
+func (e *Engine) Tick() {
+	now := e.o.Clock.Now()
+	if len(e.order) > 0 && !now.Before(e.pendSince.Add(e.o.FlushInterval)) {
+		e.flushPending()
+	}
+	if e.bulk != BulkIdle && !now.Before(e.bulkDue) {
+		switch {
+		case now.Sub(e.bulkBegan) >= e.o.BulkMax:
+			e.endBulk(false, fmt.Sprintf("not finished after %v", e.o.BulkMax))
+		case e.bulkTries+1 < e.o.BulkTries:
+			e.bulkTries++
+			e.requestBulk("")
+		default:
+			e.bulkTries++
+			e.endBulk(false, fmt.Sprintf("no complete bulk update after %d requests %v apart", e.bulkTries, e.o.BulkTimeout))
+		}
+	}
+	if len(e.serve) > 0 {
+		e.serveBurst()
+	}
+}
+
+func (e *Engine) serveBurst() {
+	start := e.stats.MsgsSent
+	for len(e.serve) > 0 && e.stats.MsgsSent-start < bulkBurst {
+		s := &e.serve[0]
+		upd := e.o.Clock.Now().UnixNano()
+		if ent := e.table[s.Key()]; ent != nil {
+			upd = ent.updated
+		}
+		e.addRecord(StateLen(s), func(b []byte) []byte { return AppendState(b, s, upd) })
+		e.serve = e.serve[1:]
+		e.serveSent++
+		e.stats.StatesSent++
+	}
+	if len(e.serve) == 0 {
+		e.serve = nil
+		n := uint32(e.serveSent)
+		e.addRecord(recHdrLen+8, func(b []byte) []byte { return AppendBulkStatus(b, BulkEnd, n) })
+		e.flush()
+		e.log.Info("pfsync: bulk update sent", "states", e.serveSent)
+	} else {
+		e.flush()
+	}
+}
+
+// startServing answers a bulk request: BULK START, every syncable state
+// (in bursts, from Tick) and the sticky bindings, then BULK END.
+func (e *Engine) startServing() {
+	e.stats.BulkRequestsServed++
+	// What we send is our view of the table: local and peer-written
+	// entries alike, so a flow that began here while the requester was
+	// away reaches it too.
+	e.flushPending()
+	states := make([]State, 0, len(e.table))
+	for _, ent := range e.table {
+		states = append(states, ent.s)
+	}
+	e.serve, e.serveSent = states, 0
+	n := uint32(len(states))
+	e.addRecord(recHdrLen+8, func(b []byte) []byte { return AppendBulkStatus(b, BulkStart, n) })
+	if e.o.Sticky != nil {
+		if ks, err := e.o.Sticky.Dump(); err != nil {
+			e.log.Warn("pfsync: reading sticky bindings", "err", err)
+		} else {
+			for i := range ks {
+				e.LocalSticky(&ks[i])
+			}
+		}
+	}
+	if len(states) == 0 {
+		e.serveBurst()
+	}
+}
+
+// Receive handles one datagram from the peer. It returns the drop reason
+// when the message was dropped (also counted).
+func (e *Engine) Receive(b []byte) (Drop, bool) {
+	h, body, err := e.open.Open(b)
+	if err != nil {
+		return e.drop(err), false
+	}
+	if h.Sender == e.o.NodeID && h.Epoch == e.o.Epoch {
+		e.stats.Dropped[DropSelf]++
+		return DropSelf, false
+	}
+	// Check every record before acting on any: a malformed message is
+	// dropped whole.
+	if err := validate(body, h.Count); err != nil {
+		return e.drop(err), false
+	}
+	w := e.replay[h.Sender]
+	if w == nil {
+		if len(e.replay) >= 64 { // a bounded map: forget strangers
+			clear(e.replay)
+		}
+		w = &replayWindow{}
+		e.replay[h.Sender] = w
+	}
+	if !w.check(h.Epoch, h.Seq) {
+		e.stats.Dropped[DropReplay]++
+		return DropReplay, false
+	}
+	e.stats.MsgsReceived++
+	recs := NewRecords(body, h.Count)
+	var s State
+	var k Sticky
+	for {
+		typ, rb, ok := recs.Next()
+		if !ok {
+			break
+		}
+		switch typ {
+		case RecState:
+			upd, _ := DecodeState(rb, &s)
+			e.applyState(&s, upd)
+		case RecDelete:
+			DecodeDelete(rb, &s)
+			e.stats.DeletesRecv++
+			key := s.Key()
+			if _, ok := e.table[key]; ok {
+				delete(e.table, key)
+				delete(e.pend, key)
+				if err := e.o.Table.Delete(&s); err != nil {
+					e.stats.InjectErrors++
+					e.log.Debug("pfsync: delete", "err", err)
+				}
+			}
+		case RecSticky:
+			DecodeSticky(rb, &k)
+			e.stats.StickyRecv++
+			if e.o.Sticky != nil {
+				if err := e.o.Sticky.Set(&k); err != nil {
+					e.stats.InjectErrors++
+					e.log.Debug("pfsync: sticky", "err", err)
+				}
+			}
+		case RecBulkRequest:
+			e.startServing()
+		case RecBulkStatus:
+			st, n, _ := DecodeBulkStatus(rb)
+			e.bulkStatus(st, n)
+		}
+	}
+	if e.bulk == BulkReceiving {
+		e.bulkDue = e.o.Clock.Now().Add(e.o.BulkTimeout) // progress
+	}
+	return 0, true
+}
+
+func (e *Engine) bulkStatus(st uint8, n uint32) {
+	switch {
+	case st == BulkStart && e.bulk != BulkIdle:
+		e.bulk = BulkReceiving
+		e.log.Info("pfsync: receiving bulk update", "states", n)
+	case st == BulkEnd && e.bulk != BulkIdle:
+		e.endBulk(true, "")
+	}
+}
+
+func (e *Engine) applyState(s *State, upd int64) {
+	e.stats.StatesReceived++
+	if e.bulk == BulkReceiving {
+		e.bulkGot++
+	}
+	if e.noSync(s) {
+		e.stats.NoSyncSkipped++
+		return
+	}
+	k := s.Key()
+	cur := e.table[k]
+	if cur != nil && cur.updated > upd {
+		e.stats.Stale++
+		return
+	}
+	if cur == nil {
+		cur = &entry{}
+		e.table[k] = cur
+	}
+	if p := e.pend[k]; p != nil && p.op == pendUpdate {
+		// The peer's version is newer than the one we were about to send.
+		delete(e.pend, k)
+	}
+	cur.s, cur.updated, cur.peer = *s, upd, true
+	if err := e.o.Table.Inject(s); err != nil {
+		e.stats.InjectErrors++
+		e.log.Debug("pfsync: inject", "err", err)
+	}
+}
+
+func (e *Engine) drop(err error) Drop {
+	r := DropMalformed
+	if de, ok := err.(*DropError); ok {
+		r = de.Reason
+	}
+	e.stats.Dropped[r]++
+	return r
+}
+
+// validate decodes every record of a message body without acting on it.
+func validate(body []byte, count uint16) error {
+	recs := NewRecords(body, count)
+	var s State
+	for {
+		typ, rb, ok := recs.Next()
+		if !ok {
+			break
+		}
+		var err error
+		switch typ {
+		case RecState:
+			_, err = DecodeState(rb, &s)
+		case RecDelete:
+			err = DecodeDelete(rb, &s)
+		case RecSticky:
+			err = validateSticky(rb)
+		case RecBulkRequest:
+			if len(rb) != 0 {
+				err = dropErr(DropMalformed, "bulk request with a body")
+			}
+		case RecBulkStatus:
+			_, _, err = DecodeBulkStatus(rb)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return recs.Err()
+}

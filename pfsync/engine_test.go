@@ -1,0 +1,407 @@
+package pfsync
+
+import (
+	"bytes"
+	"log/slog"
+	"net/netip"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pfcarp/pfcarp/internal/clock"
+)
+
+var epoch0 = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+
+var fuzzClock = clock.NewFake(epoch0)
+
+// fakeTable is an in-memory Table.
+type fakeTable struct {
+	m       map[Key]State
+	injects int
+}
+
+func newFakeTable() *fakeTable { return &fakeTable{m: map[Key]State{}} }
+
+func (f *fakeTable) Dump() ([]State, error) {
+	out := make([]State, 0, len(f.m))
+	for _, s := range f.m {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { a, b := out[i].Key(), out[j].Key(); return bytes.Compare(a[:], b[:]) < 0 })
+	return out, nil
+}
+func (f *fakeTable) Inject(s *State) error { f.injects++; f.m[s.Key()] = *s; return nil }
+func (f *fakeTable) Delete(s *State) error { delete(f.m, s.Key()); return nil }
+
+// pair is two Engines on an in-memory link the test pumps by hand.
+type pair struct {
+	clk        *clock.Fake
+	a, b       *Engine
+	ta, tb     *fakeTable
+	toA, toB   [][]byte
+	cut        bool
+	demA, demB int
+	logs       *bytes.Buffer
+}
+
+func newPair(t *testing.T, mut func(o *Options)) *pair {
+	t.Helper()
+	p := &pair{clk: clock.NewFake(epoch0), ta: newFakeTable(), tb: newFakeTable(), logs: &bytes.Buffer{}}
+	log := slog.New(slog.NewTextHandler(p.logs, nil))
+	mk := func(id uint32, tab *fakeTable, out *[][]byte, dem *int) *Engine {
+		o := Options{Clock: p.clk, Logger: log, Table: tab, NodeID: id, Key: []byte("secret"), NoSyncMask: 0x1000,
+			Send: func(m []byte) error {
+				if !p.cut {
+					*out = append(*out, bytes.Clone(m))
+				}
+				return nil
+			},
+			Demote: func(d int, _ string) { *dem += d }}
+		if mut != nil {
+			mut(&o)
+		}
+		e, err := NewEngine(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	p.a = mk(1, p.ta, &p.toB, &p.demA)
+	p.b = mk(2, p.tb, &p.toA, &p.demB)
+	return p
+}
+
+// pump delivers queued messages both ways and runs due ticks until quiet.
+func (p *pair) pump() {
+	for i := 0; i < 100000; i++ {
+		p.tickDue(p.a)
+		p.tickDue(p.b)
+		if len(p.toA) == 0 && len(p.toB) == 0 {
+			if d, ok := p.a.Deadline(); !ok || d.After(p.clk.Now()) {
+				if d, ok := p.b.Deadline(); !ok || d.After(p.clk.Now()) {
+					return
+				}
+			}
+			continue
+		}
+		ta, tb := p.toA, p.toB
+		p.toA, p.toB = nil, nil
+		for _, m := range ta {
+			p.a.Receive(m)
+		}
+		for _, m := range tb {
+			p.b.Receive(m)
+		}
+	}
+}
+
+func (p *pair) tickDue(e *Engine) {
+	if d, ok := e.Deadline(); ok && !d.After(p.clk.Now()) {
+		e.Tick()
+	}
+}
+
+// advance moves the fake time in small steps, pumping at each.
+func (p *pair) advance(d time.Duration) {
+	end := p.clk.Now().Add(d)
+	for p.clk.Now().Before(end) {
+		p.clk.Advance(10 * time.Millisecond)
+		p.pump()
+	}
+}
+
+func tcpState(i int) State {
+	return State{Proto: 6, Status: StatusSeenReply | StatusAssured | StatusDstNAT | StatusConfirmed,
+		Orig:    Tuple{Src: netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), Dst: netip.MustParseAddr("203.0.113.80"), SrcPort: uint16(40000 + i), DstPort: 80},
+		Reply:   Tuple{Src: netip.MustParseAddr("198.51.100.20"), Dst: netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), SrcPort: 80, DstPort: uint16(40000 + i)},
+		Timeout: 432000, TCP: TCPInfo{State: TCPEstablished, WScale: [2]uint8{7, 7}, Flags: [2]uint8{3, 3}}}
+}
+
+func TestReplicateBatchedAndEchoFree(t *testing.T) {
+	p := newPair(t, nil)
+	for i := 1; i <= 3; i++ {
+		p.a.Local(&Event{Type: EventNew, State: tcpState(i)})
+	}
+	if len(p.toB) != 0 {
+		t.Fatal("sent before the flush interval")
+	}
+	p.advance(DefaultFlushInterval)
+	if len(p.tb.m) != 3 || p.a.Stats().MsgsSent != 1 {
+		t.Fatalf("peer has %d states after %d messages, want 3 in 1", len(p.tb.m), p.a.Stats().MsgsSent)
+	}
+	got := p.tb.m[keyOf(tcpState(2))]
+	if got.Reply != tcpState(2).Reply || got.TCP != tcpState(2).TCP || got.Status != tcpState(2).Status {
+		t.Fatalf("replicated state differs: %+v", got)
+	}
+	// The kernel reports B's injected entries back as NEW events: B must
+	// not send them back.
+	sent := p.b.Stats().MsgsSent
+	for _, s := range p.tb.m {
+		s.Status |= StatusSrcNATDone | StatusDstNATDone
+		s.TCP.Flags[0] |= TCPFlagBeLiberal
+		p.b.Local(&Event{Type: EventNew, State: s})
+	}
+	p.advance(time.Second)
+	if p.b.Stats().MsgsSent != sent || p.b.Stats().Echoes != 3 {
+		t.Fatalf("echoes sent back: msgs %d->%d echoes %d", sent, p.b.Stats().MsgsSent, p.b.Stats().Echoes)
+	}
+	// A delete replicates, and its echo is quiet too.
+	p.a.Local(&Event{Type: EventDestroy, State: tcpState(1)})
+	p.advance(DefaultFlushInterval)
+	if _, ok := p.tb.m[keyOf(tcpState(1))]; ok || p.b.Stats().DeletesRecv != 1 {
+		t.Fatal("delete not applied")
+	}
+	p.b.Local(&Event{Type: EventDestroy, State: tcpState(1)})
+	p.advance(time.Second)
+	if p.b.Stats().DeletesSent != 0 {
+		t.Fatal("delete echoed")
+	}
+}
+
+func TestMaxUpdFlushesAtOnce(t *testing.T) {
+	p := newPair(t, func(o *Options) { o.MaxUpd = 4 })
+	s := tcpState(1)
+	for i := 0; i < 4; i++ {
+		s.TCP.State = uint8(TCPSynSent + i%3)
+		p.a.Local(&Event{Type: EventUpdate, State: s})
+	}
+	if len(p.toB) != 1 {
+		t.Fatalf("after maxupd updates %d messages queued, want 1 at once", len(p.toB))
+	}
+	p.pump()
+	if got := p.tb.m[s.Key()]; got.TCP.State != s.TCP.State {
+		t.Fatalf("peer has tcp state %d, want the last %d", got.TCP.State, s.TCP.State)
+	}
+}
+
+func TestNoSyncNotSentNorAccepted(t *testing.T) {
+	p := newPair(t, nil)
+	s := tcpState(1)
+	s.Mark = 0x1000
+	p.a.Local(&Event{Type: EventNew, State: s})
+	p.advance(time.Second)
+	if len(p.tb.m) != 0 || p.a.Stats().NoSyncSkipped != 1 {
+		t.Fatal("no-sync state replicated")
+	}
+	// A peer without the mask configured sends it anyway: not injected.
+	var msg []byte
+	h := Header{Sender: 9, Epoch: 1, Seq: 1}
+	msg = AppendState(h.AppendTo(msg), &s, 1)
+	msg = NewAuth([]byte("secret")).Seal(msg, 1)
+	if _, ok := p.b.Receive(msg); !ok || len(p.tb.m) != 0 {
+		t.Fatal("no-sync state injected")
+	}
+}
+
+func TestBulkUpdateDemotesUntilDone(t *testing.T) {
+	p := newPair(t, nil)
+	for i := 1; i <= 200; i++ {
+		p.tb.m[keyOf(tcpState(i))] = tcpState(i)
+	}
+	p.b.Start()
+	p.pump() // B asked A (empty): done at once
+	if p.demB != 0 || p.b.Bulk() != BulkIdle {
+		t.Fatalf("B: demotion %d bulk %v", p.demB, p.b.Bulk())
+	}
+	p.a.Start()
+	if p.demA != 1 || p.a.Bulk() != BulkRequested {
+		t.Fatalf("A after start: demotion %d bulk %v, want 1 requested", p.demA, p.a.Bulk())
+	}
+	p.pump()
+	st := p.a.Stats()
+	if p.demA != 0 || st.BulkDone != 1 || len(p.ta.m) != 200 || st.LastBulkStates != 200 {
+		t.Fatalf("A after bulk: demotion %d done %d states %d/%d", p.demA, st.BulkDone, len(p.ta.m), st.LastBulkStates)
+	}
+}
+
+func TestBulkUpdateGivesUpAfterTries(t *testing.T) {
+	p := newPair(t, nil)
+	p.cut = true
+	p.a.Start()
+	p.advance(DefaultBulkTimeout*DefaultBulkTries - time.Second)
+	if p.demA != 1 || p.a.Stats().BulkRequestsSent != DefaultBulkTries {
+		t.Fatalf("before giving up: demotion %d requests %d", p.demA, p.a.Stats().BulkRequestsSent)
+	}
+	p.advance(2 * time.Second)
+	if p.demA != 0 || p.a.Stats().BulkFailed != 1 || p.a.Bulk() != BulkIdle {
+		t.Fatalf("after %v: demotion %d failed %d", DefaultBulkTimeout*DefaultBulkTries, p.demA, p.a.Stats().BulkFailed)
+	}
+	if !strings.Contains(p.logs.String(), "level=ERROR") || !strings.Contains(p.logs.String(), "BULK UPDATE FAILED") {
+		t.Fatalf("give-up not logged loudly:\n%s", p.logs)
+	}
+	// The link heals: a new bulk update, demoted again until it ends.
+	p.cut = false
+	p.a.LinkUp()
+	if p.demA != 1 {
+		t.Fatal("no demotion on link heal")
+	}
+	p.pump()
+	if p.demA != 0 || p.a.Stats().BulkDone != 1 {
+		t.Fatal("bulk after heal did not finish")
+	}
+}
+
+func TestBulkProgressKeepsWaiting(t *testing.T) {
+	p := newPair(t, func(o *Options) { o.BulkTries = 1; o.BulkMax = 2 * time.Minute })
+	p.cut = true // only the hand-made messages below reach A
+	p.a.Start()
+	// The peer starts a bulk update and trickles states, each within the
+	// timeout: A waits, but never past BulkMax.
+	auth := NewAuth([]byte("secret"))
+	seq := uint64(0)
+	send := func(enc func([]byte) []byte) {
+		seq++
+		h := Header{Sender: 2, Epoch: 7, Seq: seq}
+		p.a.Receive(auth.Seal(enc(h.AppendTo(nil)), 1))
+	}
+	send(func(b []byte) []byte { return AppendBulkStatus(b, BulkStart, 1000) })
+	for i := 0; i < 20; i++ {
+		p.clk.Advance(4 * time.Second)
+		p.tickDue(p.a)
+		s := tcpState(i)
+		send(func(b []byte) []byte { return AppendState(b, &s, 1) })
+	}
+	if p.a.Bulk() != BulkReceiving || p.demA != 1 {
+		t.Fatalf("after 80 s of progress: %v demotion %d", p.a.Bulk(), p.demA)
+	}
+	p.advance(5 * time.Second)
+	if p.a.Bulk() != BulkIdle || p.a.Stats().BulkFailed != 1 || p.demA != 0 {
+		t.Fatalf("stalled bulk not given up: %v failed %d demotion %d", p.a.Bulk(), p.a.Stats().BulkFailed, p.demA)
+	}
+}
+
+func TestFailbackKeepsFlowsBegunOnBackup(t *testing.T) {
+	p := newPair(t, nil)
+	p.a.Local(&Event{Type: EventNew, State: tcpState(1)})
+	p.advance(time.Second)
+	// A dies; B, now master, carries flow 1 and starts flow 2.
+	p.cut = true
+	p.b.Local(&Event{Type: EventNew, State: tcpState(2)})
+	p.advance(time.Second)
+	p.cut = false
+	p.toA, p.toB = nil, nil
+	// A restarts: a new engine, a new epoch, an empty table.
+	p.ta = newFakeTable()
+	p.clk.Advance(time.Minute)
+	a2, err := NewEngine(Options{Clock: p.clk, Table: p.ta, NodeID: 1, Key: []byte("secret"),
+		Send: func(m []byte) error { p.toB = append(p.toB, bytes.Clone(m)); return nil },
+		Demote: func(d int, _ string) { p.demA += d }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.a = a2
+	p.a.Start()
+	p.pump()
+	for i := 1; i <= 2; i++ {
+		if _, ok := p.ta.m[keyOf(tcpState(i))]; !ok {
+			t.Fatalf("flow %d missing on the returning node", i)
+		}
+	}
+	if p.demA != 0 {
+		t.Fatal("still demoted")
+	}
+}
+
+func TestNewerUpdateWins(t *testing.T) {
+	p := newPair(t, nil)
+	s := tcpState(1)
+	p.a.Local(&Event{Type: EventNew, State: s})
+	p.advance(time.Second)
+	// B changes it later; then a delayed, older update from A arrives.
+	s2 := s
+	s2.TCP.State = TCPFinWait
+	p.b.Local(&Event{Type: EventUpdate, State: s2})
+	auth := NewAuth([]byte("secret"))
+	h := Header{Sender: 7, Epoch: 99, Seq: 1}
+	old := auth.Seal(AppendState(h.AppendTo(nil), &s, epoch0.UnixNano()), 1)
+	p.b.Receive(old)
+	if p.tb.m[s.Key()].TCP.State != TCPEstablished || p.b.Stats().Stale != 1 {
+		// tb holds what was injected: the stale one must not be
+		t.Fatalf("stale update applied: %+v stale %d", p.tb.m[s.Key()].TCP, p.b.Stats().Stale)
+	}
+	p.advance(time.Second)
+	if p.ta.m[s.Key()].TCP.State != TCPFinWait {
+		t.Fatal("B's newer update did not reach A")
+	}
+}
+
+func TestReceiveDropsByReason(t *testing.T) {
+	p := newPair(t, nil)
+	s := tcpState(1)
+	good := func(key string, seq uint64) []byte {
+		h := Header{Sender: 5, Epoch: 3, Seq: seq}
+		return NewAuth([]byte(key)).Seal(AppendState(h.AppendTo(nil), &s, 1), 1)
+	}
+	m := good("secret", 1)
+	if _, ok := p.b.Receive(m); !ok {
+		t.Fatal("good message dropped")
+	}
+	cases := []struct {
+		name string
+		msg  []byte
+		want Drop
+	}{
+		{"replayed", m, DropReplay},
+		{"wrong key", good("other", 2), DropAuth},
+		{"unsigned", func() []byte {
+			h := Header{Sender: 5, Epoch: 3, Seq: 3}
+			return NewAuth(nil).Seal(AppendState(h.AppendTo(nil), &s, 1), 1)
+		}(), DropAuth},
+		{"short", m[:10], DropShort},
+		{"truncated", m[:len(m)-1], DropLength},
+		{"magic", append([]byte{0, 0}, m[2:]...), DropMagic},
+		{"version", append([]byte{m[0], m[1], 9}, m[3:]...), DropVersion},
+		{"flipped bit", func() []byte { x := bytes.Clone(good("secret", 4)); x[40] ^= 1; return x }(), DropAuth},
+		{"self", func() []byte {
+			h := Header{Sender: 2, Epoch: p.b.o.Epoch, Seq: 1}
+			return NewAuth([]byte("secret")).Seal(h.AppendTo(nil), 0)
+		}(), DropSelf},
+		{"bad record", func() []byte {
+			h := Header{Sender: 5, Epoch: 3, Seq: 5}
+			b := AppendState(h.AppendTo(nil), &s, 1)
+			b[HeaderLen+4] = 5 // family
+			return NewAuth([]byte("secret")).Seal(b, 1)
+		}(), DropMalformed},
+	}
+	for _, c := range cases {
+		before := p.b.Stats().Dropped[c.want]
+		if r, ok := p.b.Receive(c.msg); ok || r != c.want || p.b.Stats().Dropped[c.want] != before+1 {
+			t.Errorf("%s: got %v ok=%v, want dropped as %v", c.name, r, ok, c.want)
+		}
+	}
+	// Out-of-order but fresh sequences inside the window are accepted once.
+	if _, ok := p.b.Receive(good("secret", 10)); !ok {
+		t.Fatal("seq 10")
+	}
+	if _, ok := p.b.Receive(good("secret", 8)); !ok {
+		t.Fatal("seq 8 (reordered) dropped")
+	}
+	if _, ok := p.b.Receive(good("secret", 8)); ok {
+		t.Fatal("seq 8 accepted twice")
+	}
+}
+
+func TestStatusAndIfconfig(t *testing.T) {
+	p := newPair(t, func(o *Options) { o.SyncDev = "eth2" })
+	p.a.Local(&Event{Type: EventNew, State: tcpState(1)})
+	p.advance(time.Second)
+	p.b.Receive([]byte{1, 2, 3})
+	st := p.b.Status()
+	var b strings.Builder
+	FormatIfconfig(&b, &st)
+	out := b.String()
+	for _, want := range []string{
+		"pfsync: syncdev: eth2 syncpeer: 224.0.0.240 maxupd: 128",
+		"received: 1 messages, 1 states",
+		"dropped: 1 (short 1)",
+		"auth: hmac-sha256 states: 1",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ifconfig output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func keyOf(s State) Key { return s.Key() }
