@@ -94,11 +94,9 @@ func TestPfctlStdinDefinesAndVerbosity(t *testing.T) {
 }
 
 func TestPfctlFlags(t *testing.T) {
-	_, serr, code := pfctlRun(t, "", "pass\n", "-f", "-")
-	if code != 1 || !strings.Contains(serr, "not available yet") {
-		t.Errorf("load without -n: exit %d, stderr %q", code, serr)
-	}
-	_, serr, code = pfctlRun(t, "", "", "-x")
+	// Loading (no -n) touches the kernel: it is tested inside a namespace
+	// in pfctl_load_linux_test.go, never here.
+	_, serr, code := pfctlRun(t, "", "", "-x")
 	if code != 1 || !strings.Contains(serr, "usage: pfctl") {
 		t.Errorf("bad flag: exit %d, stderr %q", code, serr)
 	}

@@ -140,13 +140,17 @@ func (e *expander) resolveOne(h HostItem) ([]rhost, bool) {
 	case HostAddr:
 		a := h.Addr
 		if z := a.Zone(); z != "" {
+			// getaddrinfo only accepts the zone of an existing
+			// interface (or an interface index).
+			if _, exists := e.hostIfAddrs(z); !exists && !allDigits([]byte(z)) || len(z) >= 16 {
+				e.errorf(h.P, "no IP address found for %s", h.Addr)
+				e.errorf(h.P, "could not parse host specification")
+				return nil, false
+			}
 			if isAlpha(z[0]) {
 				base.scope = z
 			}
 			a = a.WithZone("")
-		}
-		if a.Is4In6() {
-			// stays IPv6, as inet_pton would
 		}
 		af := afOf(a)
 		bits := h.Bits
@@ -270,7 +274,11 @@ func (e *expander) ifaLookup(h HostItem, addrs []netdb.IfAddr) []rhost {
 			got6 = true
 		}
 		r := rhost{pos: h.P, af: af, not: h.Not, routeIf: h.RouteIf}
-		if ll {
+		if ll && isDigit(int(h.Name[len(h.Name)-1])) {
+			// The scope of a link-local address is its interface. The
+			// Host answers groups and "self" with their members'
+			// addresses flattened, so only a name that looks like an
+			// interface (ends with its unit number) can be the scope.
 			r.scope = h.Name
 		}
 		switch {

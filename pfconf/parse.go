@@ -524,3 +524,30 @@ func validMacroName(name string) bool {
 	}
 	return true
 }
+
+// name consumes a STRING used as a name that pfctl prints bare (interface,
+// table, queue, tag): it must read back as one word, so names with blanks,
+// quotes or pf.conf punctuation, and keywords, are refused.
+func (p *parser) name() (Pos, string) {
+	pos, s := p.str()
+	if !wordLike(s) {
+		p.fail(pos, "invalid name '%s'", s)
+	}
+	return pos, s
+}
+
+// wordLike reports whether s scans as a single non-keyword word.
+func wordLike(s string) bool {
+	if s == "" || keywords[s] || allDigits([]byte(s)) {
+		return false
+	}
+	if c := int(s[0]); !isAlnum(c) && c != ':' && c != '_' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if !allowedInString(int(s[i])) {
+			return false
+		}
+	}
+	return !strings.Contains(s, "$")
+}

@@ -28,7 +28,7 @@ func (p *parser) ifList() []IfItem {
 
 func (p *parser) ifItem() IfItem {
 	not := p.got(NOT)
-	pos, name := p.str()
+	pos, name := p.name()
 	if len(name) >= 16 {
 		p.fail(pos, "interface name too long")
 	}
@@ -69,6 +69,13 @@ func (p *parser) protoItem() ProtoItem {
 	}
 	_, name := p.str()
 	n, ok := netdb.ProtoByName(name)
+	if !ok && p.tok == SLASH {
+		// FreeBSD names protocol 107 "a/n"; pfctl prints it that way.
+		p.next()
+		_, rest := p.numberString()
+		name += "/" + rest
+		n, ok = netdb.ProtoByName(name)
+	}
 	if !ok {
 		p.fail(pos, "unknown protocol %s", name)
 	}
@@ -132,7 +139,7 @@ func (p *parser) host() HostItem {
 	switch {
 	case p.tok == LT:
 		p.next()
-		_, name := p.str()
+		_, name := p.name()
 		p.expect(GT)
 		if len(name) >= 32 {
 			p.fail(pos, "table name too long")
@@ -314,6 +321,9 @@ func (p *parser) dynaddr() HostItem {
 	}
 	if len(name) >= 16 {
 		p.fail(pos, "interface name too long")
+	}
+	if !wordLike(name) {
+		p.fail(pos, "invalid interface name '%s'", s)
 	}
 	h.Name = name
 	return h

@@ -37,7 +37,7 @@ func (p *parser) etherRule() Stmt {
 		es.Ifs = p.ifList()
 	}
 	if p.gotKw("bridge-to") {
-		_, r.BridgeTo = p.str()
+		_, r.BridgeTo = p.name()
 	}
 	if p.gotKw("proto") {
 		one := func() uint16 {
@@ -76,15 +76,15 @@ func (p *parser) etherRule() Stmt {
 		opos := p.pos
 		switch {
 		case p.gotKw("queue"):
-			_, r.Queue = p.str()
+			_, r.Queue = p.name()
 			continue
 		case p.gotKw("tag"):
-			_, r.Tag = p.str()
+			_, r.Tag = p.name()
 			continue
 		case p.tok == NOT || p.isKw("tagged"):
 			r.TaggedNot = p.got(NOT)
 			p.expectKw("tagged")
-			_, r.Tagged = p.str()
+			_, r.Tagged = p.name()
 			continue
 		case p.gotKw("label"):
 			_, s := p.str()
@@ -189,8 +189,10 @@ func (p *parser) mac() EtherAddr {
 	} else if p.got(SLASH) {
 		_, n := p.numberIn(0, 48, "invalid MAC address mask length")
 		a.Mask = [6]byte{}
+		// pfctl fills (and prints) MAC mask bits from the low bit of
+		// each byte; whole bytes, the usual case, are the same either way.
 		for i := 0; i < int(n); i++ {
-			a.Mask[i/8] |= 0x80 >> uint(i%8)
+			a.Mask[i/8] |= 1 << uint(i%8)
 		}
 	}
 	return a

@@ -226,13 +226,13 @@ func (p *parser) routeOpt(rs *RuleStmt) bool {
 func (p *parser) routeHost() []HostItem {
 	pos := p.pos
 	if p.got(LPAREN) {
-		_, ifname := p.str()
+		_, ifname := p.name()
 		h := p.host()
 		p.expect(RPAREN)
 		h.RouteIf = ifname
 		return []HostItem{h}
 	}
-	_, ifname := p.str()
+	_, ifname := p.name()
 	return []HostItem{{P: pos, Kind: HostNone, Bits: -1, RouteIf: ifname}}
 }
 
@@ -443,17 +443,17 @@ func (p *parser) filterOpts(rs *RuleStmt) *filterOptions {
 			}
 			fo.queue = true
 			if p.got(LPAREN) {
-				_, r.Queue = p.str()
+				_, r.Queue = p.name()
 				if p.got(COMMA) {
 					p.optnl()
-					_, r.PQueue = p.str()
+					_, r.PQueue = p.name()
 				}
 				p.expect(RPAREN)
 			} else {
-				_, r.Queue = p.str()
+				_, r.Queue = p.name()
 			}
 		case p.gotKw("tag"):
-			_, r.Tag = p.str()
+			_, r.Tag = p.name()
 		case p.tok == NOT || p.isKw("tagged"):
 			not := p.got(NOT)
 			if not && p.gotKw("received-on") {
@@ -464,7 +464,7 @@ func (p *parser) filterOpts(rs *RuleStmt) *filterOptions {
 			}
 			p.expectKw("tagged")
 			r.TaggedNot = not
-			_, r.Tagged = p.str()
+			_, r.Tagged = p.name()
 		case p.gotKw("probability"):
 			p.probability(pos, r)
 			fo.probGiven = true
@@ -788,7 +788,7 @@ func (p *parser) stateOptItem() stateOpt {
 	case p.gotKw("overload"):
 		o.kind = "overload"
 		p.expect(LT)
-		_, o.s = p.str()
+		_, o.s = p.name()
 		p.expect(GT)
 		if len(o.s) >= 32 {
 			p.fail(pos, "table name too long")
@@ -1132,11 +1132,11 @@ func (p *parser) antispoof() Stmt {
 	one := func() IfItem {
 		pos := p.pos
 		if p.got(LPAREN) {
-			_, name := p.str()
+			_, name := p.name()
 			p.expect(RPAREN)
 			return IfItem{P: pos, Name: name, Dynamic: true}
 		}
-		_, name := p.str()
+		_, name := p.name()
 		return IfItem{P: pos, Name: name}
 	}
 	if p.got(LBRACE) {

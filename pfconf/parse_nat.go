@@ -88,11 +88,11 @@ func (p *parser) natTail(rs *RuleStmt) {
 	for {
 		switch {
 		case p.gotKw("tag"):
-			_, r.Tag = p.str()
+			_, r.Tag = p.name()
 		case p.tok == NOT || p.isKw("tagged"):
 			r.TaggedNot = p.got(NOT)
 			p.expectKw("tagged")
-			_, r.Tagged = p.str()
+			_, r.Tagged = p.name()
 		case p.gotKw("rtable"):
 			_, n := p.numberIn(0, math.MaxInt32, "invalid rtable id")
 			r.Rtable = int(n)

@@ -49,7 +49,12 @@ func (p *parser) option() Decl {
 	case p.gotKw("timeout"):
 		var lines []string
 		one := func() {
-			tpos, name := p.str()
+			tpos, name := p.pos, ""
+			if p.gotKw("interval") {
+				name = "interval"
+			} else {
+				tpos, name = p.str()
+			}
 			_, n := p.numberIn(0, math.MaxUint32, "only positive values permitted")
 			if _, ok := timeoutByName(name); !ok {
 				p.fail(tpos, "unknown timeout %s", name)

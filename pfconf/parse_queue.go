@@ -238,7 +238,7 @@ func (p *parser) queueNames() []string {
 		p.optnl()
 		var l []string
 		for p.tok != RBRACE {
-			_, s := p.str()
+			_, s := p.name()
 			l = append(l, s)
 			p.comma()
 		}
@@ -246,7 +246,7 @@ func (p *parser) queueNames() []string {
 		return l
 	}
 	if p.isString() {
-		_, s := p.str()
+		_, s := p.name()
 		return []string{s}
 	}
 	return nil
@@ -459,7 +459,7 @@ func (p *parser) queue() Decl {
 	pos := p.pos
 	p.expectKw("queue")
 	p.checkRuleState(pos, stateQueue)
-	npos, name := p.str()
+	npos, name := p.name()
 	var ifs []IfItem
 	if p.gotKw("on") {
 		ifs = p.ifList()

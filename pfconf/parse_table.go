@@ -10,7 +10,7 @@ func (p *parser) table() Stmt {
 	pos := p.pos
 	p.expectKw("table")
 	p.expect(LT)
-	npos, name := p.str()
+	npos, name := p.name()
 	p.expect(GT)
 	if len(name) >= 32 {
 		p.fail(npos, "table name too long, max 31 chars")
