@@ -91,12 +91,12 @@ type Options struct {
 
 // BulkState is the requesting side of a bulk update.
 //
-//	         Start / link heal             peer's BULK START
-//	  Idle ───────────────────> Requested ───────────────────> Receiving
-//	   ^  (demote +1, request)   │  timeout: retry request       │ progress resets the timer
-//	   │                         │  after BulkTries: give up     │ BULK END, timeout after
-//	   └─────────────────────────┴───────────────────────────────┘ BulkTries, or BulkMax
-//	                     (demote -1; a give-up logs at error level)
+//	       Start / link heal             peer's BULK START
+//	Idle ───────────────────> Requested ───────────────────> Receiving
+//	 ^  (demote +1, request)   │  timeout: retry request       │ progress resets the timer
+//	 │                         │  after BulkTries: give up     │ BULK END, timeout after
+//	 └─────────────────────────┴───────────────────────────────┘ BulkTries, or BulkMax
+//	                   (demote -1; a give-up logs at error level)
 type BulkState uint8
 
 // Bulk states.

@@ -286,7 +286,7 @@ func TestFailbackKeepsFlowsBegunOnBackup(t *testing.T) {
 	p.ta = newFakeTable()
 	p.clk.Advance(time.Minute)
 	a2, err := NewEngine(Options{Clock: p.clk, Table: p.ta, NodeID: 1, Key: []byte("secret"),
-		Send: func(m []byte) error { p.toB = append(p.toB, bytes.Clone(m)); return nil },
+		Send:   func(m []byte) error { p.toB = append(p.toB, bytes.Clone(m)); return nil },
 		Demote: func(d int, _ string) { p.demA += d }})
 	if err != nil {
 		t.Fatal(err)

@@ -150,3 +150,9 @@ func (s *State) NAT() (dnat, snat netip.AddrPort) {
 	}
 	return dnat, snat
 }
+
+// NoSyncMark is the conntrack mark bit that keeps an entry out of pfsync:
+// the pf compiler sets it on connections created by rules with `no-sync`
+// (and `no state` rules create none), and the daemon replicates only
+// entries with the bit clear. It is a contract between compile and pfsync.
+const NoSyncMark uint32 = 0x40000000

@@ -1,0 +1,248 @@
+package pfsync
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Transport carries pfsync messages to the peer(s) and back.
+type Transport interface {
+	// Send transmits one message (to the multicast group or the peer).
+	Send(msg []byte) error
+	// Recv blocks for the next message, copies it into buf and returns its
+	// length and the IP TTL it arrived with (255 when not applicable).
+	// After Close it returns an error.
+	Recv(buf []byte) (n int, ttl int, err error)
+	Close() error
+}
+
+// RequiredTTL is the TTL pfsync messages are sent with and must arrive
+// with, as in BSD pfsync: a message from beyond the sync link is dropped.
+const RequiredTTL = 255
+
+const (
+	eventQueueLen = 4096 // local events waiting for the loop; overflow forces a resync
+	rxQueueLen    = 256
+)
+
+// Runner runs an Engine: one loop goroutine owns it, a reader goroutine
+// feeds it the transport's messages, and Local feeds it kernel events.
+type Runner struct {
+	e    *Engine
+	tr   Transport
+	ev   chan Event
+	rx   chan []byte
+	cmd  chan func(*Engine)
+	stop chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
+
+	overflow atomic.Uint64 // local events dropped (queue full); each forces a resync
+	resync   atomic.Bool
+	rxDrops  atomic.Uint64
+	badTTL   atomic.Uint64
+}
+
+// NewRunner builds an Engine over tr (o.Send is set to tr.Send).
+func NewRunner(o Options, tr Transport) (*Runner, error) {
+	o.Send = tr.Send
+	e, err := NewEngine(o)
+	if err != nil {
+		return nil, err
+	}
+	return &Runner{e: e, tr: tr, ev: make(chan Event, eventQueueLen), rx: make(chan []byte, rxQueueLen),
+		cmd: make(chan func(*Engine)), stop: make(chan struct{})}, nil
+}
+
+// Start loads the local table, requests a bulk update and starts the
+// goroutines.
+func (r *Runner) Start() {
+	r.wg.Add(2)
+	go r.read()
+	go r.loop()
+}
+
+// Local queues a local table change without blocking; when the queue is
+// full the event is dropped, counted, and the Engine resynchronises from
+// the kernel table.
+func (r *Runner) Local(ev Event) {
+	select {
+	case r.ev <- ev:
+	default:
+		r.overflow.Add(1)
+		r.resync.Store(true)
+	}
+}
+
+// Overflowed records that events were lost before reaching Local (the
+// kernel's event socket overran): the Engine resynchronises.
+func (r *Runner) Overflowed() {
+	r.overflow.Add(1)
+	r.resync.Store(true)
+	select {
+	case r.ev <- Event{}: // wake the loop
+	default:
+	}
+}
+
+// Do runs fn on the loop goroutine and waits for it; it reports false if
+// the Runner is closed.
+func (r *Runner) Do(fn func(*Engine)) bool {
+	done := make(chan struct{})
+	select {
+	case r.cmd <- func(e *Engine) { fn(e); close(done) }:
+		<-done
+		return true
+	case <-r.stop:
+		return false
+	}
+}
+
+// Status reports the Engine's status plus the Runner's counters.
+func (r *Runner) Status() Status {
+	var st Status
+	r.Do(func(e *Engine) { st = e.Status() })
+	st.EventOverflows = r.overflow.Load()
+	if n := r.badTTL.Load(); n > 0 {
+		if st.Dropped == nil {
+			st.Dropped = map[string]uint64{}
+		}
+		st.Dropped["bad-ttl"] = n
+	}
+	if n := r.rxDrops.Load(); n > 0 {
+		if st.Dropped == nil {
+			st.Dropped = map[string]uint64{}
+		}
+		st.Dropped["queue-full"] = n
+	}
+	return st
+}
+
+// LinkUp starts a bulk update after the sync link healed.
+func (r *Runner) LinkUp() { r.Do(func(e *Engine) { e.LinkUp() }) }
+
+// Close stops the goroutines and closes the transport. A bulk update in
+// progress ends without lifting the demotion only if the caller does not
+// hold CARP anymore; Close lifts it so a node never stays demoted.
+func (r *Runner) Close() error {
+	var err error
+	r.once.Do(func() {
+		r.Do(func(e *Engine) {
+			if e.bulk != BulkIdle {
+				e.endBulk(false, "pfsync stopping")
+			}
+			e.flushPending()
+		})
+		close(r.stop)
+		err = r.tr.Close()
+		r.wg.Wait()
+	})
+	return err
+}
+
+func (r *Runner) read() {
+	defer r.wg.Done()
+	buf := make([]byte, 65536)
+	for {
+		n, ttl, err := r.tr.Recv(buf)
+		if err != nil {
+			select {
+			case <-r.stop:
+				return
+			default:
+			}
+			time.Sleep(10 * time.Millisecond) // a transient socket error: do not spin
+			continue
+		}
+		if ttl != RequiredTTL {
+			r.badTTL.Add(1)
+			continue
+		}
+		m := make([]byte, n)
+		copy(m, buf[:n])
+		select {
+		case r.rx <- m:
+		case <-r.stop:
+			return
+		default:
+			r.rxDrops.Add(1)
+		}
+	}
+}
+
+func (r *Runner) loop() {
+	defer r.wg.Done()
+	e := r.e
+	clk := e.o.Clock
+	e.Start()
+	tm := clk.NewTimer(time.Hour)
+	defer tm.Stop()
+	for {
+		if r.resync.Swap(false) {
+			if err := e.Resync(); err != nil {
+				e.log.Warn("pfsync: resync", "err", err)
+			}
+		}
+		if d, ok := e.Deadline(); ok {
+			tm.Reset(max(d.Sub(clk.Now()), 0))
+		} else {
+			tm.Reset(time.Hour)
+		}
+		select {
+		case <-r.stop:
+			return
+		case ev := <-r.ev:
+			if ev.Type != 0 {
+				e.Local(&ev)
+			}
+			// Drain what else is queued before touching the timer again.
+		drain:
+			for i := 0; i < 256; i++ {
+				select {
+				case ev := <-r.ev:
+					if ev.Type != 0 {
+						e.Local(&ev)
+					}
+				default:
+					break drain
+				}
+			}
+		case m := <-r.rx:
+			e.Receive(m)
+		case fn := <-r.cmd:
+			fn(e)
+		case <-tm.C():
+			e.Tick()
+		}
+		if d, ok := e.Deadline(); ok && !d.After(clk.Now()) {
+			e.Tick()
+		}
+	}
+}
+
+// Resync re-reads the local table after lost events: entries that are new
+// or changed are queued as updates, entries that vanished as deletes.
+func (e *Engine) Resync() error {
+	states, err := e.o.Table.Dump()
+	if err != nil {
+		return fmt.Errorf("pfsync: resync: %w", err)
+	}
+	seen := make(map[Key]bool, len(states))
+	for i := range states {
+		s := &states[i]
+		if e.noSync(s) {
+			continue
+		}
+		seen[s.Key()] = true
+		e.Local(&Event{Type: EventUpdate, State: *s})
+	}
+	for k, ent := range e.table {
+		if !seen[k] {
+			s := ent.s
+			e.Local(&Event{Type: EventDestroy, State: s})
+		}
+	}
+	return nil
+}

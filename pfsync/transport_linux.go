@@ -1,0 +1,194 @@
+package pfsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"syscall"
+
+	"github.com/mdlayher/netlink"
+	"github.com/ti-mo/conntrack"
+	"github.com/ti-mo/netfilter"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
+)
+
+// RawTransport sends and receives pfsync messages as IP protocol 240
+// datagrams with TTL 255: to the multicast group 224.0.0.240 on the sync
+// interface (joined there, loopback off) or to a unicast syncpeer. It needs
+// CAP_NET_RAW.
+type RawTransport struct {
+	c   *ipv4.PacketConn
+	dst *net.IPAddr
+}
+
+// ListenRaw opens the transport on syncdev (may be empty with a unicast
+// peer); peer invalid means multicast.
+func ListenRaw(syncdev string, peer netip.Addr) (*RawTransport, error) {
+	if peer.IsValid() && !peer.Is4() {
+		return nil, fmt.Errorf("pfsync: syncpeer %v: only IPv4 sync links are supported", peer)
+	}
+	if syncdev == "" && !peer.IsValid() {
+		return nil, errors.New("pfsync: needs syncdev (multicast) or syncpeer (unicast)")
+	}
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		if syncdev == "" {
+			return nil
+		}
+		var serr error
+		if err := rc.Control(func(fd uintptr) { serr = unix.BindToDevice(int(fd), syncdev) }); err != nil {
+			return err
+		}
+		return serr
+	}}
+	c, err := lc.ListenPacket(context.Background(), fmt.Sprintf("ip4:%d", Protocol), "0.0.0.0")
+	if err != nil {
+		return nil, fmt.Errorf("pfsync: raw IP protocol %d socket: %w", Protocol, err)
+	}
+	p := ipv4.NewPacketConn(c)
+	t := &RawTransport{c: p, dst: &net.IPAddr{IP: Group4.AsSlice()}}
+	steps := []struct {
+		what string
+		fn   func() error
+	}{
+		{"ttl", func() error { return p.SetTTL(RequiredTTL) }},
+		{"multicast ttl", func() error { return p.SetMulticastTTL(RequiredTTL) }},
+		{"multicast loopback", func() error { return p.SetMulticastLoopback(false) }},
+		{"control messages", func() error { return p.SetControlMessage(ipv4.FlagTTL, true) }},
+	}
+	if peer.IsValid() {
+		t.dst = &net.IPAddr{IP: peer.AsSlice()}
+	} else {
+		ifi, err := net.InterfaceByName(syncdev)
+		if err != nil {
+			p.Close()
+			return nil, fmt.Errorf("pfsync: syncdev: %w", err)
+		}
+		steps = append(steps,
+			struct {
+				what string
+				fn   func() error
+			}{"multicast interface", func() error { return p.SetMulticastInterface(ifi) }},
+			struct {
+				what string
+				fn   func() error
+			}{"join 224.0.0.240", func() error { return p.JoinGroup(ifi, &net.IPAddr{IP: Group4.AsSlice()}) }})
+	}
+	for _, s := range steps {
+		if err := s.fn(); err != nil {
+			p.Close()
+			return nil, fmt.Errorf("pfsync: %s on %s: %w", s.what, syncdev, err)
+		}
+	}
+	return t, nil
+}
+
+// Send transmits msg.
+func (t *RawTransport) Send(msg []byte) error {
+	_, err := t.c.WriteTo(msg, nil, t.dst)
+	return err
+}
+
+// Recv reads the next datagram's payload.
+func (t *RawTransport) Recv(buf []byte) (int, int, error) {
+	n, cm, _, err := t.c.ReadFrom(buf)
+	if err != nil {
+		return 0, 0, err
+	}
+	ttl := 0
+	if cm != nil {
+		ttl = cm.TTL
+	}
+	return n, ttl, nil
+}
+
+// Close closes the socket, unblocking Recv.
+func (t *RawTransport) Close() error { return t.c.Close() }
+
+// KernelTable is the Engine's Table over the kernel's conntrack, leaving
+// out entries whose mark has a NoSyncMask bit.
+type KernelTable struct {
+	CT         *Conntrack
+	NoSyncMask uint32
+}
+
+// Dump returns the syncable entries.
+func (k *KernelTable) Dump() ([]State, error) {
+	if k.NoSyncMask != 0 {
+		return k.CT.Dump(&DumpFilter{Mark: 0, MarkMask: k.NoSyncMask})
+	}
+	return k.CT.Dump(nil)
+}
+
+// Inject creates or updates an entry.
+func (k *KernelTable) Inject(s *State) error { return k.CT.Inject(s) }
+
+// Delete removes an entry; a missing one is fine.
+func (k *KernelTable) Delete(s *State) error {
+	if err := k.CT.Delete(s); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// Watch subscribes to the kernel's conntrack events (NEW, UPDATE, DESTROY)
+// of the calling thread's namespace and passes them to r until stop is
+// closed. A lost-events error (the socket overran) makes r resynchronise.
+// It returns when stop is closed or the subscription cannot be made.
+//
+// dial opens the event socket in the right namespace (nil: the calling
+// thread's, for every reconnection too).
+func Watch(r *Runner, stop <-chan struct{}, dial func() (*conntrack.Conn, error)) error {
+	if dial == nil {
+		dial = func() (*conntrack.Conn, error) { return conntrack.Dial(nil) }
+	}
+	for {
+		c, err := dial()
+		if err != nil {
+			return fmt.Errorf("pfsync: conntrack events: %w", err)
+		}
+		c.SetReadBuffer(8 << 20)
+		c.SetOption(netlink.NoENOBUFS, false)
+		evs := make(chan conntrack.Event, 1024)
+		errc, err := c.Listen(evs, 1, []netfilter.NetlinkGroup{netfilter.GroupCTNew, netfilter.GroupCTUpdate, netfilter.GroupCTDestroy})
+		if err != nil {
+			c.Close()
+			return fmt.Errorf("pfsync: conntrack events: %w", err)
+		}
+		restart := false
+		for !restart {
+			select {
+			case <-stop:
+				c.Close()
+				return nil
+			case <-errc:
+				// The worker stopped (typically ENOBUFS): events were lost.
+				r.Overflowed()
+				restart = true
+			case ev := <-evs:
+				if ev.Flow == nil {
+					continue
+				}
+				s, ok := fromFlow(ev.Flow)
+				if !ok {
+					continue
+				}
+				var t EventType
+				switch ev.Type {
+				case conntrack.EventNew:
+					t = EventNew
+				case conntrack.EventUpdate:
+					t = EventUpdate
+				case conntrack.EventDestroy:
+					t = EventDestroy
+				default:
+					continue
+				}
+				r.Local(Event{Type: t, State: s})
+			}
+		}
+		c.Close() // its one worker has returned after reporting the error
+	}
+}
