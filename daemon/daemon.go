@@ -44,6 +44,7 @@ type daemon struct {
 	log    *slog.Logger
 	clk    clock.Clock
 	runner *carp.Runner // nil when no CARP group is configured
+	pfsync *pfsyncRun   // nil when pfsync is off
 	// names maps (parent, vhid) to the group's carpN name ("" for the
 	// FreeBSD >= 10 form).
 	names   map[groupKey]string
@@ -110,9 +111,6 @@ func Run(ctx context.Context, o Options) error {
 	if cfg.CARPVMAC {
 		log.Warn("carp_vmac: virtual MACs (macvlan carpN with 00:00:5e:00:01:vhid) are not implemented; the parent's own MAC is used and gratuitous ARP moves the addresses")
 	}
-	if cfg.Pfsync != nil {
-		log.Warn("pfsync: state synchronisation is not implemented yet; states will not survive a failover", "syncdev", cfg.Pfsync.SyncDev)
-	}
 	if err := d.setForwarding(); err != nil {
 		return err
 	}
@@ -135,6 +133,11 @@ func Run(ctx context.Context, o Options) error {
 			return err
 		}
 	}
+	if cfg.Pfsync != nil { // pfsync_linux.go; closed before CARP stops
+		if d.pfsync, err = d.startPfsync(); err != nil {
+			return err
+		}
+	}
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
@@ -154,6 +157,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	log.Info("pfcarp stopping")
 	stopMon()
+	if d.pfsync != nil {
+		d.pfsync.close()
+	}
 	if d.runner != nil {
 		// Close bows out and releases the addresses before returning.
 		if cerr := d.runner.Close(); cerr != nil {
@@ -252,4 +258,3 @@ func (d *daemon) setForwarding() error {
 	}
 	return nil
 }
-

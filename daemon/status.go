@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pfcarp/pfcarp/carp"
+	"github.com/pfcarp/pfcarp/pfsync"
 )
 
 // Status is what `pfcarp ifconfig` and `pfcarp lab status` read from a
@@ -24,6 +25,7 @@ type Status struct {
 	// (bad TTL, length, checksum, version, type, unknown vhid), by reason.
 	CARPRejects map[string]uint64 `json:"carp_rejects,omitempty"`
 	CARPDrops   uint64            `json:"carp_queue_drops"`
+	Pfsync      *pfsync.Status    `json:"pfsync,omitempty"`
 }
 
 // CARPStatus is one VHID group.
@@ -71,6 +73,11 @@ func rejectMap(s carp.Stats) map[string]uint64 {
 func (d *daemon) status() Status {
 	st := Status{Hostname: d.cfg.Hostname, PID: os.Getpid(), Started: d.started,
 		Config: d.cfg.File, Preempt: d.cfg.Preempt, CARP: []CARPStatus{}}
+	if d.pfsync != nil {
+		ps := d.pfsync.r.Status()
+		ps.Defer = d.cfg.Pfsync.Defer
+		st.Pfsync = &ps
+	}
 	if d.runner == nil {
 		return st
 	}

@@ -153,6 +153,6 @@ func (s *State) NAT() (dnat, snat netip.AddrPort) {
 
 // NoSyncMark is the conntrack mark bit that keeps an entry out of pfsync:
 // the pf compiler sets it on connections created by rules with `no-sync`
-// (and `no state` rules create none), and the daemon replicates only
-// entries with the bit clear. It is a contract between compile and pfsync.
-const NoSyncMark uint32 = 0x40000000
+// (compile.CtMarkNoSync, the contract between the two packages, pinned by
+// a test), and the daemon replicates only entries with the bit clear.
+const NoSyncMark uint32 = 1 << 31

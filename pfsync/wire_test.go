@@ -3,6 +3,8 @@ package pfsync
 import (
 	"net/netip"
 	"testing"
+
+	"github.com/pfcarp/pfcarp/compile"
 )
 
 func v6State() State {
@@ -134,4 +136,11 @@ func FuzzDecode(f *testing.F) {
 		e, _ := NewEngine(Options{Clock: fuzzClock, Table: newFakeTable(), NodeID: 2, Key: key, Send: func([]byte) error { return nil }})
 		e.Receive(b)
 	})
+}
+
+// TestNoSyncMarkMatchesCompile pins the mark contract with the compiler.
+func TestNoSyncMarkMatchesCompile(t *testing.T) {
+	if NoSyncMark != compile.CtMarkNoSync {
+		t.Fatalf("pfsync.NoSyncMark %#x != compile.CtMarkNoSync %#x", NoSyncMark, compile.CtMarkNoSync)
+	}
 }

@@ -1,0 +1,132 @@
+package daemon
+
+import (
+	"fmt"
+	"hash/fnv"
+	"os"
+	"sync"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/pfcarp/pfcarp/carp"
+	"github.com/pfcarp/pfcarp/pfsync"
+)
+
+// pfsyncRun is the daemon's pfsync: a Runner over the sync interface, the
+// kernel's conntrack events, and a watch on the sync interface's carrier
+// (a healed sync link starts a bulk update).
+type pfsyncRun struct {
+	r    *pfsync.Runner
+	ct   *pfsync.Conntrack
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// startPfsync starts pfsync as configured by ifconfig_pfsync0 and
+// pfsync_key. CARP demotion during bulk updates goes to the CARP runner
+// (when there is one). Call after startCARP.
+func (d *daemon) startPfsync() (*pfsyncRun, error) {
+	pc := d.cfg.Pfsync
+	if !pc.Up && pc.SyncDev == "" && !pc.SyncPeer.IsValid() {
+		d.log.Info("pfsync0 is not up: state synchronisation off")
+		return nil, nil
+	}
+	if pc.Defer {
+		d.log.Warn("pfsync: defer is not supported (the kernel cannot hold a flow's first packet until the peer acknowledges it); ignored")
+	}
+	if len(d.cfg.PfsyncKey) == 0 {
+		d.log.Warn("pfsync: no pfsync_key: sync messages are unauthenticated, as in BSD pfsync")
+	}
+	ct, err := pfsync.DialConntrack()
+	if err != nil {
+		return nil, fmt.Errorf("%s: pfsync: %w", pc.Pos, err)
+	}
+	tr, err := pfsync.ListenRaw(pc.SyncDev, pc.SyncPeer)
+	if err != nil {
+		ct.Close()
+		return nil, fmt.Errorf("%s: %w", pc.Pos, err)
+	}
+	o := pfsync.Options{
+		Clock: d.clk, Logger: d.log, Table: &pfsync.KernelTable{CT: ct, NoSyncMask: pfsync.NoSyncMark},
+		Key: d.cfg.PfsyncKey, NodeID: nodeID(d.cfg.Hostname), NoSyncMask: pfsync.NoSyncMark,
+		MaxUpd: pc.MaxUpd, SyncDev: pc.SyncDev, SyncPeer: pc.SyncPeer,
+	}
+	if d.runner != nil {
+		// Called on pfsync's loop; CARP's loop never waits on pfsync, and
+		// Do returns false once CARP has stopped.
+		o.Demote = func(delta int, reason string) { d.runner.Do(func(n *carp.Node) { n.Demote(delta, reason) }) }
+	}
+	r, err := pfsync.NewRunner(o, tr)
+	if err != nil {
+		tr.Close()
+		ct.Close()
+		return nil, err
+	}
+	p := &pfsyncRun{r: r, ct: ct, stop: make(chan struct{})}
+	r.Start()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		if err := pfsync.Watch(r, p.stop, nil); err != nil {
+			d.log.Error("pfsync: conntrack events", "err", err)
+		}
+	}()
+	if pc.SyncDev != "" {
+		p.wg.Add(1)
+		go func() { defer p.wg.Done(); p.watchLink(d, pc.SyncDev) }()
+	}
+	d.log.Info("pfsync running", "syncdev", pc.SyncDev, "syncpeer", pc.SyncPeer, "maxupd", o.MaxUpd, "authenticated", len(o.Key) > 0)
+	return p, nil
+}
+
+// watchLink requests a bulk update whenever the sync interface comes back
+// up after being down.
+func (p *pfsyncRun) watchLink(d *daemon, dev string) {
+	ch := make(chan netlink.LinkUpdate, 16)
+	if err := netlink.LinkSubscribeWithOptions(ch, p.stop, netlink.LinkSubscribeOptions{ListExisting: true}); err != nil {
+		d.log.Warn("pfsync: cannot watch the sync link", "syncdev", dev, "err", err)
+		return
+	}
+	known, wasUp := false, false
+	for {
+		select {
+		case <-p.stop:
+			return
+		case u, ok := <-ch:
+			if !ok {
+				return
+			}
+			if u.Attrs().Name != dev {
+				continue
+			}
+			up := u.Header.Type != unix.RTM_DELLINK && u.IfInfomsg.Flags&unix.IFF_UP != 0 && u.IfInfomsg.Flags&unix.IFF_LOWER_UP != 0
+			if known && up && !wasUp {
+				d.log.Info("pfsync: sync link up again: requesting a bulk update", "syncdev", dev)
+				p.r.LinkUp()
+			}
+			known, wasUp = true, up
+		}
+	}
+}
+
+func (p *pfsyncRun) close() {
+	close(p.stop)
+	p.wg.Wait()
+	p.r.Close()
+	p.ct.Close()
+}
+
+// nodeID derives the wire sender id from the host name (the epoch, the
+// start time, tells restarts apart).
+func nodeID(hostname string) uint32 {
+	if hostname == "" {
+		hostname, _ = os.Hostname()
+	}
+	h := fnv.New32a()
+	fmt.Fprintf(h, "%s/%d", hostname, os.Getpid())
+	if v := h.Sum32(); v != 0 {
+		return v
+	}
+	return 1
+}
