@@ -17,6 +17,7 @@ type kernelFlags struct {
 	disable *bool
 	table   *string
 	tcmd    *string
+	kill    *[]string // pfctl_states_linux.go
 }
 
 func addKernelFlags(fs *pflag.FlagSet) *kernelFlags {
@@ -27,12 +28,13 @@ func addKernelFlags(fs *pflag.FlagSet) *kernelFlags {
 		disable: fs.BoolP("disable", "d", false, "disable pf"),
 		table:   fs.StringP("table", "t", "", "table for -T"),
 		tcmd:    fs.StringP("tcommand", "T", "", "table command: add|delete|show|flush|replace|test"),
+		kill:    fs.StringArrayP("kill", "k", nil, "kill states from host (-k host -k host: from, to)"),
 	}
 }
 
 // any reports whether a kernel operation other than loading was asked for.
 func (k *kernelFlags) any() bool {
-	return *k.show != "" || *k.flush != "" || *k.enable || *k.disable || *k.table != "" || *k.tcmd != ""
+	return *k.show != "" || *k.flush != "" || *k.enable || *k.disable || *k.table != "" || *k.tcmd != "" || len(*k.kill) > 0
 }
 
 // check validates the combination of flags and abbreviations as pfctl

@@ -36,6 +36,11 @@ func runKernelOps(env *Env, k *kernelFlags, args []string, verbose int) error {
 			return fail(err)
 		}
 	}
+	if len(*k.kill) > 0 {
+		if err := killStates(env, *k.kill); err != nil {
+			return fail(err)
+		}
+	}
 	if *k.enable || *k.disable {
 		if err := c.SetEnabled(*k.enable); err != nil {
 			return fail(err)
@@ -206,7 +211,7 @@ func stateCounts() (map[int]uint64, int, bool) {
 
 func show(env *Env, c *nft.Conn, what string, verbose int) error {
 	if what == "states" {
-		return fmt.Errorf("-s states is not part of this command yet")
+		return showStates(env, verbose) // pfctl_states_linux.go
 	}
 	rs, err := c.Read()
 	if err != nil {

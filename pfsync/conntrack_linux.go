@@ -349,6 +349,7 @@ func fromFlow(f *conntrack.Flow) (State, bool) {
 		Status: uint32(f.Status), Mark: f.Mark, Timeout: f.Timeout, ID: f.ID,
 		Packets: [2]uint64{f.CountersOrig.Packets, f.CountersReply.Packets},
 		Bytes:   [2]uint64{f.CountersOrig.Bytes, f.CountersReply.Bytes},
+		Start:   f.Timestamp.Start,
 	}
 	if t := f.ProtoInfo.TCP; t != nil {
 		s.TCP = TCPInfo{State: t.State, WScale: [2]uint8{t.OriginalWindowScale, t.ReplyWindowScale},

@@ -2,6 +2,7 @@ package pfsync
 
 import (
 	"net/netip"
+	"time"
 )
 
 // Tuple is one direction of a tracked connection, as conntrack keeps it.
@@ -89,6 +90,9 @@ type State struct {
 	Packets, Bytes [2]uint64
 	// ID is the kernel's id of the entry on this node (not replicated).
 	ID uint32
+	// Start is when the kernel created the entry, if it timestamps
+	// entries (net.netfilter.nf_conntrack_timestamp=1); display only.
+	Start time.Time
 }
 
 // Family reports 4 or 6 (0 if the tuple is invalid).
