@@ -475,8 +475,12 @@ func (e *expander) rule(s *RuleStmt, a *Anchor) {
 							for _, dp := range dstPorts {
 								for _, uid := range uids {
 									for _, gid := range gids {
-										r := tmpl
-										r.Labels = append([]string(nil), tmpl.Labels...)
+										rp := new(Rule)
+										*rp = tmpl
+										r := rp
+										if len(tmpl.Labels) > 0 {
+											r.Labels = append([]string(nil), tmpl.Labels...)
+										}
 										af := r.AF
 										if af != 0 && sh.af != 0 && af != sh.af ||
 											af != 0 && dh.af != 0 && af != dh.af ||
@@ -517,16 +521,16 @@ func (e *expander) rule(s *RuleStmt, a *Anchor) {
 											bad = true
 										}
 										if !isNat {
-											if !e.filterPools(s, &r, route, nat, rdr) {
+											if !e.filterPools(s, r, route, nat, rdr) {
 												bad = true
 											}
 										}
-										if !e.consistent(s, &r) || bad {
+										if !e.consistent(s, r) || bad {
 											e.errorf(s.P, "skipping rule due to errors")
 											continue
 										}
 										r.Anchor = child
-										e.addRule(a, &r)
+										e.addRule(a, r)
 										added++
 									}
 								}
@@ -770,18 +774,18 @@ func (e *expander) addRule(a *Anchor, r *Rule) {
 	}
 	r.Tag = expandLabel(r.Tag, r)
 	r.Tagged = expandLabel(r.Tagged, r)
-	rc := *r
+	rc := r
 	switch r.Action {
 	case ActScrub, ActNoScrub:
-		a.Scrub = append(a.Scrub, &rc)
+		a.Scrub = append(a.Scrub, rc)
 	case ActNAT, ActNoNAT:
-		a.NAT = append(a.NAT, &rc)
+		a.NAT = append(a.NAT, rc)
 	case ActRDR, ActNoRDR:
-		a.RDR = append(a.RDR, &rc)
+		a.RDR = append(a.RDR, rc)
 	case ActBINAT, ActNoBINAT:
-		a.BINAT = append(a.BINAT, &rc)
+		a.BINAT = append(a.BINAT, rc)
 	default:
-		a.Filter = append(a.Filter, &rc)
+		a.Filter = append(a.Filter, rc)
 	}
 }
 

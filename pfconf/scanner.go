@@ -317,6 +317,9 @@ top:
 			// a number, so treat it as the number it is.
 			return pos, NUMBER, string(s.buf)
 		}
+		if k, ok := keywordStrings[string(s.buf)]; ok {
+			return pos, WORD, k // no allocation for keywords
+		}
 		return pos, WORD, string(s.buf)
 	}
 	switch c {
@@ -398,3 +401,12 @@ func allDigits(b []byte) bool {
 	}
 	return true
 }
+
+// keywordStrings interns the keywords' text.
+var keywordStrings = func() map[string]string {
+	m := make(map[string]string, len(keywords))
+	for k := range keywords {
+		m[k] = k
+	}
+	return m
+}()

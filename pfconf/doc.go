@@ -1,0 +1,23 @@
+// Package pfconf is the pf.conf language as FreeBSD's and OpenBSD's pfctl
+// accept it: a scanner (macros expanded the way pfctl's lexer does, lines
+// joined by backslash-newline), a parser that builds an AST with positions
+// (Parse), an expansion pass that resolves names and crosses lists out into
+// single rules, dropping address-family mismatches as pfctl's expand_rule
+// does (Expand), and a printer that writes the expanded ruleset exactly as
+// "pfctl -nv" and "pfctl -nvv" print it (Ruleset.Print).
+//
+// Parsing is pure: Parse reads only the files it is asked to include. All
+// host facts (interface addresses, host names, users and groups) are asked
+// of a netdb.Host by Expand, and port, protocol and ICMP names come from
+// netdb's shipped tables, so the output does not depend on /etc files.
+//
+// Errors are collected, not fatal: Parse and Expand go on after an error,
+// return what they could build and an *ErrorList whose entries print in
+// pfctl's "file:line: message" form (PfctlString) or with the column
+// (Error).
+//
+// pfconf does not decide whether Linux can enforce a rule: constructs the
+// nftables back end cannot express are parsed and printed like any other;
+// refusing them is the loader's job (package compile). It never touches the
+// kernel.
+package pfconf
