@@ -368,8 +368,17 @@ func (e *expander) rule(s *RuleStmt, a *Anchor) {
 			}
 		}
 		if s.Nat != nil && len(nat) > 0 {
-			if tmpl.AF == 0 && nat[0].scope == "" {
-				tmpl.AF = nat[0].af
+			if tmpl.AF == 0 {
+				// pfctl takes the first translation address's family.
+				// Prefer the first unscoped one: on Linux every interface
+				// lists an IPv6 link-local first, and "-> $ext_if" means
+				// its routable address (a documented deviation).
+				for _, h := range nat {
+					if h.af != 0 && h.scope == "" {
+						tmpl.AF = h.af
+						break
+					}
+				}
 			}
 			var kept []rhost
 			for _, h := range nat {
@@ -541,7 +550,9 @@ func (e *expander) rule(s *RuleStmt, a *Anchor) {
 			}
 		}
 	}
-	_ = added
+	if added == 0 && !s.Antispoof {
+		e.errorf(s.P, "rule expands to no valid combination")
+	}
 }
 
 func dynMulti(a Addr) bool { return a.Type == AddrDynIf && a.IfFlags&IfNoAlias == 0 }
