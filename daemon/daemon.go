@@ -15,7 +15,9 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/signal"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pfcarp/pfcarp/carp"
@@ -100,14 +102,6 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer cs.close()
 
-	// pf, pflog and pfsync are configured in the same file but not yet run
-	// by the daemon: say so rather than pretend.
-	if cfg.PF.Enable {
-		log.Warn("pf_enable: the daemon does not load pf_rules yet; load them with `pfcarp pfctl -f`", "pf_rules", cfg.PF.RulesPath)
-	}
-	if cfg.Pflog.Enable {
-		log.Warn("pflog_enable: the daemon does not run pflog yet")
-	}
 	if cfg.CARPVMAC {
 		log.Warn("carp_vmac: virtual MACs (macvlan carpN with 00:00:5e:00:01:vhid) are not implemented; the parent's own MAC is used and gratuitous ARP moves the addresses")
 	}
@@ -123,6 +117,20 @@ func Run(ctx context.Context, o Options) error {
 				log.Warn("cleanup", "err", err)
 			}
 		}()
+	}
+	// pf before CARP: a node must filter and translate before it can
+	// become MASTER. pflog before pf, so the first logged packets land.
+	if cfg.Pflog.Enable {
+		pl, err := d.startPflog()
+		if err != nil {
+			return err
+		}
+		defer pl.Close()
+	}
+	if cfg.PF.Enable {
+		if err := d.loadPF(); err != nil {
+			return err
+		}
 	}
 	if len(cfg.CARP) > 0 {
 		newTr := o.NewTransport
@@ -150,10 +158,28 @@ func Run(ctx context.Context, o Options) error {
 	}
 	log.Info("pfcarp running", "config", o.ConfigPath, "socket", sock, "carp_groups", len(cfg.CARP))
 
-	select {
-	case <-ctx.Done():
-		err = nil
-	case err = <-errc:
+	// SIGHUP reloads pf_rules, as `service pf reload` does; a ruleset
+	// that fails leaves the loaded one in place.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			err = nil
+			break loop
+		case err = <-errc:
+			break loop
+		case <-hup:
+			if !cfg.PF.Enable {
+				log.Info("SIGHUP: pf_enable is off; nothing to reload")
+				continue
+			}
+			if rerr := d.loadPF(); rerr != nil {
+				log.Error("reload failed; the loaded ruleset is unchanged", "err", rerr)
+			}
+		}
 	}
 	log.Info("pfcarp stopping")
 	stopMon()

@@ -23,8 +23,13 @@ func (d *daemon) watchLinks(ctx context.Context) error {
 	defer close(done)
 	errc := make(chan error, 1)
 	if err := netlink.LinkSubscribeWithOptions(ch, done, netlink.LinkSubscribeOptions{
-		ListExisting:  true,
-		ErrorCallback: func(err error) { select { case errc <- err: default: } },
+		ListExisting: true,
+		ErrorCallback: func(err error) {
+			select {
+			case errc <- err:
+			default:
+			}
+		},
 	}); err != nil {
 		return fmt.Errorf("watching links: %w", err)
 	}

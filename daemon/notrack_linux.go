@@ -68,4 +68,3 @@ func removeNotrack() error {
 	}
 	return nil
 }
-
