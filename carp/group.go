@@ -298,11 +298,12 @@ func (g *Group) armAdvertise() {
 	g.adAt = g.n.clk.Now().Add(AdvInterval(g.cfg.AdvBase, g.AdvSkew()))
 }
 
-// armMasterDown restarts the master-down timer. It uses the advskew we
-// advertise (demotion included), so a demoted backup is also the slower one
-// to take over; the kernels use the configured advskew here.
+// armMasterDown restarts the master-down timer with the configured advskew,
+// not the demoted one: every BSD carp_setrun arms it with sc_advskew
+// (demotion only changes what is advertised), so a demoted backup still
+// takes over within 3*advbase + advskew/256 s.
 func (g *Group) armMasterDown() {
-	g.mdAt = g.n.clk.Now().Add(MasterDown(g.cfg.AdvBase, g.AdvSkew()))
+	g.mdAt = g.n.clk.Now().Add(MasterDown(g.cfg.AdvBase, g.cfg.AdvSkew))
 }
 
 // advertise sends one advertisement per address family the group has.

@@ -598,3 +598,22 @@ func TestStateString(t *testing.T) {
 		t.Fatal("reject names")
 	}
 }
+
+// A demoted backup (e.g. waiting for its pfsync bulk update) must still take
+// over within 3*advbase + advskew/256 of the master's last advertisement:
+// every BSD arms the master-down timer with the configured advskew; demotion
+// only changes what the node advertises.
+func TestDemotedBackupMasterDownUsesConfiguredSkew(t *testing.T) {
+	e := newEnv(t, cfg1())
+	e.node.Demote(1, "bulk update pending")
+	e.node.SetParentUp("eth0", true)
+	e.wantState(1, Backup)
+	if got := e.group(1).AdvSkew(); got != MaxSkew {
+		t.Fatalf("demoted advskew %d, want %d", got, MaxSkew)
+	}
+	down := MasterDown(1, 10)
+	e.advance(down - time.Microsecond)
+	e.wantState(1, Backup)
+	e.advance(time.Microsecond)
+	e.wantState(1, Master)
+}
