@@ -1,0 +1,94 @@
+// Package pfsync replicates connection state between the two nodes of a
+// pfcarp pair, as BSD pfsync does for pf: the kernel's conntrack entries
+// (tuples, and so the NAT mapping; status bits; TCP state, window scales
+// and flags; mark; zone; timeout) and sticky-address bindings, so that after
+// a CARP failover the new master's kernel carries existing flows on, to the
+// same backends with the same translations.
+//
+// pfsync owns the sync protocol (wire format, authentication, anti-replay),
+// the Engine (batching, bulk update, conflict handling), its Runner, the
+// raw IP protocol 240 transport and the conntrack adapter (dump, events,
+// inject, delete). It does not own CARP (it only asks for demotion through
+// a hook), nftables (the no-sync mark is set by package compile) or the
+// daemon's wiring (package daemon).
+//
+// # Kernel facts this package rests on (each pinned by a root test)
+//
+//   - NAT: an entry created over ctnetlink with its translated reply tuple
+//     but no NAT bindings gets no IPS_SRC_NAT/IPS_DST_NAT bits (the kernel
+//     ignores those bits in CTA_STATUS), so its packets would not be
+//     translated (TestPlainCreateCarriesNoNAT). Conntrack.Inject therefore
+//     sends the untranslated reply tuple plus CTA_NAT_DST / CTA_NAT_SRC
+//     ranges of exactly one address and port, and the kernel's NAT core
+//     derives the same translated reply tuple and sets the NAT and NAT_DONE
+//     bits itself. TestInjectedNATFlowSurvivesFailover copies a redirected
+//     and source-NATed TCP flow from router A to an identical router B,
+//     moves the routes mid-stream and checks the flow carries on (same
+//     backend, same translated port, no reset, clean close).
+//   - TCP window tracking: ctnetlink exposes only the state, window scales
+//     and per-direction flags, not td_end/td_maxwin (FreeBSD pfsync copies
+//     seqlo/seqhi). An injected entry starts with td_maxwin 0, which the
+//     kernel treats as a mid-stream pickup and initialises from the next
+//     packet of each direction. Inject also sets IP_CT_TCP_FLAG_BE_LIBERAL
+//     on both directions of injected entries, as the kernel itself does for
+//     connections picked up mid-stream, so that segments already in flight
+//     at failover (retransmissions below the freshly initialised window)
+//     are not dropped as INVALID. This is per entry: the global
+//     nf_conntrack_tcp_be_liberal stays off and locally created flows keep
+//     full window checking. (Without the flag the failover test passes
+//     too; the flag is for the in-flight edge cases the test cannot force.)
+//   - Only SEEN_REPLY and ASSURED can be set on an existing entry, and
+//     CONFIRMED must be present on create; tuples and NAT are fixed once
+//     created. Counters cannot be set, so a node's -v counters restart.
+//
+// # Wire protocol
+//
+// IP protocol 240 as pfsync, TTL 255 (a message with another TTL is
+// dropped: it crossed a router), multicast 224.0.0.240 on syncdev or
+// unicast to syncpeer. The format (see wire.go) is pfcarp's own, not BSD
+// pfsync's: a versioned, length-checked header with a sender id, an epoch
+// (the sender's start time) and a sequence number; length-delimited
+// records; and, with pfsync_key, an HMAC-SHA256 over the whole message.
+// A receiver drops and counts, by reason, messages that are short, of
+// another magic or version, of a wrong length, unauthenticated or wrongly
+// signed (a signed message without a local key too), replayed (an older
+// epoch, a sequence already seen or older than a 64-message window), or
+// with any malformed record (the whole message is dropped before any record
+// is applied). The decoder does not allocate (TestDecodeAllocs) and is
+// fuzzed (FuzzDecode).
+//
+// # Engine
+//
+// Every node sends its own kernel events and applies the peer's, so
+// whichever node is MASTER is the source and flows begun on a backup while
+// it was master reach the old master on failback. Changes are queued per
+// state; a state updated maxupd times (default 128, pfsync(4)'s maxupd) is
+// sent at once, everything else after the flush interval (100 ms; FreeBSD
+// waits up to 1 s). Injected entries come back as kernel events: an event
+// that changes nothing replicated is not sent (no echo). On a conflict the
+// newer version (the sender's wall-clock time of the change, carried in
+// each record) wins; the nodes' clocks are assumed NTP-synchronised.
+// Entries whose mark has NoSyncMark (compile.CtMarkNoSync, set by rules
+// with no-sync) are neither sent nor accepted; CARP and pfsync packets are
+// not tracked at all (the daemon's notrack table).
+//
+// Bulk update (FreeBSD facts: the bulk-fail timer is 5 s, a request is
+// tried PFSYNC_MAX_BULKTRIES = 12 times, then pfsync "pretends the
+// transfer was ok" and lifts the CARP demotion): on start and when the
+// sync link's carrier returns, the Engine demotes CARP by 1, requests the
+// peer's table and waits for BULK START, the states and BULK END. Each
+// message of a bulk update in progress restarts the 5 s timer; without an
+// answer the request is repeated every 5 s; after 12 requests, or after
+// 5 minutes in all even with progress, it gives up, logs at error level and
+// lifts the demotion, so a node never stays demoted for ever. The serving
+// side sends its whole view (its own and the peer's entries) in bursts of
+// 64 messages between other work, then the sticky bindings.
+//
+// # Not done
+//
+// pf's `defer` option (hold a new flow's first packet until the peer
+// acknowledged the state) has no Linux equivalent here and is ignored with
+// a warning. Sticky bindings are carried by the protocol and the Engine
+// (StickyTable), but the daemon does not yet read or write compile's
+// sticky maps.
+package pfsync
