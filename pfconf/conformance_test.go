@@ -83,15 +83,26 @@ type confCase struct {
 	run  func() (ok bool, diag string)
 }
 
-func conformanceCases(t *testing.T) []confCase {
+// pfctlRunner runs "pfctl -o none -nvf name" from inside the corpus
+// directory (src is the file's content) and returns its standard output,
+// its standard error and whether it failed.
+type pfctlRunner func(name string, src []byte) (stdout, stderr string, failed bool)
+
+// inProcess runs pfctl's parse-and-print in this process with the corpus's
+// FreeBSD host as a fixture.
+func inProcess() pfctlRunner {
+	host := bsdhost.Static()
+	read := corpusReader(corpusDir)
+	return func(name string, src []byte) (string, string, bool) { return runPfctl(name, src, host, read) }
+}
+
+func conformanceCases(t *testing.T, runPfctl pfctlRunner) []confCase {
 	dir := corpusDir
 	ins, err := filepath.Glob(filepath.Join(dir, "pf*.in"))
 	if err != nil || len(ins) == 0 {
 		t.Fatalf("no corpus in %s: %v", dir, err)
 	}
 	sort.Strings(ins)
-	host := bsdhost.Static()
-	read := corpusReader(dir)
 	var cases []confCase
 	for _, in := range ins {
 		base := strings.TrimSuffix(filepath.Base(in), ".in")
@@ -102,13 +113,13 @@ func conformanceCases(t *testing.T) []confCase {
 		if ok, err := os.ReadFile(filepath.Join(dir, base+".ok")); err == nil {
 			want := string(ok)
 			cases = append(cases, confCase{base, func() (bool, string) {
-				out, serr, _ := runPfctl(base+".in", src, host, read)
+				out, serr, _ := runPfctl(base+".in", src)
 				got := out + serr
 				return got == want, diff(want, got)
 			}})
 			if !interfaceTest(base) {
 				cases = append(cases, confCase{base + "/self", func() (bool, string) {
-					out, serr, _ := runPfctl(base+".ok", ok, host, read)
+					out, serr, _ := runPfctl(base+".ok", ok)
 					got := out + serr
 					return got == want, diff(want, got)
 				}})
@@ -122,7 +133,7 @@ func conformanceCases(t *testing.T) []confCase {
 				if rerr != nil {
 					return false, "bad regexp: " + rerr.Error()
 				}
-				out, serr, failed := runPfctl(base+".in", src, host, read)
+				out, serr, failed := runPfctl(base+".in", src)
 				if !failed {
 					return false, "accepted; printed:\n" + out
 				}
@@ -164,10 +175,16 @@ func diff(want, got string) string {
 // TestConformance runs every case of the pfctl corpus in-process with the
 // corpus's FreeBSD host as a fixture (see testdata/conformance/README.md).
 func TestConformance(t *testing.T) {
+	checkConformance(t, "conformance", inProcess())
+}
+
+// checkConformance runs every corpus case with run, prints the count and
+// fails if it is below the ratchet.
+func checkConformance(t *testing.T, label string, run pfctlRunner) {
 	exc := exceptions(t)
 	passed, failed := 0, 0
 	var failing []string
-	for _, c := range conformanceCases(t) {
+	for _, c := range conformanceCases(t, run) {
 		ok, diag := c.run()
 		if ok {
 			passed++
@@ -185,11 +202,11 @@ func TestConformance(t *testing.T) {
 		}
 	}
 	t.Logf("%d passed, %d failed", passed, failed)
-	fmt.Printf("conformance: %d passed, %d failed\n", passed, failed)
+	fmt.Printf("%s: %d passed, %d failed\n", label, passed, failed)
 	for _, f := range failing {
 		fmt.Printf("  FAIL %s\n", f)
 	}
 	if passed < conformanceRatchet {
-		t.Errorf("conformance dropped: %d passed, the ratchet is %d", passed, conformanceRatchet)
+		t.Errorf("%s dropped: %d passed, the ratchet is %d", label, passed, conformanceRatchet)
 	}
 }
