@@ -7,9 +7,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/pflag"
 
+	"github.com/pfcarp/pfcarp/config"
 	"github.com/pfcarp/pfcarp/netdb"
 	"github.com/pfcarp/pfcarp/pfconf"
 )
@@ -41,6 +43,7 @@ func runPfctl(env *Env, args []string, host netdb.Host) error {
 	optimize := fs.StringP("optimize", "o", "", "ruleset optimizer level: none, basic or profile")
 	quiet := fs.BoolP("quiet", "q", false, "print only errors")
 	defines := fs.StringArrayP("define", "D", nil, "define macro=value")
+	node := fs.String("node", os.Getenv("PFCARP_CONFIG"), "resolve interfaces as the node of this rc.conf sees them (carpN to its VIPs; interfaces this host lacks to the config's addresses); default $PFCARP_CONFIG")
 	kf := addKernelFlags(fs) // -s -F -e -d -t -T: pfctl_kernel.go
 	if err := fs.Parse(args); err != nil {
 		fmt.Fprintf(env.Stderr, "pfctl: %v\n", err)
@@ -99,6 +102,14 @@ func runPfctl(env *Env, args []string, host netdb.Host) error {
 		return &ExitError{Code: 1}
 	}
 
+	if *node != "" {
+		n, diags := config.LoadFile(env.path(*node), nil)
+		if err := diags.Err(); err != nil {
+			fmt.Fprintf(env.Stderr, "pfctl: --node: %v\n", err)
+			return &ExitError{Code: 1}
+		}
+		host = n.Host(host)
+	}
 	f, perr := pfconf.Parse(name, src, pfconf.ParseOptions{ReadFile: read, Defines: *defines})
 	rs, eerr := pfconf.Expand(f, host)
 	var errs pfconf.ErrorList
@@ -111,6 +122,10 @@ func runPfctl(env *Env, args []string, host netdb.Host) error {
 	}
 	if errs.Len() > 0 {
 		io.WriteString(env.Stderr, errs.PfctlString())
+		if *node == "" && strings.Contains(errs.PfctlString(), ": no IP address found for ") {
+			io.WriteString(env.Stderr, "pfctl: an interface named in the ruleset has no address on this host; "+
+				"on Linux carpN exists only in the node config: give it with --node rc.conf (or PFCARP_CONFIG)\n")
+		}
 		if !*noAction {
 			io.WriteString(env.Stderr, "pfctl: Syntax error in config file: pf rules not loaded\n")
 		}

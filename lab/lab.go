@@ -32,6 +32,8 @@ const (
 	// SocketEnv is the environment variable through which pfcarp's CLI finds
 	// a node's daemon control socket; Exec and daemons get it set.
 	SocketEnv = "PFCARP_SOCKET"
+	// ConfigEnv names the node's rc.conf to pfcarp's CLI (pfctl --node).
+	ConfigEnv = "PFCARP_CONFIG"
 )
 
 // ErrNotUp is returned (wrapped) by Open when no lab is up in the directory.

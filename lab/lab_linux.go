@@ -453,7 +453,9 @@ func cleanup(dir, prefix string, createdNetnsDir bool, logf func(string, ...any)
 }
 
 // Command returns a command that runs argv in node: its environment has
-// SocketEnv set to the node's control socket. Start it with Start or Run.
+// SocketEnv set to the node's control socket and, when the node has a daemon
+// config, ConfigEnv set to it (so `pfcarp pfctl` resolves carpN as the node
+// does). Start it with Start or Run.
 func (l *Lab) Command(ctx context.Context, node string, argv ...string) (*exec.Cmd, error) {
 	if _, err := l.node(node); err != nil {
 		return nil, err
@@ -463,6 +465,9 @@ func (l *Lab) Command(ctx context.Context, node string, argv ...string) (*exec.C
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), SocketEnv+"="+l.SocketPath(node))
+	if cfg := filepath.Join(l.NodeDir(node), "pfcarp.conf"); fileExists(cfg) {
+		cmd.Env = append(cmd.Env, ConfigEnv+"="+cfg)
+	}
 	return cmd, nil
 }
 
@@ -582,4 +587,9 @@ func tail(path string) string {
 		return "(empty log " + path + ")"
 	}
 	return s
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
