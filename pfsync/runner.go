@@ -124,14 +124,18 @@ func (r *Runner) Status() Status {
 func (r *Runner) LinkUp() { r.Do(func(e *Engine) { e.LinkUp() }) }
 
 // Close stops the goroutines and closes the transport. A bulk update in
-// progress ends without lifting the demotion only if the caller does not
-// hold CARP anymore; Close lifts it so a node never stays demoted.
+// progress is abandoned and its demotion lifted, so a node never stays
+// demoted.
 func (r *Runner) Close() error {
 	var err error
 	r.once.Do(func() {
 		r.Do(func(e *Engine) {
-			if e.bulk != BulkIdle {
-				e.endBulk(false, "pfsync stopping")
+			if e.bulk != BulkIdle { // not a failure: lift the demotion quietly
+				e.bulk = BulkIdle
+				if e.bulkDemoted && e.o.Demote != nil {
+					e.o.Demote(-1, "pfsync stopping")
+				}
+				e.bulkDemoted = false
 			}
 			e.flushPending()
 		})
