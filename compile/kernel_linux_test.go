@@ -30,7 +30,9 @@ var (
 	clientBad = netip.MustParseAddr("192.0.2.66")
 )
 
-func newBed(t *testing.T) *bed {
+func newBed(t *testing.T) *bed { return newBedB(t) }
+
+func newBedB(t testing.TB) *bed {
 	testenv.RequireRoot(t)
 	b := &bed{
 		client: nfttest.New(t, "cli"),
@@ -57,7 +59,7 @@ func newBed(t *testing.T) *bed {
 }
 
 // load compiles src for the router and loads it.
-func (b *bed) load(t *testing.T, src string) {
+func (b *bed) load(t testing.TB, src string) {
 	t.Helper()
 	host := &netdb.Fixed{Interfaces: []netdb.Interface{
 		{Name: "lo", Addrs: []netdb.IfAddr{{Prefix: netip.MustParsePrefix("127.0.0.1/8")}}},

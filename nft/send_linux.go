@@ -10,8 +10,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// errCaptured stops the library's Flush once it has handed over its batch.
-var errCaptured = errors.New("nft: batch captured")
+// errCaptured stops the library's Flush once it has handed over its batch:
+// the library gives up at once on ENOBUFS (any other error it collects per
+// message, joining them: quadratic in the batch size).
+var errCaptured = unix.ENOBUFS
 
 // batch builds one transaction with the library's encoders and sends it
 // with send: the library cannot set table flags (it always sends 0, which
@@ -20,6 +22,9 @@ var errCaptured = errors.New("nft: batch captured")
 type batch struct {
 	*nftables.Conn
 	msgs []netlink.Message
+	// exclElems makes adding an element that exists already an error
+	// (NLM_F_EXCL on NEWSETELEM).
+	exclElems bool
 }
 
 func newBatch() (*batch, error) {
@@ -88,12 +93,23 @@ func (c *Conn) send(b *batch, tableFlags *uint32) error {
 			return err
 		}
 	}
-	size, acks := 0, 0
-	for _, m := range msgs {
-		size += 16 + len(m.Data)
-		if m.Header.Flags&netlink.Acknowledge != 0 {
-			acks++
+	// Ask for one acknowledgement, on the last message: the kernel
+	// reports every failing message anyway, in order, before that ack, and
+	// tens of thousands of acks would overflow any receive buffer.
+	size := 0
+	newElem := netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_NEWSETELEM)
+	for i := range msgs {
+		size += 16 + len(msgs[i].Data)
+		msgs[i].Header.Flags &^= netlink.Acknowledge
+		if b.exclElems && msgs[i].Header.Type == newElem {
+			msgs[i].Header.Flags |= netlink.Excl
 		}
+	}
+	acks := 1
+	if len(msgs) >= 3 {
+		msgs[len(msgs)-2].Header.Flags |= netlink.Acknowledge
+	} else {
+		msgs[len(msgs)-1].Header.Flags |= netlink.Acknowledge
 	}
 	cfg := &netlink.Config{}
 	if c.netnsFD >= 0 {
