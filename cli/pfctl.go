@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -121,8 +122,8 @@ func runPfctl(env *Env, args []string, host netdb.Host) error {
 		}
 	}
 	if errs.Len() > 0 {
-		io.WriteString(env.Stderr, errs.PfctlString())
-		if *node == "" && strings.Contains(errs.PfctlString(), ": no IP address found for ") {
+		writeErrors(env.Stderr, &errs, name, src, read)
+		if *node == "" && missingInterface(errs.PfctlString()) {
 			io.WriteString(env.Stderr, "pfctl: an interface named in the ruleset has no address on this host; "+
 				"on Linux carpN exists only in the node config: give it with --node rc.conf (or PFCARP_CONFIG)\n")
 		}
@@ -141,3 +142,52 @@ func runPfctl(env *Env, args []string, host netdb.Host) error {
 	}
 	return nil
 }
+
+// writeErrors prints each error in pfctl's form (FILE:LINE: message), then,
+// where the error has a column, the source line with a caret under it: pfctl
+// users keep the line they know, and see where on it the problem is.
+func writeErrors(w io.Writer, errs *pfconf.ErrorList, name string, src []byte, read func(string) ([]byte, error)) {
+	files := map[string][]byte{name: src}
+	var b strings.Builder
+	for _, e := range errs.List {
+		b.WriteString(e.PfctlString())
+		b.WriteByte('\n')
+		p := e.Pos
+		if p.Column <= 0 || p.Line <= 0 {
+			continue
+		}
+		text, ok := files[p.Filename]
+		if !ok {
+			text, _ = read(p.Filename) // an unreadable file just gets no context
+			files[p.Filename] = text
+		}
+		lines := strings.Split(string(text), "\n")
+		if p.Line > len(lines) {
+			continue
+		}
+		line := strings.TrimRight(lines[p.Line-1], "\r")
+		if strings.TrimSpace(line) == "" || p.Column > len(line)+1 || len(line) > 200 {
+			continue
+		}
+		// Keep tabs under tabs so the caret lines up.
+		pad := []byte(line[:p.Column-1])
+		for i, c := range pad {
+			if c != '\t' {
+				pad[i] = ' '
+			}
+		}
+		fmt.Fprintf(&b, "\t%s\n\t%s^\n", line, pad)
+	}
+	if errs.Dropped > 0 {
+		fmt.Fprintf(&b, "(%d more errors not shown)\n", errs.Dropped)
+	}
+	io.WriteString(w, b.String())
+}
+
+// ifaceRE matches pfctl's message for an interface (not an address) that
+// has no address here: a name ending in a digit, with an optional :modifier.
+var ifaceRE = regexp.MustCompile(`: no IP address found for [A-Za-z][A-Za-z0-9_]*[0-9](:[a-z0-9]+)?\n`)
+
+// missingInterface reports whether errors include an interface lookup that
+// failed, for which the --node hint helps.
+func missingInterface(s string) bool { return ifaceRE.MatchString(s) }

@@ -59,7 +59,8 @@ func TestPfctlErrors(t *testing.T) {
 	if out != "" {
 		t.Errorf("stdout = %q, want nothing on error", out)
 	}
-	want := "bad.conf:2: syntax error\nbad.conf:3: unknown port nosuchport\n"
+	want := "bad.conf:2: syntax error\n\tblock out on\n\t            ^\n" +
+		"bad.conf:3: unknown port nosuchport\n\tpass proto tcp from any port nosuchport\n\t                             ^\n"
 	if serr != want {
 		t.Errorf("stderr = %q, want %q", serr, want)
 	}
