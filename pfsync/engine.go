@@ -162,6 +162,7 @@ type Engine struct {
 	bulkBegan   time.Time
 	bulkDue     time.Time
 	bulkGot     uint64
+	bulkKicked  bool // this try was already repeated early (see Receive)
 
 	// serving side
 	serve     []State
@@ -275,6 +276,7 @@ func (e *Engine) requestBulk(reason string) {
 	}
 	e.bulk = BulkRequested
 	e.bulkDue = now.Add(e.o.BulkTimeout)
+	e.bulkKicked = false
 	e.stats.BulkRequestsSent++
 	e.log.Info("pfsync: requesting bulk update", "try", e.bulkTries+1)
 	e.flush() // queued changes first: they are older than what we ask for
@@ -541,6 +543,10 @@ func (e *Engine) Receive(b []byte) (Drop, bool) {
 		w = &replayWindow{}
 		e.replay[h.Sender] = w
 	}
+	// A sender or epoch not heard before: the peer (re)started and is
+	// listening now, so a bulk request of ours it may have missed is worth
+	// repeating at once rather than after BulkTimeout.
+	fresh := w.top == 0 || h.Epoch > w.epoch
 	if !w.check(h.Epoch, h.Seq) {
 		e.stats.Dropped[DropReplay]++
 		return DropReplay, false
@@ -549,6 +555,7 @@ func (e *Engine) Receive(b []byte) (Drop, bool) {
 	recs := NewRecords(body, h.Count)
 	var s State
 	var k Sticky
+	peerAsked := false
 	for {
 		typ, rb, ok := recs.Next()
 		if !ok {
@@ -580,6 +587,7 @@ func (e *Engine) Receive(b []byte) (Drop, bool) {
 				}
 			}
 		case RecBulkRequest:
+			peerAsked = true
 			e.startServing()
 		case RecBulkStatus:
 			st, n, _ := DecodeBulkStatus(rb)
@@ -588,6 +596,15 @@ func (e *Engine) Receive(b []byte) (Drop, bool) {
 	}
 	if e.bulk == BulkReceiving {
 		e.bulkDue = e.o.Clock.Now().Add(e.o.BulkTimeout) // progress
+	}
+	if e.bulk == BulkRequested && (fresh || peerAsked) && !e.bulkKicked {
+		// Both nodes started (or saw the sync link return) together and
+		// our request went out before the peer listened: its own request,
+		// or its first message, shows it listens now. Once per try, so two
+		// waiting nodes do not ping-pong requests.
+		e.log.Info("pfsync: peer is listening now: repeating the bulk request at once")
+		e.requestBulk("")
+		e.bulkKicked = true
 	}
 	return 0, true
 }

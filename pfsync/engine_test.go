@@ -405,3 +405,67 @@ func TestStatusAndIfconfig(t *testing.T) {
 }
 
 func keyOf(s State) Key { return s.Key() }
+
+// Both nodes start together: A's first bulk request goes out before B
+// listens and is lost. B's own request (its first message) shows A that B
+// listens now, so A repeats its request at once instead of staying demoted
+// for the 5 s retry.
+func TestBulkStartRaceRepeatsAtOnce(t *testing.T) {
+	p := newPair(t, nil)
+	for i := 1; i <= 50; i++ {
+		p.tb.m[keyOf(tcpState(i))] = tcpState(i)
+	}
+	p.a.Start()
+	p.toB = nil // B was not listening yet
+	if p.demA != 1 || p.a.Bulk() != BulkRequested {
+		t.Fatalf("A after start: demotion %d bulk %v", p.demA, p.a.Bulk())
+	}
+	p.clk.Advance(20 * time.Millisecond)
+	p.b.Start()
+	p.pump() // no time passes
+	sa, sb := p.a.Stats(), p.b.Stats()
+	if p.demA != 0 || sa.BulkDone != 1 || len(p.ta.m) != 50 {
+		t.Fatalf("A: demotion %d, bulk done %d, states %d: want 0, 1, 50 without waiting for the retry", p.demA, sa.BulkDone, len(p.ta.m))
+	}
+	if p.demB != 0 || sb.BulkDone != 1 {
+		t.Fatalf("B: demotion %d, bulk done %d", p.demB, sb.BulkDone)
+	}
+	if sa.BulkRequestsSent != 2 || sb.BulkRequestsSent != 1 {
+		t.Errorf("requests sent: A %d (want 2: lost + repeat), B %d (want 1)", sa.BulkRequestsSent, sb.BulkRequestsSent)
+	}
+	if !strings.Contains(p.logs.String(), "repeating the bulk request at once") {
+		t.Errorf("early repeat not logged:\n%s", p.logs)
+	}
+}
+
+// The early repeat happens once per try: two nodes waiting on each other
+// whose repeats are lost too fall back to the BulkTimeout retry instead of
+// trading requests for ever.
+func TestBulkEarlyRepeatOncePerTry(t *testing.T) {
+	p := newPair(t, nil)
+	p.a.Start()
+	p.toB = nil
+	p.b.Start()
+	// Deliver B's request to A; A's repeat (and everything after) is lost.
+	msgs := p.toA
+	p.toA = nil
+	for _, m := range msgs {
+		p.a.Receive(m)
+	}
+	p.toB = nil
+	if n := p.a.Stats().BulkRequestsSent; n != 2 {
+		t.Fatalf("A requests %d, want 2", n)
+	}
+	// Another request from B within the same try does not trigger another.
+	p.b.LinkUp()
+	for _, m := range p.toA {
+		p.a.Receive(m)
+	}
+	p.toA, p.toB = nil, nil
+	if n := p.a.Stats().BulkRequestsSent; n != 2 {
+		t.Fatalf("A requests %d after a second request from B, want still 2", n)
+	}
+	if p.a.Bulk() != BulkRequested {
+		t.Fatalf("A bulk %v", p.a.Bulk())
+	}
+}
