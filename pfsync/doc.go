@@ -88,7 +88,20 @@
 //
 // pf's `defer` option (hold a new flow's first packet until the peer
 // acknowledged the state) has no Linux equivalent here and is ignored with
-// a warning. Sticky bindings are carried by the protocol and the Engine
-// (StickyTable), but the daemon does not yet read or write compile's
-// sticky maps.
+// a warning.
+//
+// # Sticky-address bindings
+//
+// BSD pfsync does not replicate pf's source-tracking nodes, so after a
+// failover a sticky client may be sent to another server; pfcarp does
+// replicate them. The bindings live in compile's sticky maps (nftables
+// dynamic maps source -> backend with a timeout, read and written through
+// package nft; KernelSticky). The kernel's packet path adds and renews
+// them without any netlink notification, so the Engine reads the maps
+// every StickyPoll (200 ms) and sends the bindings that are new, moved to
+// another backend, or renewed by at least a quarter of their lifetime; the
+// peer installs each with the remaining lifetime (replacing its own). A
+// binding made less than a poll interval before a failover can be lost.
+// Bindings that expire are not deleted on the peer: its copy expires too.
+// A bulk update carries every binding.
 package pfsync

@@ -58,7 +58,13 @@ const (
 	// DefaultBulkMax caps a bulk update that keeps making progress.
 	DefaultBulkMax = 5 * time.Minute
 	DefaultMTU     = 1500
-	bulkBurst      = 64 // messages sent per Tick while serving a bulk update
+	// DefaultStickyPoll: sticky-address bindings are made by the kernel's
+	// packet path (nftables dynset), which sends no netlink events, so the
+	// Engine diffs the maps this often. A binding made in the last poll
+	// interval before a failover can be lost; the client is then bound
+	// afresh by the new master.
+	DefaultStickyPoll = 200 * time.Millisecond
+	bulkBurst         = 64 // messages sent per Tick while serving a bulk update
 )
 
 // Options configure an Engine. Table, Clock and Send are required.
@@ -67,6 +73,10 @@ type Options struct {
 	Logger *slog.Logger
 	Table  Table
 	Sticky StickyTable // nil: no sticky-address sync
+	// StickyPoll is how often Sticky is read for new or renewed bindings
+	// (the kernel reports no events for elements its packet path adds).
+	// Default DefaultStickyPoll.
+	StickyPoll time.Duration
 	// Send transmits one sealed message to the peer(s).
 	Send func(msg []byte) error
 	// Demote adjusts CARP's node-wide demotion (nil: no CARP).
@@ -118,6 +128,16 @@ func (b BulkState) String() string {
 	return "?"
 }
 
+type stickyKey struct {
+	m   string
+	src netip.Addr
+}
+
+type stickyRec struct {
+	backend netip.Addr
+	expires time.Time
+}
+
 type entry struct {
 	s       State
 	updated int64 // unix ns of the newest version we hold (ours or the peer's)
@@ -164,6 +184,11 @@ type Engine struct {
 	bulkGot     uint64
 	bulkKicked  bool // this try was already repeated early (see Receive)
 
+	// sticky-address bindings as last sent or received, to send only new,
+	// moved or renewed ones (and not echo the peer's)
+	sticky    map[stickyKey]stickyRec
+	stickyDue time.Time
+
 	// serving side
 	serve     []State
 	serveSent uint64
@@ -192,6 +217,8 @@ type Stats struct {
 	BulkDone, BulkFailed       uint64
 	LastBulkDuration           time.Duration
 	LastBulkStates             uint64
+	LastBulkEnd                time.Time // when the last bulk update we requested completed
+	StickyErrors               uint64    // reading the sticky maps failed
 }
 
 // NewEngine returns an Engine; it sends nothing until Start.
@@ -220,6 +247,9 @@ func NewEngine(o Options) (*Engine, error) {
 	if o.MTU <= 0 {
 		o.MTU = DefaultMTU
 	}
+	if o.StickyPoll <= 0 {
+		o.StickyPoll = DefaultStickyPoll
+	}
 	if o.MTU < 20+HeaderLen+MACLen+recHdrLen+stateFixed+4*16+8 {
 		return nil, fmt.Errorf("pfsync: MTU %d too small for one state", o.MTU)
 	}
@@ -227,7 +257,8 @@ func NewEngine(o Options) (*Engine, error) {
 		o.Epoch = uint64(o.Clock.Now().UnixNano())
 	}
 	e := &Engine{o: o, log: o.Logger, auth: NewAuth(o.Key), open: NewAuth(o.Key),
-		table: map[Key]*entry{}, pend: map[Key]*pending{}, replay: map[uint32]*replayWindow{}}
+		table: map[Key]*entry{}, pend: map[Key]*pending{}, replay: map[uint32]*replayWindow{},
+		sticky: map[stickyKey]stickyRec{}}
 	return e, nil
 }
 
@@ -255,6 +286,7 @@ func (e *Engine) Start() {
 			}
 		}
 	}
+	e.stickyDue = e.o.Clock.Now()
 	e.requestBulk("pfsync bulk start")
 }
 
@@ -291,6 +323,7 @@ func (e *Engine) endBulk(ok bool, why string) {
 		e.stats.BulkDone++
 		e.stats.LastBulkDuration = d
 		e.stats.LastBulkStates = e.bulkGot
+		e.stats.LastBulkEnd = e.o.Clock.Now()
 		e.log.Info("pfsync: bulk update done", "states", e.bulkGot, "duration", d)
 	} else {
 		e.stats.BulkFailed++
@@ -439,6 +472,9 @@ func (e *Engine) Deadline() (t time.Time, ok bool) {
 	if e.bulk != BulkIdle && (!ok || e.bulkDue.Before(t)) {
 		t, ok = e.bulkDue, true
 	}
+	if e.o.Sticky != nil && !e.stickyDue.IsZero() && (!ok || e.stickyDue.Before(t)) {
+		t, ok = e.stickyDue, true
+	}
 	return t, ok
 }
 
@@ -461,8 +497,50 @@ func (e *Engine) Tick() {
 			e.endBulk(false, fmt.Sprintf("no complete bulk update after %d requests %v apart", e.bulkTries, e.o.BulkTimeout))
 		}
 	}
+	if e.o.Sticky != nil && !e.stickyDue.IsZero() && !now.Before(e.stickyDue) {
+		e.pollSticky(now)
+	}
 	if len(e.serve) > 0 {
 		e.serveBurst()
+	}
+}
+
+// pollSticky reads the sticky maps and sends the bindings that are new,
+// point at another backend, or were renewed by at least a quarter of their
+// lifetime since we last sent them (so the peer's copy always has most of
+// ours left, without a message per renewal). Bindings that expired here
+// are forgotten; the peer's copies expire by themselves.
+func (e *Engine) pollSticky(now time.Time) {
+	e.stickyDue = now.Add(e.o.StickyPoll)
+	ks, err := e.o.Sticky.Dump()
+	if err != nil {
+		e.stats.StickyErrors++
+		e.log.Debug("pfsync: reading sticky bindings", "err", err)
+		return
+	}
+	seen := make(map[stickyKey]bool, len(ks))
+	sent := false
+	for i := range ks {
+		k := &ks[i]
+		key := stickyKey{k.Map, k.Source}
+		seen[key] = true
+		life := time.Duration(k.Timeout) * time.Second
+		exp := now.Add(life)
+		cur, ok := e.sticky[key]
+		if ok && cur.backend == k.Backend && exp.Sub(cur.expires) < max(time.Second, life/4) {
+			continue
+		}
+		e.sticky[key] = stickyRec{k.Backend, exp}
+		e.LocalSticky(k)
+		sent = true
+	}
+	for key := range e.sticky {
+		if !seen[key] {
+			delete(e.sticky, key)
+		}
+	}
+	if sent {
+		e.flush()
 	}
 }
 
@@ -580,7 +658,14 @@ func (e *Engine) Receive(b []byte) (Drop, bool) {
 		case RecSticky:
 			DecodeSticky(rb, &k)
 			e.stats.StickyRecv++
-			if e.o.Sticky != nil {
+			if e.o.Sticky != nil && (k.Delete || k.Timeout > 0) {
+				key := stickyKey{k.Map, k.Source}
+				if k.Delete {
+					delete(e.sticky, key)
+				} else {
+					// Known as sent: our next poll does not echo it.
+					e.sticky[key] = stickyRec{k.Backend, e.o.Clock.Now().Add(time.Duration(k.Timeout) * time.Second)}
+				}
 				if err := e.o.Sticky.Set(&k); err != nil {
 					e.stats.InjectErrors++
 					e.log.Debug("pfsync: sticky", "err", err)

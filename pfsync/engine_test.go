@@ -469,3 +469,139 @@ func TestBulkEarlyRepeatOncePerTry(t *testing.T) {
 		t.Fatalf("A bulk %v", p.a.Bulk())
 	}
 }
+
+// fakeSticky is an in-memory StickyTable whose bindings expire on the
+// fake clock.
+type fakeSticky struct {
+	clk *clock.Fake
+	m   map[string]Sticky // map+" "+source; Timeout unused (see exp)
+	exp map[string]time.Time
+	set int
+}
+
+func newFakeSticky(clk *clock.Fake) *fakeSticky {
+	return &fakeSticky{clk: clk, m: map[string]Sticky{}, exp: map[string]time.Time{}}
+}
+
+func (f *fakeSticky) bind(m, src, be string, life time.Duration) {
+	k := Sticky{Map: m, Source: netip.MustParseAddr(src), Backend: netip.MustParseAddr(be)}
+	f.m[m+" "+src] = k
+	f.exp[m+" "+src] = f.clk.Now().Add(life)
+}
+
+func (f *fakeSticky) Dump() ([]Sticky, error) {
+	var out []Sticky
+	for id, k := range f.m {
+		left := f.exp[id].Sub(f.clk.Now())
+		if left <= 0 {
+			delete(f.m, id)
+			continue
+		}
+		k.Timeout = uint32((left + time.Second - 1) / time.Second)
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Source.Less(out[j].Source) })
+	return out, nil
+}
+
+func (f *fakeSticky) Set(k *Sticky) error {
+	f.set++
+	id := k.Map + " " + k.Source.String()
+	if k.Delete {
+		delete(f.m, id)
+		return nil
+	}
+	f.m[id] = Sticky{Map: k.Map, Source: k.Source, Backend: k.Backend}
+	f.exp[id] = f.clk.Now().Add(time.Duration(k.Timeout) * time.Second)
+	return nil
+}
+
+// Sticky bindings made by one node's packet path reach the peer within a
+// poll interval with their remaining lifetime, are not echoed back, are
+// sent again when renewed by a quarter of their lifetime or moved to
+// another backend, and reach a peer that starts later in its bulk update.
+func TestStickySync(t *testing.T) {
+	clk := clock.NewFake(epoch0)
+	sa, sb := newFakeSticky(clk), newFakeSticky(clk)
+	p := newPair(t, func(o *Options) {
+		o.Clock = clk // the stores' clock is the engines'
+		if o.NodeID == 1 {
+			o.Sticky = sa
+		} else {
+			o.Sticky = sb
+		}
+	})
+	p.clk = clk
+	const m = "sticky_rdr1_4"
+	p.a.Start()
+	p.b.Start()
+	p.pump()
+
+	sa.bind(m, "192.0.2.89", "198.51.100.20", 300*time.Second)
+	sa.bind(m, "192.0.2.90", "198.51.100.21", 300*time.Second)
+	p.advance(DefaultStickyPoll)
+	got, _ := sb.Dump()
+	if len(got) != 2 || got[0].Backend != netip.MustParseAddr("198.51.100.20") || got[1].Backend != netip.MustParseAddr("198.51.100.21") {
+		t.Fatalf("B's bindings after one poll: %+v", got)
+	}
+	if got[0].Timeout < 299 || got[0].Timeout > 300 {
+		t.Errorf("B's lifetime %d s, want about 300", got[0].Timeout)
+	}
+	sentA, sentB := p.a.Stats().StickySent, p.b.Stats().StickySent
+	if sentA != 2 || sentB != 0 {
+		t.Fatalf("sticky sent A %d B %d, want 2 and 0 (no echo)", sentA, sentB)
+	}
+	// Quiet polls send nothing; a renewal by less than a quarter neither.
+	p.advance(30 * time.Second)
+	sa.bind(m, "192.0.2.89", "198.51.100.20", 300*time.Second) // renewed by 30 s
+	p.advance(time.Second)
+	if n := p.a.Stats().StickySent; n != 2 {
+		t.Fatalf("after a small renewal A sent %d, want still 2", n)
+	}
+	p.advance(60 * time.Second)
+	sa.bind(m, "192.0.2.89", "198.51.100.20", 300*time.Second) // renewed by 91 s > 75 s
+	p.advance(time.Second)
+	if n := p.a.Stats().StickySent; n != 3 {
+		t.Fatalf("after a renewal by 91 s A sent %d, want 3", n)
+	}
+	got, _ = sb.Dump()
+	if got[0].Timeout < 298 {
+		t.Errorf("B's renewed lifetime %d s", got[0].Timeout)
+	}
+	// Moved to another backend (B's own packet path, now master).
+	sb.bind(m, "192.0.2.90", "198.51.100.20", 300*time.Second)
+	p.advance(time.Second)
+	if k := sa.m[m+" 192.0.2.90"]; k.Backend != netip.MustParseAddr("198.51.100.20") {
+		t.Fatalf("A did not follow B's rebinding: %+v", k)
+	}
+	if n := p.b.Stats().StickySent; n != 1 {
+		t.Errorf("B sent %d, want 1", n)
+	}
+	// A third engine that starts later gets the bindings in its bulk update.
+	sc := newFakeSticky(clk)
+	tc := newFakeTable()
+	var toC [][]byte
+	c, err := NewEngine(Options{Clock: clk, Table: tc, Sticky: sc, NodeID: 3, Key: []byte("secret"),
+		Send: func(m []byte) error { p.toA = append(p.toA, m); p.toB = append(p.toB, m); return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := p.a.o.Send
+	p.a.o.Send = func(m []byte) error { toC = append(toC, m); return inner(m) }
+	c.Start()
+	for range 10 {
+		p.pump()
+		for _, m := range toC {
+			c.Receive(m)
+		}
+		toC = nil
+	}
+	if c.Stats().BulkDone != 1 || len(sc.m) != 2 {
+		t.Fatalf("late starter: bulk done %d, bindings %v", c.Stats().BulkDone, sc.m)
+	}
+	// Expired bindings are forgotten, not deleted on the peer.
+	p.advance(301 * time.Second)
+	if st := p.a.Status(); st.StickyBindings != 0 {
+		t.Errorf("A still knows %d bindings after they expired", st.StickyBindings)
+	}
+}

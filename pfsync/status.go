@@ -42,6 +42,13 @@ type Status struct {
 	BulkFailed       uint64        `json:"bulk_failed"`
 	LastBulkDuration time.Duration `json:"last_bulk_duration_ns"`
 	LastBulkStates   uint64        `json:"last_bulk_states"`
+	// LastBulkEnd is when the last bulk update this node requested
+	// completed (zero: none yet).
+	LastBulkEnd time.Time `json:"last_bulk_end,omitzero"`
+	// StickyBindings is the number of sticky-address bindings known (sent
+	// or received); StickyErrors counts failed reads of the sticky maps.
+	StickyBindings int    `json:"sticky_bindings"`
+	StickyErrors   uint64 `json:"sticky_errors"`
 }
 
 // status builds a Status from the Engine.
@@ -58,6 +65,7 @@ func (e *Engine) status() Status {
 		SendErrors: st.SendErrors, InjectErrors: st.InjectErrors, Stale: st.Stale, NoSync: st.NoSyncSkipped,
 		Bulk: e.bulk.String(), BulkRequests: st.BulkRequestsSent, BulkServed: st.BulkRequestsServed,
 		BulkDone: st.BulkDone, BulkFailed: st.BulkFailed, LastBulkDuration: st.LastBulkDuration, LastBulkStates: st.LastBulkStates,
+		LastBulkEnd: st.LastBulkEnd, StickyBindings: len(e.sticky), StickyErrors: st.StickyErrors,
 	}
 	for i, n := range st.Dropped {
 		if n != 0 {
@@ -92,7 +100,7 @@ func FormatIfconfig(w io.Writer, st *Status) {
 	if st.Auth {
 		auth = "hmac-sha256"
 	}
-	fmt.Fprintf(&b, "\tauth: %s states: %d\n", auth, st.States)
+	fmt.Fprintf(&b, "\tauth: %s states: %d sticky bindings: %d\n", auth, st.States, st.StickyBindings)
 	fmt.Fprintf(&b, "\tsent: %d messages, %d states, %d deletes, %d sticky; %d send errors\n",
 		st.Sent, st.StatesSent, st.DeletesSent, st.StickySent, st.SendErrors)
 	fmt.Fprintf(&b, "\treceived: %d messages, %d states, %d deletes, %d sticky; %d inject errors, %d stale\n",
