@@ -53,8 +53,17 @@ func (d *daemon) watchLinks(ctx context.Context) error {
 			if prev, seen := last[name]; seen && prev == up {
 				continue
 			}
+			prev, seen := last[name]
 			last[name] = up
 			d.log.Info("parent link", "if", name, "up", up)
+			if up && seen && !prev && d.pfsync != nil {
+				// Before CARP may preempt: while the link was down the
+				// peer carried this node's flows and their TCP windows
+				// moved on; the bulk update refreshes the entries here
+				// (and demotes CARP until it is done).
+				d.log.Info("pfsync: parent link up again: requesting a bulk update before CARP may preempt", "if", name)
+				d.pfsync.r.RequestBulk("pfsync bulk start (" + name + " up)")
+			}
 			d.runner.Do(func(n *carp.Node) { n.SetParentUp(name, up) })
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pfcarp/pfcarp/carp"
+	"github.com/pfcarp/pfcarp/nft"
 	"github.com/pfcarp/pfcarp/pfsync"
 )
 
@@ -52,10 +53,36 @@ func (d *daemon) startPfsync() (*pfsyncRun, error) {
 		Key: d.cfg.PfsyncKey, NodeID: nodeID(d.cfg.Hostname), NoSyncMask: pfsync.NoSyncMark,
 		MaxUpd: pc.MaxUpd, SyncDev: pc.SyncDev, SyncPeer: pc.SyncPeer,
 	}
+	if d.cfg.PF.Enable {
+		// sticky-address bindings live in pf's nftables table
+		o.Sticky = &pfsync.KernelSticky{NFT: nft.Open()}
+	}
 	if d.runner != nil {
 		// Called on pfsync's loop; CARP's loop never waits on pfsync, and
 		// Do returns false once CARP has stopped.
-		o.Demote = func(delta int, reason string) { d.runner.Do(func(n *carp.Node) { n.Demote(delta, reason) }) }
+		//
+		// A node that is MASTER of a group when a bulk update starts (the
+		// sync link healed under a working master) is not demoted: the
+		// traffic, and so the freshest states, are its own, and demoting
+		// it would hand the groups to a backup that missed updates too.
+		// demoted (pfsync's loop only) pairs the lift with the demotion.
+		demoted := false
+		o.Demote = func(delta int, reason string) {
+			d.runner.Do(func(n *carp.Node) {
+				switch {
+				case delta > 0 && isMaster(n):
+					d.log.Info("pfsync: bulk update without CARP demotion: this node is MASTER", "reason", reason)
+					return
+				case delta > 0:
+					demoted = true
+				case !demoted:
+					return
+				default:
+					demoted = false
+				}
+				n.Demote(delta, reason)
+			})
+		}
 	}
 	r, err := pfsync.NewRunner(o, tr)
 	if err != nil {
@@ -78,6 +105,16 @@ func (d *daemon) startPfsync() (*pfsyncRun, error) {
 	}
 	d.log.Info("pfsync running", "syncdev", pc.SyncDev, "syncpeer", pc.SyncPeer, "maxupd", o.MaxUpd, "authenticated", len(o.Key) > 0)
 	return p, nil
+}
+
+// isMaster reports whether any of n's groups is MASTER.
+func isMaster(n *carp.Node) bool {
+	for _, g := range n.Groups() {
+		if g.State() == carp.Master {
+			return true
+		}
+	}
+	return false
 }
 
 // watchLink requests a bulk update whenever the sync interface comes back

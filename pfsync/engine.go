@@ -295,6 +295,11 @@ func (e *Engine) Start() {
 // comes back up).
 func (e *Engine) LinkUp() { e.requestBulk("pfsync bulk start (sync link up)") }
 
+// RequestBulk requests a bulk update for reason (the daemon does when a
+// CARP interface returns: this node's entries for flows the peer carried
+// meanwhile are stale), demoting CARP until it completes.
+func (e *Engine) RequestBulk(reason string) { e.requestBulk(reason) }
+
 func (e *Engine) requestBulk(reason string) {
 	now := e.o.Clock.Now()
 	if e.bulk == BulkIdle {

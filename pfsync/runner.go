@@ -123,6 +123,11 @@ func (r *Runner) Status() Status {
 // LinkUp starts a bulk update after the sync link healed.
 func (r *Runner) LinkUp() { r.Do(func(e *Engine) { e.LinkUp() }) }
 
+// RequestBulk starts a bulk update for another reason (logged and passed
+// to the demotion hook); it returns once the request is sent and CARP
+// demoted.
+func (r *Runner) RequestBulk(reason string) { r.Do(func(e *Engine) { e.RequestBulk(reason) }) }
+
 // Close stops the goroutines and closes the transport. A bulk update in
 // progress is abandoned and its demotion lifted, so a node never stays
 // demoted.
