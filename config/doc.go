@@ -147,8 +147,28 @@
 //	pair-pfsync-key-mismatch error   pfsync keys differ
 //	pair-vmac-mismatch      warning  carp_vmac on one node only
 //
-// pf.conf lints (NAT to the node's own address instead of a CARP VIP, which
-// breaks every NATed connection on failover; pfsync passed "no-sync" over a
-// link pfsync does not authenticate; ...) belong to a [RulesLinter] built
-// on package pfconf.
+// pf.conf, through a [RulesLinter] (package config/pflint, which parses and
+// expands it with package pfconf as the node sees its interfaces: carpN is
+// its virtual addresses, physical interfaces the rc.conf's addresses):
+//
+//	pf-rules-error          error    pf.conf does not parse or expand (pfctl would not load it); no other pf.conf lint runs
+//	nat-to-own-address      warning  nat, binat or nat-to translates to the node's own address on a CARP parent
+//	                                 (an address there, or "(if)"): after failover the new master has the
+//	                                 states but not the address, so every NATed connection breaks; use the VIP
+//	rdr-to-own-address      warning  rdr on a CARP parent matches the node's own address: the service does not
+//	                                 move on failover, and the backup's redirected replies return via the master
+//	rdr-not-to-vip          note     rdr on a CARP parent matches any destination or a network holding the node's
+//	                                 own address: the backup redirects too, and transit traffic on those ports
+//	carp-blocked            error    a block rule can drop CARP advertisements (proto 112, in or out, on a
+//	                                 parent) with no pass before it with quick or after it: both nodes MASTER
+//	pfsync-blocked          warning  the same for pfsync (proto 240) on the sync interface: no state replication
+//	pfsync-state-synced     note     pass ... proto pfsync keep state without (no-sync): pfsync syncs its own states
+//	rdr-blocked             warning  a block rule can drop what a (non-pass) rdr redirects, inbound or outbound to
+//	                                 the server, with no pass for it before (quick) or after it
+//
+// The block analyses follow pf's order (first quick match, else last
+// match): a block rule is reported when it could match and no pass rule
+// that surely matches comes before it with quick or anywhere after it.
+// Rules inside anchors are not looked at; tables are taken not to hold
+// the peer (and "! <table>" to match).
 package config
