@@ -56,12 +56,46 @@ func (h *nodeHost) InterfaceAddrs(name string) ([]netdb.IfAddr, bool) {
 		return addrs, true
 	}
 	if ok {
-		return addrs, true
+		return h.withoutCARPAddrs(name, addrs), true
 	}
 	if ifc := h.n.Interface(name); ifc != nil && len(ifc.Addrs) > 0 {
 		return ifAddrs(ifc.Addrs), true
 	}
 	return nil, false
+}
+
+// withoutCARPAddrs drops the virtual addresses of carpN groups from the
+// running host's answer for a real interface (or group): on BSD they belong
+// to carpN, but Linux keeps a MASTER's VIP on the parent, so without this
+// the seed's `nat ... -> $ext_if` loaded on a MASTER would become a
+// round-robin pool over eth0's address and the VIP, and `$int_if:network`
+// would expand twice. An address the config itself gives the interface
+// stays.
+func (h *nodeHost) withoutCARPAddrs(name string, addrs []netdb.IfAddr) []netdb.IfAddr {
+	own := map[netip.Addr]bool{}
+	if ifc := h.n.Interface(name); ifc != nil {
+		for _, a := range ifc.Addrs {
+			own[a.Prefix.Addr()] = true
+		}
+	}
+	vip := map[netip.Addr]bool{}
+	for _, g := range h.n.CARP {
+		if g.Name == "" {
+			continue // a vhid on its parent (FreeBSD 10 style): the parent's address
+		}
+		for _, a := range g.VIPs {
+			if !own[a.Prefix.Addr()] {
+				vip[a.Prefix.Addr()] = true
+			}
+		}
+	}
+	out := addrs[:0:0]
+	for _, a := range addrs {
+		if !vip[a.Prefix.Addr()] {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 func (h *nodeHost) LookupHost(name string) ([]netip.Addr, error) { return h.base.LookupHost(name) }
