@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/pfcarp/pfcarp/config"
+	"github.com/pfcarp/pfcarp/config/pflint"
 )
 
 // newCheckCmd is `pfcarp check`: load one node's config, or a pair's, and
@@ -25,9 +26,10 @@ func newCheckCmd() *command {
 }
 
 // pfRulesLinters returns the pf.conf lints check runs on each node's
-// pf_rules. The pf.conf parser (package pfconf) plugs in here; until it
-// does, check reports that pf.conf was not linted.
-func pfRulesLinters() []config.RulesLinter { return nil }
+// pf_rules; read reads the files a pf.conf includes.
+func pfRulesLinters(read func(string) ([]byte, error)) []config.RulesLinter {
+	return []config.RulesLinter{&pflint.Linter{ReadFile: read}}
+}
 
 type fileList []string
 
@@ -74,12 +76,12 @@ func runCheck(ctx context.Context, env *Env, args []string) error {
 		nodes = append(nodes, n)
 	}
 	if ok {
-		all = append(all, config.Check(nodes, config.CheckOptions{Rules: pfRulesLinters(), ReadFile: read})...)
+		all = append(all, config.Check(nodes, config.CheckOptions{Rules: pfRulesLinters(read), ReadFile: read})...)
 	} else {
 		// Lint only what loaded: a partial node would produce noise.
 		all = append(all, config.Check(nodes[:0:0], config.CheckOptions{})...)
 		for _, n := range nodes {
-			all = append(all, config.Check([]*config.Node{n}, config.CheckOptions{Rules: pfRulesLinters(), ReadFile: read})...)
+			all = append(all, config.Check([]*config.Node{n}, config.CheckOptions{Rules: pfRulesLinters(read), ReadFile: read})...)
 		}
 	}
 	all = uniqueDiags(all)

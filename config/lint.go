@@ -212,7 +212,7 @@ func (c *checker) node(n *Node, opts *CheckOptions) {
 		return
 	}
 	if len(opts.Rules) == 0 {
-		c.add(firstPos(n.PF.RulesPos, Pos{File: n.File}), "pf-not-linted", nil, "%s was not linted: check has no pf.conf parser yet, so NAT to the node's own address (instead of a CARP address) and similar failover bugs in it are not reported", n.PF.RulesPath)
+		c.add(firstPos(n.PF.RulesPos, Pos{File: n.File}), "pf-not-linted", nil, "%s was not linted: no pf.conf linter was given, so NAT to the node's own address (instead of a CARP address) and similar failover bugs in it are not reported", n.PF.RulesPath)
 		return
 	}
 	for _, r := range opts.Rules {
