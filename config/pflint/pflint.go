@@ -16,10 +16,13 @@
 // rule, else the last matching rule, else pass) over one packet shape: a
 // block rule is reported when it could match that packet and no pass rule
 // that surely matches it comes before it with quick, or after it. "Could"
-// is generous (negations, users, probabilities all may match); "surely" is
-// strict (tables, tags, users, probabilities never surely match), so the
-// lints report possible drops, not only certain ones, and never miss one
-// that a plain block rule causes.
+// is generous (negations, users, probabilities may match; a table is taken
+// not to hold the peer, "! <table>" to match it); "surely" is strict
+// (tables, tags, users, probabilities never surely match), so the lints
+// report possible drops, not only certain ones. One exception keeps them
+// quiet on ordinary rulesets: for an rdr from any source, a block rule
+// naming particular sources (antispoof, a banned network) is not reported,
+// since dropping some clients is its purpose.
 package pflint
 
 import (
