@@ -11,14 +11,16 @@ import (
 	"strings"
 
 	"github.com/pfcarp/pfcarp/daemon"
+	"github.com/pfcarp/pfcarp/pfsync"
 )
 
-// newIfconfigCmd is `pfcarp ifconfig [carpN|IF]`: CARP status lines as
-// FreeBSD's ifconfig prints them, read from the running daemon.
+// newIfconfigCmd is `pfcarp ifconfig [carpN|IF|pfsync0]`: CARP status
+// lines as FreeBSD's ifconfig prints them, then pfsync0's (syncdev,
+// syncpeer, maxupd and pfcarp's counters), read from the running daemon.
 func newIfconfigCmd() *command {
 	return &command{
 		name:  "ifconfig",
-		short: "show CARP (and pfsync) status as ifconfig does: [carpN|IF] [--json]",
+		short: "show CARP and pfsync status as ifconfig does: [carpN|IF|pfsync0] [--json]",
 		run:   runIfconfig,
 	}
 }
@@ -35,13 +37,25 @@ func runIfconfig(ctx context.Context, env *Env, args []string) error {
 		return &ExitError{Code: 2}
 	}
 	if fs.NArg() > 1 {
-		return &ExitError{Code: 2, Err: errors.New("usage: pfcarp ifconfig [carpN|IF] [--json]")}
+		return &ExitError{Code: 2, Err: errors.New("usage: pfcarp ifconfig [carpN|IF|pfsync0] [--json]")}
 	}
 	var st daemon.Status
 	if err := daemon.NewClient(*sock).Get(ctx, "/v1/status", &st); err != nil {
 		return err
 	}
 	want := fs.Arg(0)
+	if want == "pfsync0" {
+		if st.Pfsync == nil {
+			return &ExitError{Code: 1, Err: errors.New("ifconfig: interface pfsync0 does not exist (ifconfig_pfsync0 is not up)")}
+		}
+		if *asJSON {
+			enc := json.NewEncoder(env.Stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(st.Pfsync)
+		}
+		pfsync.FormatIfconfig(env.Stdout, st.Pfsync)
+		return nil
+	}
 	if want != "" {
 		var keep []daemon.CARPStatus
 		for _, g := range st.CARP {
@@ -53,6 +67,7 @@ func runIfconfig(ctx context.Context, env *Env, args []string) error {
 			return &ExitError{Code: 1, Err: fmt.Errorf("ifconfig: interface %s does not exist", want)}
 		}
 		st.CARP = keep
+		st.Pfsync = nil // one interface asked for
 	}
 	if *asJSON {
 		enc := json.NewEncoder(env.Stdout)
@@ -60,6 +75,9 @@ func runIfconfig(ctx context.Context, env *Env, args []string) error {
 		return enc.Encode(st)
 	}
 	printIfconfig(env.Stdout, &st)
+	if st.Pfsync != nil {
+		pfsync.FormatIfconfig(env.Stdout, st.Pfsync)
+	}
 	return nil
 }
 

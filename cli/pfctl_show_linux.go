@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/netip"
@@ -10,6 +11,7 @@ import (
 	"github.com/ti-mo/conntrack"
 
 	"github.com/pfcarp/pfcarp/compile"
+	"github.com/pfcarp/pfcarp/daemon"
 	"github.com/pfcarp/pfcarp/nft"
 )
 
@@ -316,6 +318,9 @@ func show(env *Env, c *nft.Conn, what string, verbose int) error {
 			}
 		}
 		fmt.Fprintf(w, "  %-25s %14d\n  %-25s %14d\n", "filter", nf, "translation", nn)
+		if ps := daemonPfsync(context.Background(), daemon.SocketPath()); ps != nil {
+			printPfsyncInfo(w, ps) // pfctl_pfsync.go
+		}
 	}
 	return nil
 }
