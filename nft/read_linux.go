@@ -272,8 +272,9 @@ func (c *Conn) tableSets(nc *nftables.Conn, name string) (*nftables.Table, [2]*n
 	return t, sets, nil
 }
 
-// TableRanges returns the addresses of pf table name as merged ranges,
-// IPv4 first.
+// TableRanges returns the addresses of pf table name as ranges, IPv4
+// first, sorted. Ranges are as the kernel holds them: adjacent ranges that
+// were added separately stay apart, as in pf.
 func (c *Conn) TableRanges(name string) ([]Range, error) {
 	nc, err := c.readConn()
 	if err != nil {
@@ -285,11 +286,64 @@ func (c *Conn) TableRanges(name string) ([]Range, error) {
 	}
 	var out []Range
 	for _, s := range sets {
-		els, err := nc.GetSetElements(s)
+		rs, err := c.setRanges(s.Name)
 		if err != nil {
-			return nil, fmt.Errorf("nftables: reading set %s: %w", s.Name, err)
+			return nil, err
 		}
-		out = append(out, elementRanges(els)...)
+		out = append(out, rs...)
+	}
+	return out, nil
+}
+
+// setRanges dumps an interval set (see dumpElems for the cost).
+func (c *Conn) setRanges(set string) ([]Range, error) {
+	var els []nftables.SetElement
+	if err := c.dumpElems(set, func(e elem) {
+		els = append(els, nftables.SetElement{Key: e.key, IntervalEnd: e.end})
+	}); err != nil {
+		return nil, err
+	}
+	return elementRanges(els), nil
+}
+
+// TableTest reports for each address whether pf table name holds it. It
+// asks the kernel about each address (no dump: O(log n) each).
+func (c *Conn) TableTest(name string, addrs []netip.Addr) ([]bool, error) {
+	nc, err := c.readConn()
+	if err != nil {
+		return nil, err
+	}
+	_, sets, err := c.tableSets(nc, name)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bool, len(addrs))
+	for i, s := range sets {
+		var keys [][]byte
+		var idx []int
+		for j, a := range addrs {
+			if a.Is4() == (i == 0) {
+				keys = append(keys, a.AsSlice())
+				idx = append(idx, j)
+			}
+		}
+		if len(keys) == 0 {
+			continue
+		}
+		got, answered, err := c.getElems(s.Name, keys, false)
+		if err != nil {
+			return nil, err
+		}
+		for k, e := range got {
+			if !answered[k] {
+				return nil, fmt.Errorf("nftables: set %s: the kernel did not answer for %s", s.Name, addrs[idx[k]])
+			}
+			// The kernel answers with the start of the interval that
+			// holds the key; check it rather than trust it.
+			if st, ok := netip.AddrFromSlice(e.key); ok && !e.end && !addrs[idx[k]].Less(st) {
+				out[idx[k]] = true
+			}
+		}
 	}
 	return out, nil
 }
@@ -320,9 +374,24 @@ const (
 
 // ChangeTable applies op with ps to pf table name in one transaction and
 // returns how many of ps changed the table (add: not already wholly in it;
-// delete: at least partly in it; replace and flush: the new and the old
-// number of ranges). The kernel's interval sets cannot hold overlapping
-// elements, so the new contents are computed here and the sets rewritten.
+// delete: at least partly in it) or, for replace and flush, how many
+// entries (prefixes, as TableEntries shows them) the table holds after
+// replace or held before flush.
+//
+// The kernel's interval sets cannot hold overlapping elements, so an add
+// that overlaps the table, and a delete that is not inside one interval
+// of it, read the table (a dump: slow for large sets, see dumpElems),
+// compute the new contents here and rewrite the sets. Adds that overlap
+// nothing and deletes inside one interval each (an entry, or part of one)
+// change only the elements concerned. Replace rewrites without reading;
+// flush reads only to count.
+//
+// Deleting part of an interval splits it: a table loaded with 10.0.0.0/25
+// and 10.0.0.128/25 holds the one interval 10.0.0.0/24 (the loader merges
+// them), so deleting 10.0.0.128/25 must split it to give pf's answer. pf
+// itself deletes exact entries only (deleting 10.0.0.1 from a table
+// holding 10.0.0.0/24 deletes nothing there); here the address is removed
+// from the interval, since what the interval was made of is not recorded.
 func (c *Conn) ChangeTable(name string, op TableOp, ps []netip.Prefix) (changed int, err error) {
 	nc, err := c.readConn()
 	if err != nil {
@@ -332,27 +401,43 @@ func (c *Conn) ChangeTable(name string, op TableOp, ps []netip.Prefix) (changed 
 	if err != nil {
 		return 0, err
 	}
-	if op == TableAdd {
+	switch op {
+	case TableAdd:
 		// Fast path: add the new ranges as they are. The kernel refuses
-		// an element that overlaps one it has (and then nothing changed);
-		// only then read the table (a dump of a large interval set is
-		// slow: the kernel restarts its walk for every chunk).
+		// an element that overlaps one it has (and then nothing
+		// changed); only then read the table.
 		if n, err := c.addDisjoint(sets, ps); err == nil {
 			return n, nil
 		}
+	case TableDelete:
+		n, ok, err := c.deleteInPlace(sets, ps)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			return n, nil
+		}
+	case TableReplace:
+		next := MergePrefixes(append([]netip.Prefix(nil), ps...))
+		if err := c.rewriteSets(name, sets, next); err != nil {
+			return 0, err
+		}
+		return countPrefixes(next), nil
 	}
 	var cur []Range
 	for _, s := range sets {
-		els, err := nc.GetSetElements(s)
+		rs, err := c.setRanges(s.Name)
 		if err != nil {
-			return 0, fmt.Errorf("nftables: reading set %s: %w", s.Name, err)
+			return 0, err
 		}
-		cur = append(cur, elementRanges(els)...)
+		cur = append(cur, rs...)
 	}
-	cur = MergeRanges(cur)
 	var next []Range
 	switch op {
+	case TableFlush:
+		changed = countPrefixes(cur)
 	case TableAdd:
+		cur = MergeRanges(cur)
 		for _, p := range ps {
 			r := prefixRange(p)
 			if len(SubtractRanges([]Range{r}, cur)) > 0 {
@@ -361,6 +446,7 @@ func (c *Conn) ChangeTable(name string, op TableOp, ps []netip.Prefix) (changed 
 		}
 		next = MergeRanges(append(append([]Range(nil), cur...), MergePrefixes(ps)...))
 	case TableDelete:
+		cur = MergeRanges(cur)
 		del := MergePrefixes(ps)
 		for _, p := range ps {
 			r := prefixRange(p)
@@ -369,15 +455,28 @@ func (c *Conn) ChangeTable(name string, op TableOp, ps []netip.Prefix) (changed 
 			}
 		}
 		next = SubtractRanges(cur, del)
-	case TableReplace:
-		next = MergePrefixes(ps)
-		changed = len(next)
-	case TableFlush:
-		changed = len(cur)
 	}
+	if err := c.rewriteSets(name, sets, next); err != nil {
+		return 0, err
+	}
+	return changed, nil
+}
+
+// countPrefixes is how many entries TableEntries shows for rs.
+func countPrefixes(rs []Range) int {
+	n := 0
+	for _, r := range rs {
+		n += len(RangePrefixes(r))
+	}
+	return n
+}
+
+// rewriteSets replaces the contents of the table's sets with next in one
+// transaction.
+func (c *Conn) rewriteSets(name string, sets [2]*nftables.Set, next []Range) error {
 	wc, err := newBatch()
 	if err != nil {
-		return 0, err
+		return err
 	}
 	for i, s := range sets {
 		var part []Range
@@ -387,19 +486,123 @@ func (c *Conn) ChangeTable(name string, op TableOp, ps []netip.Prefix) (changed 
 			}
 		}
 		wc.FlushSet(s)
-		els := rangeElements(part)
-		for len(els) > 0 {
-			n := min(len(els), elemChunk)
-			if err := wc.SetAddElements(s, els[:n]); err != nil {
-				return 0, err
-			}
-			els = els[n:]
+		if err := addElems(wc, s, rangeElements(part), false); err != nil {
+			return err
 		}
 	}
 	if err := c.send(wc, nil); err != nil {
-		return 0, fmt.Errorf("nftables: rewriting table <%s>: %w", name, unwrapKernel(err))
+		return fmt.Errorf("nftables: rewriting table <%s>: %w", name, unwrapKernel(err))
 	}
-	return changed, nil
+	return nil
+}
+
+// addElems buffers adds (or deletes) of els in messages of elemChunk.
+func addElems(b *batch, s *nftables.Set, els []nftables.SetElement, del bool) error {
+	for len(els) > 0 {
+		n := min(len(els), elemChunk)
+		var err error
+		if del {
+			err = b.SetDeleteElements(s, els[:n])
+		} else {
+			err = b.SetAddElements(s, els[:n])
+		}
+		if err != nil {
+			return fmt.Errorf("nftables: set %s: %w", s.Name, err)
+		}
+		els = els[n:]
+	}
+	return nil
+}
+
+// deleteInPlace deletes ps without reading the table when each prefix
+// lies inside one interval of it (or, for a single address, in none): it
+// asks the kernel for the interval around each prefix's last address and
+// replaces that interval by what is left of it. ok is false, and nothing
+// changed, when that does not hold: a prefix that spans interval bounds,
+// two prefixes in one interval, or a transaction the kernel refuses
+// because the set changed meanwhile.
+func (c *Conn) deleteInPlace(sets [2]*nftables.Set, ps []netip.Prefix) (changed int, ok bool, err error) {
+	b, err := newBatch()
+	if err != nil {
+		return 0, false, err
+	}
+	b.exclElems = true
+	for i, s := range sets {
+		var rs []Range
+		var keys [][]byte
+		for _, p := range ps {
+			if p.IsValid() && p.Addr().Is4() == (i == 0) {
+				r := prefixRange(p)
+				rs = append(rs, r)
+				keys = append(keys, r.To.AsSlice())
+			}
+		}
+		if len(rs) == 0 {
+			continue
+		}
+		starts, answered, err := c.getElems(s.Name, keys, false)
+		if err != nil {
+			return 0, false, err
+		}
+		ends, endAnswered, err := c.getElems(s.Name, keys, true)
+		if err != nil {
+			return 0, false, err
+		}
+		var del, add []Range
+		seen := map[netip.Addr]bool{}
+		for k, r := range rs {
+			st, found := netip.AddrFromSlice(starts[k].key)
+			if !answered[k] {
+				return 0, false, nil
+			}
+			if !found || starts[k].end {
+				if r.From == r.To {
+					continue // not in the table
+				}
+				return 0, false, nil // intervals may lie inside r
+			}
+			if r.From.Less(st) || r.To.Less(st) || seen[st] {
+				return 0, false, nil
+			}
+			seen[st] = true
+			// r lies in [st, en): en is the end after r.To, if any. No
+			// answer at all: the interval may run to the last address
+			// (see getElems); read the table.
+			if !endAnswered[k] {
+				return 0, false, nil
+			}
+			last := lastAddr(r.To.Is4())
+			if en, ok := netip.AddrFromSlice(ends[k].key); ok && ends[k].end {
+				if !r.To.Less(en) {
+					return 0, false, nil
+				}
+				last = en.Prev()
+			}
+			del = append(del, Range{st, last})
+			if st.Less(r.From) {
+				add = append(add, Range{st, r.From.Prev()})
+			}
+			if r.To.Less(last) {
+				add = append(add, Range{r.To.Next(), last})
+			}
+			changed++
+		}
+		// Not merged: intervals deleted here may be adjacent (separate
+		// elements at one key).
+		if err := addElems(b, s, rangeElements(del), true); err != nil {
+			return 0, false, err
+		}
+		if err := addElems(b, s, rangeElements(add), false); err != nil {
+			return 0, false, err
+		}
+	}
+	if changed == 0 {
+		return 0, true, nil
+	}
+	if err := c.send(b, nil); err != nil {
+		return 0, false, nil
+	}
+	return changed, true, nil
 }
 
 // addDisjoint adds ps to the table's sets in one transaction, assuming none
@@ -419,13 +622,8 @@ func (c *Conn) addDisjoint(sets [2]*nftables.Set, ps []netip.Prefix) (int, error
 				part = append(part, r)
 			}
 		}
-		els := rangeElements(part)
-		for len(els) > 0 {
-			n := min(len(els), elemChunk)
-			if err := b.SetAddElements(s, els[:n]); err != nil {
-				return 0, err
-			}
-			els = els[n:]
+		if err := addElems(b, s, rangeElements(part), false); err != nil {
+			return 0, err
 		}
 	}
 	if err := c.send(b, nil); err != nil {
