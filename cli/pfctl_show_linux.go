@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -128,24 +129,32 @@ func tableCmd(env *Env, c *nft.Conn, table, cmd string, args []string, verbose i
 		if err != nil {
 			return report(err)
 		}
+		w := bufio.NewWriterSize(env.Stdout, 64<<10)
 		for _, p := range entries {
 			if p.IsSingleIP() {
-				fmt.Fprintf(env.Stdout, "   %s\n", p.Addr())
+				fmt.Fprintf(w, "   %s\n", p.Addr())
 			} else {
-				fmt.Fprintf(env.Stdout, "   %s\n", p)
+				fmt.Fprintf(w, "   %s\n", p)
 			}
 		}
+		if err := w.Flush(); err != nil {
+			return report(err)
+		}
 	case "test":
-		rs, err := c.TableRanges(table)
+		addrs := make([]netip.Addr, len(ps))
+		for i, p := range ps {
+			addrs[i] = p.Addr()
+		}
+		in, err := c.TableTest(table, addrs)
 		if err != nil {
 			return report(err)
 		}
 		n := 0
-		for _, p := range ps {
-			if nft.RangesContain(nft.MergeRanges(append([]nft.Range(nil), rs...)), p.Addr()) {
+		for i, a := range addrs {
+			if in[i] {
 				n++
 				if verbose > 0 {
-					fmt.Fprintf(env.Stdout, "%s\n", p.Addr())
+					fmt.Fprintf(env.Stdout, "%s\n", a)
 				}
 			}
 		}
