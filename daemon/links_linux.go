@@ -39,7 +39,10 @@ func (d *daemon) watchLinks(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case err := <-errc:
-			return fmt.Errorf("watching links: %w", err)
+			// The library skips what it reports here (a message from a
+			// user-space sender, an interrupted dump) and carries on; a
+			// dead subscription closes ch instead.
+			d.log.Warn("watching links", "err", err)
 		case u, ok := <-ch:
 			if !ok {
 				return fmt.Errorf("watching links: subscription closed")

@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -118,31 +119,50 @@ func isMaster(n *carp.Node) bool {
 }
 
 // watchLink requests a bulk update whenever the sync interface comes back
-// up after being down.
+// up after being down. A subscription that ends (the socket overran) is
+// made again; its first report (ListExisting) then counts as a change when
+// it differs from the last state seen.
 func (p *pfsyncRun) watchLink(d *daemon, dev string) {
-	ch := make(chan netlink.LinkUpdate, 16)
-	if err := netlink.LinkSubscribeWithOptions(ch, p.stop, netlink.LinkSubscribeOptions{ListExisting: true}); err != nil {
-		d.log.Warn("pfsync: cannot watch the sync link", "syncdev", dev, "err", err)
-		return
-	}
 	known, wasUp := false, false
 	for {
+		ch := make(chan netlink.LinkUpdate, 64)
+		done := make(chan struct{})
+		err := netlink.LinkSubscribeWithOptions(ch, done, netlink.LinkSubscribeOptions{
+			ListExisting:  true,
+			ErrorCallback: func(err error) { d.log.Debug("pfsync: sync link watch", "err", err) },
+		})
+		if err != nil {
+			d.log.Warn("pfsync: cannot watch the sync link", "syncdev", dev, "err", err)
+			close(done)
+			return
+		}
+	recv:
+		for {
+			select {
+			case <-p.stop:
+				close(done)
+				return
+			case u, ok := <-ch:
+				if !ok {
+					break recv
+				}
+				if u.Attrs().Name != dev {
+					continue
+				}
+				up := u.Header.Type != unix.RTM_DELLINK && u.IfInfomsg.Flags&unix.IFF_UP != 0 && u.IfInfomsg.Flags&unix.IFF_LOWER_UP != 0
+				if known && up && !wasUp {
+					d.log.Info("pfsync: sync link up again: requesting a bulk update", "syncdev", dev)
+					p.r.LinkUp()
+				}
+				known, wasUp = true, up
+			}
+		}
+		close(done)
+		d.log.Warn("pfsync: sync link watch ended; watching again", "syncdev", dev)
 		select {
 		case <-p.stop:
 			return
-		case u, ok := <-ch:
-			if !ok {
-				return
-			}
-			if u.Attrs().Name != dev {
-				continue
-			}
-			up := u.Header.Type != unix.RTM_DELLINK && u.IfInfomsg.Flags&unix.IFF_UP != 0 && u.IfInfomsg.Flags&unix.IFF_LOWER_UP != 0
-			if known && up && !wasUp {
-				d.log.Info("pfsync: sync link up again: requesting a bulk update", "syncdev", dev)
-				p.r.LinkUp()
-			}
-			known, wasUp = true, up
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }

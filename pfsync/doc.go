@@ -68,6 +68,13 @@
 // that changes nothing replicated is not sent (no echo). On a conflict the
 // newer version (the sender's wall-clock time of the change, carried in
 // each record) wins; the nodes' clocks are assumed NTP-synchronised.
+// A client that reuses a source port while the old connection's entry
+// lingers (TIME_WAIT) makes a new kernel entry with the same original
+// tuple: the kernel's entry id tells the two apart (the old one's DESTROY
+// may come after the new one's NEW), and the peer gets a delete before the
+// create, since an entry's tuples and NAT bindings cannot be updated.
+// Entries found in the kernel at Start are stamped oldest, so the peer's
+// versions (its bulk update above all) win over them.
 // Entries whose mark has NoSyncMark (compile.CtMarkNoSync, set by rules
 // with no-sync) are neither sent nor accepted; CARP and pfsync packets are
 // not tracked at all (the daemon's notrack table).

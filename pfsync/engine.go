@@ -155,6 +155,11 @@ type pending struct {
 	op    pendOp
 	s     State
 	count int // updates coalesced
+	// replace: the key's old connection ended and a new one reuses its
+	// tuple (a client reusing a source port): the peer must delete the
+	// old entry before creating the new, since tuples and NAT bindings of
+	// a kernel entry cannot be changed.
+	replace bool
 }
 
 // Engine is pfsync's protocol core: it turns local table changes into
@@ -279,10 +284,13 @@ func (e *Engine) Start() {
 	if states, err := e.o.Table.Dump(); err != nil {
 		e.log.Warn("pfsync: reading the local table", "err", err)
 	} else {
-		now := e.o.Clock.Now().UnixNano()
+		// When these entries last changed is unknown (the node may have
+		// been away while the peer carried their flows on), so they are
+		// stamped oldest: any version the peer sends, in the bulk update
+		// above all, wins and refreshes them here.
 		for i := range states {
 			if !e.noSync(&states[i]) {
-				e.table[states[i].Key()] = &entry{s: states[i], updated: now}
+				e.table[states[i].Key()] = &entry{s: states[i], updated: 0}
 			}
 		}
 	}
@@ -357,9 +365,15 @@ func (e *Engine) Local(ev *Event) {
 	}
 	k := s.Key()
 	cur := e.table[k]
+	// The kernel's entry id tells connections on one tuple apart (a
+	// client reusing a source port while the old entry lingers in
+	// TIME_WAIT): the old entry's DESTROY can arrive after the new one's
+	// NEW. An entry we injected has id 0 until its NEW comes back; a
+	// DESTROY meanwhile is for the entry it replaced (our own delete).
+	otherEntry := cur != nil && s.ID != 0 && cur.s.ID != s.ID && (cur.s.ID != 0 || cur.peer)
 	if ev.Type == EventDestroy {
-		if cur == nil {
-			e.stats.Echoes++ // the peer's delete, applied by us, or never synced
+		if cur == nil || otherEntry {
+			e.stats.Echoes++ // the peer's delete applied by us, never synced, or an older entry's
 			return
 		}
 		delete(e.table, k)
@@ -368,16 +382,24 @@ func (e *Engine) Local(ev *Event) {
 	}
 	now := e.o.Clock.Now().UnixNano()
 	if cur != nil && sameReplicated(&cur.s, s) {
-		cur.s.Timeout = s.Timeout
+		cur.s.Timeout, cur.s.ID = s.Timeout, s.ID // (an inject's echo tells us its id)
 		e.stats.Echoes++
 		return
 	}
+	reused := false
 	if cur == nil {
 		cur = &entry{}
 		e.table[k] = cur
+	} else if (otherEntry && cur.s.ID != 0) || cur.s.Reply != s.Reply {
+		// A new connection on a known tuple: the peer must drop the old
+		// entry (tuples and NAT bindings cannot be updated).
+		reused = true
 	}
 	cur.s, cur.updated, cur.peer = *s, now, false
 	e.queue(k, pendUpdate, s)
+	if reused {
+		e.pend[k].replace = true
+	}
 }
 
 // LocalSticky queues a sticky binding change for the peer.
@@ -400,6 +422,12 @@ func (e *Engine) queue(k Key, op pendOp, s *State) {
 			e.pendSince = e.o.Clock.Now()
 		}
 	}
+	switch {
+	case op == pendUpdate && p.op == pendDelete:
+		p.replace = true // a DESTROY then a NEW of the same tuple
+	case op == pendDelete:
+		p.replace = false
+	}
 	p.op, p.s = op, *s
 	p.count++
 	if p.count >= e.o.MaxUpd {
@@ -416,6 +444,10 @@ func (e *Engine) flushPending() {
 			continue
 		}
 		s := p.s
+		if p.op == pendUpdate && p.replace {
+			e.stats.DeletesSent++
+			e.addRecord(DeleteLen(&s), func(b []byte) []byte { return AppendDelete(b, &s) })
+		}
 		if p.op == pendDelete {
 			e.stats.DeletesSent++
 			e.addRecord(DeleteLen(&s), func(b []byte) []byte { return AppendDelete(b, &s) })
@@ -727,6 +759,15 @@ func (e *Engine) applyState(s *State, upd int64) {
 	if cur == nil {
 		cur = &entry{}
 		e.table[k] = cur
+	} else if cur.s.Reply.Src.IsValid() && cur.s.Reply != s.Reply {
+		// Another connection with the same original tuple (other NAT
+		// bindings): the kernel cannot change an entry's tuples, so the
+		// old one goes first.
+		old := cur.s
+		if err := e.o.Table.Delete(&old); err != nil {
+			e.stats.InjectErrors++
+			e.log.Debug("pfsync: delete before re-create", "err", err)
+		}
 	}
 	if p := e.pend[k]; p != nil && p.op == pendUpdate {
 		// The peer's version is newer than the one we were about to send.

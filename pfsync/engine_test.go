@@ -18,8 +18,9 @@ var fuzzClock = clock.NewFake(epoch0)
 
 // fakeTable is an in-memory Table.
 type fakeTable struct {
-	m       map[Key]State
-	injects int
+	m        map[Key]State
+	injects  int
+	onDelete func()
 }
 
 func newFakeTable() *fakeTable { return &fakeTable{m: map[Key]State{}} }
@@ -33,7 +34,13 @@ func (f *fakeTable) Dump() ([]State, error) {
 	return out, nil
 }
 func (f *fakeTable) Inject(s *State) error { f.injects++; f.m[s.Key()] = *s; return nil }
-func (f *fakeTable) Delete(s *State) error { delete(f.m, s.Key()); return nil }
+func (f *fakeTable) Delete(s *State) error {
+	if f.onDelete != nil {
+		f.onDelete()
+	}
+	delete(f.m, s.Key())
+	return nil
+}
 
 // pair is two Engines on an in-memory link the test pumps by hand.
 type pair struct {
@@ -603,5 +610,62 @@ func TestStickySync(t *testing.T) {
 	p.advance(301 * time.Second)
 	if st := p.a.Status(); st.StickyBindings != 0 {
 		t.Errorf("A still knows %d bindings after they expired", st.StickyBindings)
+	}
+}
+
+// A client reuses a source port for a new connection while the old
+// connection's entry still exists (TIME_WAIT): the kernel reports DESTROY
+// then NEW for one tuple, which must reach the peer as a delete followed by
+// a create (an update cannot change an entry's NAT bindings), even when the
+// two are coalesced in one flush.
+func TestTupleReuseReplacesOnPeer(t *testing.T) {
+	p := newPair(t, nil)
+	p.a.Start()
+	p.b.Start()
+	p.pump()
+	old := tcpState(7)
+	old.TCP.State = TCPTimeWait
+	p.a.Local(&Event{Type: EventNew, State: old})
+	p.advance(time.Second)
+	if _, ok := p.tb.m[old.Key()]; !ok {
+		t.Fatal("old flow not on B")
+	}
+	deletes := 0
+	p.tb.onDelete = func() { deletes++ }
+	nw := tcpState(7)
+	nw.Reply.Src = netip.MustParseAddr("198.51.100.21") // the new flow went to another server
+	p.a.Local(&Event{Type: EventDestroy, State: old})
+	p.a.Local(&Event{Type: EventNew, State: nw})
+	p.advance(time.Second)
+	got, ok := p.tb.m[nw.Key()]
+	if !ok || got.Reply != nw.Reply || deletes != 1 {
+		t.Fatalf("B: %v %+v after %d deletes, want the new flow re-created after one delete", ok, got.Reply, deletes)
+	}
+	// The kernel reports the new entry (id 12) before the old one's
+	// (id 11) DESTROY: the peer gets delete+create, and the late DESTROY
+	// does not delete the live flow there.
+	old2 := nw
+	old2.ID = 11
+	p.a.Local(&Event{Type: EventUpdate, State: old2})
+	p.advance(time.Second)
+	nw2 := tcpState(7)
+	nw2.ID = 12
+	p.a.Local(&Event{Type: EventNew, State: nw2})
+	p.advance(time.Second)
+	p.a.Local(&Event{Type: EventDestroy, State: old2})
+	p.advance(time.Second)
+	if got, ok := p.tb.m[nw2.Key()]; !ok || got.Reply != nw2.Reply || deletes != 2 {
+		t.Fatalf("B after NEW(12) then DESTROY(11): present %v %+v, %d deletes; want the new flow, 2 deletes", ok, got.Reply, deletes)
+	}
+	// On B, its kernel reports the DESTROY of the entry B deleted (id 21)
+	// after B created the new one (id unknown until its NEW): B must not
+	// send a delete of the live flow back to A.
+	old3 := nw2
+	old3.ID = 21
+	sent := p.b.Stats().DeletesSent
+	p.b.Local(&Event{Type: EventDestroy, State: old3})
+	p.advance(time.Second)
+	if n := p.b.Stats().DeletesSent; n != sent {
+		t.Fatalf("B sent %d deletes for the DESTROY of the entry it replaced", n-sent)
 	}
 }

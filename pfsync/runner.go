@@ -56,9 +56,10 @@ func NewRunner(o Options, tr Transport) (*Runner, error) {
 		cmd: make(chan func(*Engine)), stop: make(chan struct{})}, nil
 }
 
-// Start loads the local table, requests a bulk update and starts the
-// goroutines.
+// Start loads the local table, requests a bulk update (so CARP is demoted
+// when Start returns) and starts the goroutines.
 func (r *Runner) Start() {
+	r.e.Start()
 	r.wg.Add(2)
 	go r.read()
 	go r.loop()
@@ -185,7 +186,6 @@ func (r *Runner) loop() {
 	defer r.wg.Done()
 	e := r.e
 	clk := e.o.Clock
-	e.Start()
 	tm := clk.NewTimer(time.Hour)
 	defer tm.Stop()
 	for {
