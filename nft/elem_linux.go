@@ -305,27 +305,21 @@ var errDumpInterrupted = errors.New("the set changed while it was read")
 
 // dumpElems calls fn with every element of set (keys alias a buffer that
 // is reused: copy what you keep). A dump interrupted by a change of the
-// ruleset is retried a few times.
-func (c *Conn) dumpElems(set string, fn func(elem)) error {
+// ruleset is retried a few times, calling restart before each retry.
+func (c *Conn) dumpElems(set string, restart func(), fn func(elem)) error {
 	var err error
 	for try := 0; try < 3; try++ {
-		var got []elem
-		var keys []byte
-		err = c.dumpOnce(set, func(e elem) {
-			keys = append(keys, e.key...)
-			got = append(got, elem{key: keys[len(keys)-len(e.key) : len(keys) : len(keys)], end: e.end})
-		})
-		if err == nil {
-			for _, e := range got {
-				fn(e)
-			}
-			return nil
+		if try > 0 {
+			restart()
 		}
-		if !errors.Is(err, errDumpInterrupted) {
+		if err = c.dumpOnce(set, fn); err == nil || !errors.Is(err, errDumpInterrupted) {
 			break
 		}
 	}
-	return fmt.Errorf("nftables: reading set %s: %w", set, err)
+	if err != nil {
+		return fmt.Errorf("nftables: reading set %s: %w", set, err)
+	}
+	return nil
 }
 
 func (c *Conn) dumpOnce(set string, fn func(elem)) error {

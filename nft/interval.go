@@ -2,6 +2,7 @@ package nft
 
 import (
 	"net/netip"
+	"slices"
 	"sort"
 
 	"github.com/google/nftables"
@@ -143,33 +144,52 @@ func rangeElements(rs []Range) []nftables.SetElement {
 // elementRanges is the inverse of rangeElements for what the kernel dumps
 // (in any order).
 func elementRanges(els []nftables.SetElement) []Range {
-	type el struct {
-		a   netip.Addr
-		end bool
-	}
-	es := make([]el, 0, len(els))
+	bs := make([]bound, 0, len(els))
 	for _, e := range els {
-		a, ok := netip.AddrFromSlice(e.Key)
-		if !ok {
-			continue
+		if a, ok := netip.AddrFromSlice(e.Key); ok {
+			bs = append(bs, bound{a, e.IntervalEnd})
 		}
-		es = append(es, el{a, e.IntervalEnd})
 	}
-	sort.Slice(es, func(i, j int) bool {
-		if es[i].a != es[j].a {
-			return es[i].a.Less(es[j].a)
-		}
-		return es[i].end && !es[j].end // an end sorts before a start at the same key
-	})
+	return boundRanges(bs)
+}
+
+// bound is an interval set element: an address that starts a range, or
+// one past the end of one.
+type bound struct {
+	a   netip.Addr
+	end bool
+}
+
+func compareBounds(x, y bound) int {
+	if c := x.a.Compare(y.a); c != 0 {
+		return c
+	}
+	switch {
+	case x.end == y.end:
+		return 0
+	case x.end:
+		return -1 // an end sorts before a start at the same key
+	}
+	return 1
+}
+
+// boundRanges turns interval set elements (in any order; the kernel dumps
+// them in descending order) into ranges. It reorders bs.
+func boundRanges(bs []bound) []Range {
+	if slices.IsSortedFunc(bs, func(x, y bound) int { return compareBounds(y, x) }) {
+		slices.Reverse(bs)
+	} else {
+		slices.SortFunc(bs, compareBounds)
+	}
 	var out []Range
-	for i := 0; i < len(es); i++ {
-		if es[i].end {
+	for i := 0; i < len(bs); i++ {
+		if bs[i].end {
 			continue
 		}
-		from := es[i].a
+		from := bs[i].a
 		to := lastAddr(from.Is4())
-		if i+1 < len(es) && es[i+1].end {
-			to = es[i+1].a.Prev()
+		if i+1 < len(bs) && bs[i+1].end {
+			to = bs[i+1].a.Prev()
 			i++
 		}
 		out = append(out, Range{from, to})

@@ -297,13 +297,15 @@ func (c *Conn) TableRanges(name string) ([]Range, error) {
 
 // setRanges dumps an interval set (see dumpElems for the cost).
 func (c *Conn) setRanges(set string) ([]Range, error) {
-	var els []nftables.SetElement
-	if err := c.dumpElems(set, func(e elem) {
-		els = append(els, nftables.SetElement{Key: e.key, IntervalEnd: e.end})
+	var bs []bound
+	if err := c.dumpElems(set, func() { bs = bs[:0] }, func(e elem) {
+		if a, ok := netip.AddrFromSlice(e.key); ok {
+			bs = append(bs, bound{a, e.end})
+		}
 	}); err != nil {
 		return nil, err
 	}
-	return elementRanges(els), nil
+	return boundRanges(bs), nil
 }
 
 // TableTest reports for each address whether pf table name holds it. It
