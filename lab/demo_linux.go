@@ -38,6 +38,7 @@ func DemoSteps() []DemoStep {
 		{"carp: lb1 (advskew 10) becomes MASTER of both virtual IPs, lb2 (advskew 20) BACKUP", demoElect},
 		{"fetch / from every server, from every client address, through the VIPs on lb1", demoFetch},
 		{"verify /bytes from every server", demoBytes},
+		{"pf: rdr of the external VIP to the servers, round-robin sticky-address; lb1's states", demoRdr},
 		{"failover: pull lb1's external cable (eth0)", demoFailover},
 		{"restore the cable: lb1 takes both VIPs back (preempt)", demoRestore},
 	}
