@@ -297,17 +297,38 @@ func (c *compiler) assemble() {
 		ch.Rules = append(ch.Rules, jumpRule(target))
 		return ch
 	}
+	in := base(ChainIn, hook(nftables.ChainTypeFilter, nftables.ChainHookPrerouting, 0), true, false, ChainFilterIn)
+	if c.dropInvalid() {
+		// before the jump, after the skip rules (pf never sees those)
+		in.Rules = append(in.Rules[:len(in.Rules)-1], invalidDropRule(), in.Rules[len(in.Rules)-1])
+	}
 	c.prog.Chains = []*nft.Chain{
 		{Name: ChainRDR, Rules: c.rdr},
 		{Name: ChainNAT, Rules: c.nat},
 		{Name: ChainFilterIn, Rules: c.filterIn},
 		{Name: ChainFilterOut, Rules: c.filterOut},
 		base(ChainDNAT, hook(nftables.ChainTypeNAT, nftables.ChainHookPrerouting, -100), false, false, ChainRDR),
-		base(ChainIn, hook(nftables.ChainTypeFilter, nftables.ChainHookPrerouting, 0), true, false, ChainFilterIn),
+		in,
 		base(ChainFwd, hook(nftables.ChainTypeFilter, nftables.ChainHookForward, 0), true, true, ChainFilterOut),
 		base(ChainOut, hook(nftables.ChainTypeFilter, nftables.ChainHookOutput, 0), true, true, ChainFilterOut),
 		base(ChainSNAT, hook(nftables.ChainTypeNAT, nftables.ChainHookPostrouting, 100), false, true, ChainNAT),
 	}
+}
+
+// dropInvalid reports whether hook_in drops conntrack-invalid packets (see
+// "Invalid packets" in the package doc): yes unless a pass rule is
+// stateless ("no state") or sloppy, whose packets pf does not check
+// against a state's windows.
+func (c *compiler) dropInvalid() bool {
+	if c.rs == nil || c.rs.Main == nil {
+		return true
+	}
+	for _, r := range c.rs.Main.Filter {
+		if r.Action == pfconf.ActPass && (r.KeepState == pfconf.StateNone || r.StateOpts.Sloppy) {
+			return false
+		}
+	}
+	return true
 }
 
 func addrString(a pfconf.Addr) string {

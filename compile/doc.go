@@ -15,7 +15,7 @@
 // base chains (policy accept: pf's default is pass):
 //
 //	hook_dnat  nat    prerouting  -100  set skip; jump rdr       (binat in, rdr, rdr-to: first match)
-//	hook_in    filter prerouting     0  state; set skip; jump filter_in
+//	hook_in    filter prerouting     0  state; set skip; drop invalid; jump filter_in
 //	hook_fwd   filter forward        0  state; set skip; jump filter_out
 //	hook_out   filter output         0  state; set skip; jump filter_out
 //	hook_snat  nat    postrouting  100  set skip; jump nat       (binat out, nat, nat-to: first match)
@@ -53,6 +53,25 @@
 // and writes its rule number + 1 into the low 16 bits (CtMarkRuleMask), so
 // states can be counted per rule. nat pass / rdr pass set CtMarkPass, which
 // lets the connection's first packet through the filter chains.
+//
+// # Invalid packets
+//
+// hook_in drops packets conntrack classifies as invalid (after the set skip
+// rules, before filter_in): above all TCP segments outside their
+// connection's window. pf drops a packet that matches a state but fails its
+// sequence checks ("BAD state") rather than evaluating rules for it; without
+// the drop such a packet has no conntrack entry, skips rdr, and a packet to
+// a VIP port that only rdr serves reaches the local stack, which answers
+// RST and kills the connection. This matters in a CARP failover where the
+// old master's kernel still holds a VIP (its daemon was killed) while the
+// other groups already moved: it sees ACKs for data it never forwarded.
+// Dropped, they are retransmitted and reach the new master once the last
+// VIP moved. Packets conntrack cannot tie to a connection are invalid too
+// (an ICMP error for no known flow, a malformed header); pf would evaluate
+// rules for some of those, pfcarp drops them. The drop is left out when a
+// pass rule is stateless ("no state") or "sloppy": pf checks no windows for
+// those (asymmetric paths are their use), and conntrack, seeing one
+// direction only, would call their packets invalid.
 //
 // # Tables, pools, sticky-address
 //

@@ -95,6 +95,19 @@ func stateRule() *nft.Rule {
 	return b.rule(nft.Ref{})
 }
 
+// invalidDropRule drops what conntrack calls invalid: above all a TCP
+// segment outside its connection's window, which pf drops as a bad state.
+func invalidDropRule() *nft.Rule {
+	b := &builder{}
+	b.add("ct state invalid",
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: u32(expr.CtStateBitINVALID), Xor: u32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: u32(0)})
+	b.add("drop", &expr.Verdict{Kind: expr.VerdictDrop})
+	return b.rule(nft.Ref{})
+}
+
 func natPassRule() *nft.Rule {
 	b := &builder{}
 	b.add(fmt.Sprintf("ct mark & 0x%08x != 0", CtMarkPass),
