@@ -176,7 +176,13 @@ func tableCmd(env *Env, c *nft.Conn, table, cmd string, args []string, verbose i
 		case "replace":
 			fmt.Fprintf(env.Stderr, "%d addresses set.\n", n)
 		case "flush":
-			fmt.Fprintf(env.Stderr, "%d addresses deleted.\n", n)
+			if n == nft.Uncounted {
+				// Counting a large table means reading all of it
+				// (minutes for 1M addresses); the flush took seconds.
+				fmt.Fprintf(env.Stderr, "all addresses deleted (too many to count quickly).\n")
+			} else {
+				fmt.Fprintf(env.Stderr, "%d addresses deleted.\n", n)
+			}
 		}
 	}
 	return nil

@@ -107,8 +107,8 @@ func BenchmarkTable1M(b *testing.B) {
 }
 
 // BenchmarkTableDump compares reading an interval set of n addresses (2n
-// elements) with the library (page-sized reads: ~150 elements per dump
-// chunk) and with TableRanges (1 MiB reads: ~1,300 per chunk). The kernel
+// elements) with the library (page-sized reads: ~190 elements per dump
+// chunk) and with TableRanges (1 MiB reads: ~1,600 per chunk). The kernel
 // restarts its walk of the set for every chunk, so both grow with n².
 func BenchmarkTableDump(b *testing.B) {
 	testenv.RequireRoot(b)

@@ -37,4 +37,30 @@
 // that reached it: pf's "evaluations", counted once per pf rule even when it
 // is split over several kernel rules) and has a second counter right before
 // its verdict (packets that matched). See Counters.
+//
+// # pf tables
+//
+// A pf table is two interval sets (TableSetName), IPv4 and IPv6, holding
+// the union of its prefixes as merged ranges: a table loaded with
+// 10.0.0.0/25 and 10.0.0.128/25 holds one interval, and -T show prints it
+// as 10.0.0.0/24 (the fewest prefixes covering each range). Run-time edits
+// avoid reading the set, because a dump of a large interval set is
+// quadratic in the kernel (the rbtree walk restarts for every 32 KiB
+// chunk; see elem_linux.go):
+//
+//   - test asks the kernel for each address (NFT_MSG_GETSETELEM without
+//     NLM_F_DUMP): O(log n).
+//   - add sends the new ranges with NLM_F_EXCL; only when one overlaps the
+//     table is it read and rewritten. Added ranges are not merged with
+//     their neighbours, so entries added one by one stay apart, as in pf.
+//   - delete asks the kernel for the interval around each prefix and, in
+//     one transaction, deletes that interval and adds back what is left of
+//     it. It reads the table only when a prefix spans interval bounds (or
+//     two prefixes fall in one interval). pf deletes exact entries only;
+//     here deleting part of an entry splits it (the merged intervals do not
+//     record which prefixes made them).
+//   - replace rewrites the sets without reading; flush reads them only to
+//     report the count, and reports none (Uncounted) past 50,000 ranges;
+//     show dumps: 1,000,000 addresses take over a minute (see
+//     BenchmarkTable1M).
 package nft

@@ -286,7 +286,7 @@ func (c *Conn) TableRanges(name string) ([]Range, error) {
 	}
 	var out []Range
 	for _, s := range sets {
-		rs, err := c.setRanges(s.Name)
+		rs, err := c.setRanges(s.Name, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -295,10 +295,10 @@ func (c *Conn) TableRanges(name string) ([]Range, error) {
 	return out, nil
 }
 
-// setRanges dumps an interval set (see dumpElems for the cost).
-func (c *Conn) setRanges(set string) ([]Range, error) {
+// setRanges dumps an interval set (see dumpElems for the cost and limit).
+func (c *Conn) setRanges(set string, limit int) ([]Range, error) {
 	var bs []bound
-	if err := c.dumpElems(set, func() { bs = bs[:0] }, func(e elem) {
+	if err := c.dumpElems(set, limit, func() { bs = bs[:0] }, func(e elem) {
 		if a, ok := netip.AddrFromSlice(e.key); ok {
 			bs = append(bs, bound{a, e.end})
 		}
@@ -378,7 +378,7 @@ const (
 // returns how many of ps changed the table (add: not already wholly in it;
 // delete: at least partly in it) or, for replace and flush, how many
 // entries (prefixes, as TableEntries shows them) the table holds after
-// replace or held before flush.
+// replace or held before flush (Uncounted for a large table).
 //
 // The kernel's interval sets cannot hold overlapping elements, so an add
 // that overlaps the table, and a delete that is not inside one interval
@@ -386,7 +386,7 @@ const (
 // compute the new contents here and rewrite the sets. Adds that overlap
 // nothing and deletes inside one interval each (an entry, or part of one)
 // change only the elements concerned. Replace rewrites without reading;
-// flush reads only to count.
+// flush reads only to count, and only up to flushCountLimit.
 //
 // Deleting part of an interval splits it: a table loaded with 10.0.0.0/25
 // and 10.0.0.128/25 holds the one interval 10.0.0.0/24 (the loader merges
@@ -426,9 +426,27 @@ func (c *Conn) ChangeTable(name string, op TableOp, ps []netip.Prefix) (changed 
 		}
 		return countPrefixes(next), nil
 	}
+	if op == TableFlush {
+		changed = 0
+		for _, s := range sets {
+			rs, err := c.setRanges(s.Name, flushCountLimit)
+			if err == errTooLarge {
+				changed = Uncounted
+				break
+			}
+			if err != nil {
+				return 0, err
+			}
+			changed += countPrefixes(rs)
+		}
+		if err := c.rewriteSets(name, sets, nil); err != nil {
+			return 0, err
+		}
+		return changed, nil
+	}
 	var cur []Range
 	for _, s := range sets {
-		rs, err := c.setRanges(s.Name)
+		rs, err := c.setRanges(s.Name, 0)
 		if err != nil {
 			return 0, err
 		}
@@ -436,8 +454,6 @@ func (c *Conn) ChangeTable(name string, op TableOp, ps []netip.Prefix) (changed 
 	}
 	var next []Range
 	switch op {
-	case TableFlush:
-		changed = countPrefixes(cur)
 	case TableAdd:
 		cur = MergeRanges(cur)
 		for _, p := range ps {
@@ -463,6 +479,17 @@ func (c *Conn) ChangeTable(name string, op TableOp, ps []netip.Prefix) (changed 
 	}
 	return changed, nil
 }
+
+// Uncounted is what ChangeTable returns for a flush of a table with more
+// than flushCountLimit/2 ranges: counting them means reading the whole
+// table, which takes over a minute for 1,000,000 addresses (the kernel's
+// dump is quadratic), while the flush itself takes about a second.
+const Uncounted = -1
+
+// flushCountLimit is the number of set elements (two per range) a flush
+// reads to count the entries it deletes: reading this many takes well
+// under a second.
+const flushCountLimit = 100000
 
 // countPrefixes is how many entries TableEntries shows for rs.
 func countPrefixes(rs []Range) int {

@@ -196,3 +196,26 @@ func firstDiff(a, b []nft.Range) string {
 	}
 	return fmt.Sprintf("lengths %d and %d", len(a), len(b))
 }
+
+// TestFlushLargeUncounted: a flush counts what it deletes only for tables
+// it can read quickly; a larger one is flushed all the same.
+func TestFlushLargeUncounted(t *testing.T) {
+	testenv.RequireRoot(t)
+	ns := nfttest.New(t, "nft")
+	c := nft.Open(nft.WithNetNS(ns.FD()))
+	var ps []netip.Prefix
+	for i := uint32(0); i < 50001; i++ {
+		ps = append(ps, netip.PrefixFrom(addr4(2*i), 32))
+	}
+	loadBigTable(t, c, ps)
+	if n, err := c.ChangeTable("web", nft.TableFlush, nil); err != nil || n != nft.Uncounted {
+		t.Fatalf("flush: %d, %v; want Uncounted", n, err)
+	}
+	if rs, err := c.TableRanges("web"); err != nil || len(rs) != 0 {
+		t.Fatalf("after flush: %d ranges, %v", len(rs), err)
+	}
+	loadBigTable(t, c, ps[:49999])
+	if n, err := c.ChangeTable("web", nft.TableFlush, nil); err != nil || n != 49999 {
+		t.Fatalf("flush: %d, %v; want 49999", n, err)
+	}
+}
