@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
 	"github.com/pfcarp/pfcarp/carp"
@@ -122,8 +123,18 @@ func isMaster(n *carp.Node) bool {
 // up after being down. A subscription that ends (the socket overran) is
 // made again; its first report (ListExisting) then counts as a change when
 // it differs from the last state seen.
+//
+// The carrier-down report can be missing: the kernel's linkwatch reports
+// carrier changes of most devices (those whose ifindex equals their iflink:
+// physical NICs, and a veth whose peer happens to have the same ifindex in
+// its namespace) at most once a second, and a loss and return within that
+// second reach user space as one report showing the link up. So a report is
+// also a return when the interface's carrier-up count
+// (IFLA_CARRIER_UP_COUNT) grew since the last one.
 func (p *pfsyncRun) watchLink(d *daemon, dev string) {
 	known, wasUp := false, false
+	var ups uint32
+	upsKnown := false
 	for {
 		ch := make(chan netlink.LinkUpdate, 64)
 		done := make(chan struct{})
@@ -150,8 +161,13 @@ func (p *pfsyncRun) watchLink(d *daemon, dev string) {
 					continue
 				}
 				up := u.Header.Type != unix.RTM_DELLINK && u.IfInfomsg.Flags&unix.IFF_UP != 0 && u.IfInfomsg.Flags&unix.IFF_LOWER_UP != 0
-				if known && up && !wasUp {
-					d.log.Info("pfsync: sync link up again: requesting a bulk update", "syncdev", dev)
+				n, ok := carrierUpCount(u.Attrs().Index)
+				flapped := ok && upsKnown && n != ups
+				if ok {
+					ups, upsKnown = n, true
+				}
+				if known && up && (!wasUp || flapped) {
+					d.log.Info("pfsync: sync link up again: requesting a bulk update", "syncdev", dev, "down_seen", !wasUp)
 					p.r.LinkUp()
 				}
 				known, wasUp = true, up
@@ -165,6 +181,30 @@ func (p *pfsyncRun) watchLink(d *daemon, dev string) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// carrierUpCount asks the kernel how often interface index gained its
+// carrier (IFLA_CARRIER_UP_COUNT, Linux 4.16 on); ok false when it cannot
+// tell.
+func carrierUpCount(index int) (n uint32, ok bool) {
+	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_ACK)
+	m := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	m.Index = int32(index)
+	req.AddData(m)
+	msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
+	if err != nil || len(msgs) == 0 || len(msgs[0]) < unix.SizeofIfInfomsg {
+		return 0, false
+	}
+	attrs, err := nl.ParseRouteAttr(msgs[0][unix.SizeofIfInfomsg:])
+	if err != nil {
+		return 0, false
+	}
+	for _, a := range attrs {
+		if a.Attr.Type == unix.IFLA_CARRIER_UP_COUNT && len(a.Value) >= 4 {
+			return nl.NativeEndian().Uint32(a.Value), true
+		}
+	}
+	return 0, false
 }
 
 func (p *pfsyncRun) close() {

@@ -85,7 +85,11 @@
 // sync link's carrier returns, the Engine demotes CARP by 1, requests the
 // peer's table and waits for BULK START, the states and BULK END. Each
 // message of a bulk update in progress restarts the 5 s timer; without an
-// answer the request is repeated every 5 s; after 12 requests, or after
+// answer the request is repeated every 5 s (after a carrier return the
+// first two repeats come 1 s apart: both nodes request at once, and both
+// requests are lost while the path between them passes no traffic yet;
+// Linux acts on most carrier changes up to a second late); after 12
+// requests, or after
 // 5 minutes in all even with progress, it gives up, logs at error level and
 // lifts the demotion, so a node never stays demoted for ever. The serving
 // side sends its whole view (its own and the peer's entries) in bursts of

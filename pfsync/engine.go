@@ -55,6 +55,14 @@ const (
 	// times before it gives up and lifts the demotion anyway.
 	DefaultBulkTimeout = 5 * time.Second
 	DefaultBulkTries   = 12
+	// DefaultLinkRetry and linkRetries: after the sync link returns, the
+	// first requests are repeated this soon rather than after BulkTimeout.
+	// Both nodes see the link return at about the same time and each
+	// request can be lost: the peer's link, or the switch port between
+	// them, may not pass traffic yet (Linux reports and acts on most
+	// carrier changes up to a second late).
+	DefaultLinkRetry = time.Second
+	linkRetries      = 2
 	// DefaultBulkMax caps a bulk update that keeps making progress.
 	DefaultBulkMax = 5 * time.Minute
 	DefaultMTU     = 1500
@@ -92,8 +100,11 @@ type Options struct {
 	FlushInterval time.Duration
 	BulkTimeout   time.Duration
 	BulkTries     int
-	BulkMax       time.Duration
-	MTU           int
+	// LinkRetry is how soon the first requests after LinkUp are repeated
+	// without an answer (default DefaultLinkRetry).
+	LinkRetry time.Duration
+	BulkMax   time.Duration
+	MTU       int
 	// SyncDev and SyncPeer are reported in Status only.
 	SyncDev  string
 	SyncPeer netip.Addr
@@ -188,6 +199,7 @@ type Engine struct {
 	bulkDue     time.Time
 	bulkGot     uint64
 	bulkKicked  bool // this try was already repeated early (see Receive)
+	bulkQuick   int  // requests left that are repeated after LinkRetry
 
 	// sticky-address bindings as last sent or received, to send only new,
 	// moved or renewed ones (and not echo the peer's)
@@ -246,6 +258,9 @@ func NewEngine(o Options) (*Engine, error) {
 	if o.BulkTries <= 0 {
 		o.BulkTries = DefaultBulkTries
 	}
+	if o.LinkRetry <= 0 {
+		o.LinkRetry = DefaultLinkRetry
+	}
 	if o.BulkMax <= 0 {
 		o.BulkMax = DefaultBulkMax
 	}
@@ -295,18 +310,29 @@ func (e *Engine) Start() {
 		}
 	}
 	e.stickyDue = e.o.Clock.Now()
+	e.bulkQuick = 0
 	e.requestBulk("pfsync bulk start")
 }
 
 // LinkUp tells the Engine the sync interface's carrier returned: as after
 // a start, it requests a bulk update (BSD pfsync does so when its syncdev
 // comes back up).
-func (e *Engine) LinkUp() { e.requestBulk("pfsync bulk start (sync link up)") }
+//
+// Its first linkRetries requests are repeated after LinkRetry, not
+// BulkTimeout: both nodes request at once when the link returns, and both
+// requests are lost when neither peer's path passed traffic yet.
+func (e *Engine) LinkUp() {
+	e.bulkQuick = linkRetries
+	e.requestBulk("pfsync bulk start (sync link up)")
+}
 
 // RequestBulk requests a bulk update for reason (the daemon does when a
 // CARP interface returns: this node's entries for flows the peer carried
 // meanwhile are stale), demoting CARP until it completes.
-func (e *Engine) RequestBulk(reason string) { e.requestBulk(reason) }
+func (e *Engine) RequestBulk(reason string) {
+	e.bulkQuick = 0
+	e.requestBulk(reason)
+}
 
 func (e *Engine) requestBulk(reason string) {
 	now := e.o.Clock.Now()
@@ -321,6 +347,10 @@ func (e *Engine) requestBulk(reason string) {
 	}
 	e.bulk = BulkRequested
 	e.bulkDue = now.Add(e.o.BulkTimeout)
+	if e.bulkQuick > 0 {
+		e.bulkQuick--
+		e.bulkDue = now.Add(e.o.LinkRetry)
+	}
 	e.bulkKicked = false
 	e.stats.BulkRequestsSent++
 	e.log.Info("pfsync: requesting bulk update", "try", e.bulkTries+1)
@@ -332,6 +362,7 @@ func (e *Engine) requestBulk(reason string) {
 func (e *Engine) endBulk(ok bool, why string) {
 	d := e.o.Clock.Now().Sub(e.bulkBegan)
 	e.bulk = BulkIdle
+	e.bulkQuick = 0
 	if ok {
 		e.stats.BulkDone++
 		e.stats.LastBulkDuration = d

@@ -669,3 +669,44 @@ func TestTupleReuseReplacesOnPeer(t *testing.T) {
 		t.Fatalf("B sent %d deletes for the DESTROY of the entry it replaced", n-sent)
 	}
 }
+
+// Both nodes request a bulk update when the sync link returns, and both
+// requests can be lost (the path passes no traffic yet): the first
+// requests after LinkUp are repeated after LinkRetry, later ones after
+// BulkTimeout.
+func TestLinkUpRetriesSoon(t *testing.T) {
+	p := newPair(t, nil)
+	p.a.Start()
+	p.b.Start()
+	p.pump()
+	if p.a.Stats().BulkDone != 1 || p.b.Stats().BulkDone != 1 {
+		t.Fatalf("start: bulk updates done %d %d", p.a.Stats().BulkDone, p.b.Stats().BulkDone)
+	}
+	p.cut = true
+	p.a.LinkUp()
+	p.b.LinkUp()
+	p.advance(500 * time.Millisecond)
+	p.cut = false
+	p.advance(DefaultLinkRetry)
+	if p.a.Stats().BulkDone != 2 || p.b.Stats().BulkDone != 2 {
+		t.Fatalf("%v after the lost requests: bulk updates done %d %d, want 2 each", DefaultLinkRetry+500*time.Millisecond,
+			p.a.Stats().BulkDone, p.b.Stats().BulkDone)
+	}
+
+	// A path that stays dead: two quick repeats, then BulkTimeout apart.
+	p.cut = true
+	sent := p.a.Stats().BulkRequestsSent
+	p.a.LinkUp()
+	p.advance(linkRetries*DefaultLinkRetry + 500*time.Millisecond)
+	if n := p.a.Stats().BulkRequestsSent - sent; n != 1+linkRetries {
+		t.Fatalf("requests in the first %v: %d, want %d", linkRetries*DefaultLinkRetry, n, 1+linkRetries)
+	}
+	p.advance(DefaultBulkTimeout - time.Second)
+	if n := p.a.Stats().BulkRequestsSent - sent; n != 1+linkRetries {
+		t.Fatalf("a request sooner than BulkTimeout after the quick ones: %d", n)
+	}
+	p.advance(time.Second)
+	if n := p.a.Stats().BulkRequestsSent - sent; n != 2+linkRetries {
+		t.Fatalf("requests after BulkTimeout: %d, want %d", n, 2+linkRetries)
+	}
+}
