@@ -411,6 +411,23 @@ func (e *Engine) Local(ev *Event) {
 		e.queue(k, pendDelete, s)
 		return
 	}
+	if cur != nil && cur.peer && cur.s.ID == 0 && s.ID != 0 {
+		// The first event for an entry since we wrote the peer's version
+		// into the kernel is that write's echo (the kernel reports every
+		// ctnetlink create and update, queued before any later change).
+		// Its contents are not always what we wrote: the kernel applies
+		// window scales only once both directions carry the window-scale
+		// flag (so a SYN_SENT entry comes back with none), and status
+		// bits can only be set. Taken for a local change, the echo would
+		// be stamped with our clock, sent back, and outrank the peer's
+		// next, genuinely newer version: that one is stamped when the
+		// peer's kernel saw the change, which can be before our echo,
+		// so it would be dropped as stale and the entry stay behind for
+		// good (a handshake that straddles the peer's flush).
+		cur.s.Timeout, cur.s.ID = s.Timeout, s.ID
+		e.stats.Echoes++
+		return
+	}
 	now := e.o.Clock.Now().UnixNano()
 	if cur != nil && sameReplicated(&cur.s, s) {
 		cur.s.Timeout, cur.s.ID = s.Timeout, s.ID // (an inject's echo tells us its id)

@@ -710,3 +710,106 @@ func TestLinkUpRetriesSoon(t *testing.T) {
 		t.Fatalf("requests after BulkTimeout: %d, want %d", n, 2+linkRetries)
 	}
 }
+
+// kernelTable is a fakeTable that writes as ctnetlink does (window scales
+// only once both directions carry the window-scale flag; flags and status
+// bits only set) and reports each write as an event with an entry id, to
+// be fed back to the Engine like the kernel's echo.
+type kernelTable struct {
+	*fakeTable
+	nextID uint32
+	ids    map[Key]uint32
+	events []Event
+}
+
+func newKernelTable() *kernelTable {
+	return &kernelTable{fakeTable: newFakeTable(), nextID: 100, ids: map[Key]uint32{}}
+}
+
+func (k *kernelTable) Inject(s *State) error {
+	k.injects++
+	key := s.Key()
+	cur, ok := k.m[key]
+	typ := EventUpdate
+	if !ok {
+		typ = EventNew
+		k.nextID++
+		k.ids[key] = k.nextID
+		cur = State{Proto: s.Proto, Zone: s.Zone, Orig: s.Orig, Reply: s.Reply,
+			Status: s.Status&(StatusDstNAT|StatusSrcNAT) | StatusConfirmed}
+	}
+	cur.Status |= s.Status & (StatusSeenReply | StatusAssured)
+	cur.Timeout, cur.Mark, cur.ID = s.Timeout, s.Mark, k.ids[key]
+	cur.TCP.State = s.TCP.State
+	for i := range 2 {
+		cur.TCP.Flags[i] |= s.TCP.Flags[i] | TCPFlagBeLiberal
+	}
+	if wscaleSet(&cur) {
+		cur.TCP.WScale = s.TCP.WScale
+	}
+	k.m[key] = cur
+	k.events = append(k.events, Event{Type: typ, State: cur})
+	return nil
+}
+
+// echo delivers the kernel's pending events to e.
+func (k *kernelTable) echo(e *Engine) {
+	for i := range k.events {
+		e.Local(&k.events[i])
+	}
+	k.events = nil
+}
+
+// A handshake that straddles A's flush: A sends SYN_SENT, its kernel sees
+// ESTABLISHED right after the flush, B's kernel echoes the injected
+// SYN_SENT (without window scales) a little later still. The echo must not
+// pass for a newer local version of B's: A's ESTABLISHED must reach B's
+// kernel, and B must not send its echo back over A's live entry.
+func TestInjectEchoDoesNotOutrankNewerPeerUpdate(t *testing.T) {
+	p := newPair(t, nil)
+	kb := newKernelTable()
+	p.b.o.Table = kb
+	syn := tcpState(5)
+	syn.Status = StatusDstNAT | StatusConfirmed
+	syn.TCP = TCPInfo{State: TCPSynSent, WScale: [2]uint8{7, 0}, Flags: [2]uint8{TCPFlagWindowScale | TCPFlagSackPerm, 0}}
+	syn.ID = 1
+	est := tcpState(5)
+	est.ID = 1
+
+	p.a.Local(&Event{Type: EventNew, State: syn})
+	p.clk.Advance(DefaultFlushInterval)
+	p.tickDue(p.a) // SYN_SENT on the wire
+	p.clk.Advance(500 * time.Microsecond)
+	p.a.Local(&Event{Type: EventUpdate, State: est}) // just after the flush
+	for _, m := range p.toB {
+		p.b.Receive(m)
+	}
+	p.toB = nil
+	if got := kb.m[syn.Key()]; got.TCP.State != TCPSynSent || got.TCP.WScale != [2]uint8{} {
+		t.Fatalf("B's kernel after the inject: %+v, want SYN_SENT without window scales", got.TCP)
+	}
+	p.clk.Advance(500 * time.Microsecond)
+	kb.echo(p.b) // B's kernel reports its write after A's change
+	sentB := p.b.Stats().StatesSent
+	p.advance(time.Second)
+	kb.echo(p.b)
+	p.advance(time.Second)
+
+	if got := kb.m[syn.Key()]; got.TCP.State != TCPEstablished || got.TCP.WScale != [2]uint8{7, 7} {
+		t.Fatalf("B's kernel: %+v (stale updates %d), want A's ESTABLISHED", got.TCP, p.b.Stats().Stale)
+	}
+	if n := p.b.Stats().StatesSent - sentB; n != 0 {
+		t.Fatalf("B sent %d states back to A (echoes of its own writes)", n)
+	}
+	if got := p.ta.m[syn.Key()]; p.ta.injects != 0 {
+		t.Fatalf("A's table overwritten by B (%d injects): %+v", p.ta.injects, got.TCP)
+	}
+	// A real change on B afterwards (B carries the flow now) still syncs.
+	fin := kb.m[syn.Key()]
+	fin.TCP.State = TCPFinWait
+	p.b.Local(&Event{Type: EventUpdate, State: fin})
+	p.advance(time.Second)
+	if got := p.ta.m[syn.Key()]; got.TCP.State != TCPFinWait {
+		t.Fatalf("B's own change did not reach A: %+v", got.TCP)
+	}
+}

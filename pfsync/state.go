@@ -134,9 +134,16 @@ func (s *State) Key() Key {
 func sameReplicated(a, b *State) bool {
 	return a.Proto == b.Proto && a.Zone == b.Zone && a.Orig == b.Orig && a.Reply == b.Reply &&
 		a.Status&syncedStatus == b.Status&syncedStatus && a.Mark == b.Mark &&
-		a.TCP.State == b.TCP.State && a.TCP.WScale == b.TCP.WScale &&
+		a.TCP.State == b.TCP.State && (a.TCP.WScale == b.TCP.WScale || !wscaleSet(a) || !wscaleSet(b)) &&
 		a.TCP.Flags[0]&^TCPFlagBeLiberal == b.TCP.Flags[0]&^TCPFlagBeLiberal &&
 		a.TCP.Flags[1]&^TCPFlagBeLiberal == b.TCP.Flags[1]&^TCPFlagBeLiberal
+}
+
+// wscaleSet reports whether s's window scales are in force: the kernel
+// uses (and a ctnetlink write sets) them only once both directions carry
+// the window-scale flag; before that they are not replicated state.
+func wscaleSet(s *State) bool {
+	return s.TCP.Flags[0]&TCPFlagWindowScale != 0 && s.TCP.Flags[1]&TCPFlagWindowScale != 0
 }
 
 // syncedStatus are the status bits that matter to the peer.
