@@ -54,6 +54,9 @@ func (d *daemon) startPfsync() (*pfsyncRun, error) {
 		Clock: d.clk, Logger: d.log, Table: &pfsync.KernelTable{CT: ct, NoSyncMask: pfsync.NoSyncMark},
 		Key: d.cfg.PfsyncKey, NodeID: nodeID(d.cfg.Hostname), NoSyncMask: pfsync.NoSyncMark,
 		MaxUpd: pc.MaxUpd, SyncDev: pc.SyncDev, SyncPeer: pc.SyncPeer,
+		// a change whose conntrack event was lost unreported is synced
+		// within this interval, at the cost of a table dump per interval
+		ResyncInterval: pfsync.DefaultResyncInterval,
 	}
 	if d.cfg.PF.Enable {
 		// sticky-address bindings live in pf's nftables table

@@ -73,6 +73,15 @@ const (
 	// afresh by the new master.
 	DefaultStickyPoll = 200 * time.Millisecond
 	bulkBurst         = 64 // messages sent per Tick while serving a bulk update
+	// DefaultResyncInterval is how often the daemon compares the kernel's
+	// table with what pfsync last saw of it (Options.ResyncInterval). A
+	// netlink event can be lost without a report (those in the moment the
+	// event socket is reopened after an overrun, or ones the kernel fails
+	// to allocate); a change it carried, and so the peer's copy, is then
+	// behind for at most this long. The cost is one conntrack dump per
+	// interval (a kernel walk of every entry plus decoding) and a
+	// comparison; only entries that differ are sent.
+	DefaultResyncInterval = 30 * time.Second
 )
 
 // Options configure an Engine. Table, Clock and Send are required.
@@ -104,7 +113,11 @@ type Options struct {
 	// without an answer (default DefaultLinkRetry).
 	LinkRetry time.Duration
 	BulkMax   time.Duration
-	MTU       int
+	// ResyncInterval, when positive, is how often Table is read whole and
+	// compared with the Engine's view (Resync): a local change whose event
+	// was lost is sent then. Zero: only after reported losses.
+	ResyncInterval time.Duration
+	MTU            int
 	// SyncDev and SyncPeer are reported in Status only.
 	SyncDev  string
 	SyncPeer netip.Addr
@@ -206,6 +219,8 @@ type Engine struct {
 	sticky    map[stickyKey]stickyRec
 	stickyDue time.Time
 
+	resyncDue time.Time // zero: no periodic resync
+
 	// serving side
 	serve     []State
 	serveSent uint64
@@ -236,6 +251,9 @@ type Stats struct {
 	LastBulkStates             uint64
 	LastBulkEnd                time.Time // when the last bulk update we requested completed
 	StickyErrors               uint64    // reading the sticky maps failed
+	// ResyncRepairs counts entries a resync found changed or gone without
+	// an event having told us (each is sent to the peer).
+	ResyncRepairs uint64
 }
 
 // NewEngine returns an Engine; it sends nothing until Start.
@@ -310,6 +328,9 @@ func (e *Engine) Start() {
 		}
 	}
 	e.stickyDue = e.o.Clock.Now()
+	if e.o.ResyncInterval > 0 {
+		e.resyncDue = e.o.Clock.Now().Add(e.o.ResyncInterval)
+	}
 	e.bulkQuick = 0
 	e.requestBulk("pfsync bulk start")
 }
@@ -560,6 +581,9 @@ func (e *Engine) Deadline() (t time.Time, ok bool) {
 	if e.o.Sticky != nil && !e.stickyDue.IsZero() && (!ok || e.stickyDue.Before(t)) {
 		t, ok = e.stickyDue, true
 	}
+	if !e.resyncDue.IsZero() && (!ok || e.resyncDue.Before(t)) {
+		t, ok = e.resyncDue, true
+	}
 	return t, ok
 }
 
@@ -584,6 +608,12 @@ func (e *Engine) Tick() {
 	}
 	if e.o.Sticky != nil && !e.stickyDue.IsZero() && !now.Before(e.stickyDue) {
 		e.pollSticky(now)
+	}
+	if !e.resyncDue.IsZero() && !now.Before(e.resyncDue) {
+		e.resyncDue = now.Add(e.o.ResyncInterval)
+		if err := e.Resync(); err != nil {
+			e.log.Warn("pfsync: periodic resync", "err", err)
+		}
 	}
 	if len(e.serve) > 0 {
 		e.serveBurst()

@@ -813,3 +813,50 @@ func TestInjectEchoDoesNotOutrankNewerPeerUpdate(t *testing.T) {
 		t.Fatalf("B's own change did not reach A: %+v", got.TCP)
 	}
 }
+
+// A change whose kernel event was lost (the table changed, Local was not
+// called) reaches the peer at the next periodic resync, and only once;
+// entries that match are neither sent nor counted as echoes.
+func TestPeriodicResyncSendsLostChanges(t *testing.T) {
+	p := newPair(t, func(o *Options) { o.ResyncInterval = time.Second })
+	live := tcpState(1)
+	p.ta.m[live.Key()] = live
+	p.a.Start()
+	p.b.Start()
+	p.pump()
+	p.advance(time.Second) // settle: bulk updates, a first resync
+	if _, ok := p.tb.m[live.Key()]; !ok {
+		t.Fatal("bulk update did not carry A's entry")
+	}
+	echoes, sent := p.a.Stats().Echoes, p.a.Stats().StatesSent
+	repairs := p.a.Stats().ResyncRepairs
+
+	lost := tcpState(2)
+	p.ta.m[lost.Key()] = lost // its NEW event never reached the Engine
+	p.advance(900 * time.Millisecond)
+	if _, ok := p.tb.m[lost.Key()]; ok {
+		t.Fatal("sent before the resync interval (test assumption broken)")
+	}
+	p.advance(200 * time.Millisecond)
+	if _, ok := p.tb.m[lost.Key()]; !ok {
+		t.Fatal("lost NEW not sent by the periodic resync")
+	}
+	if n := p.a.Stats().ResyncRepairs - repairs; n != 1 {
+		t.Fatalf("resync repairs %d, want 1", n)
+	}
+	p.advance(3 * time.Second)
+	if n := p.a.Stats().StatesSent - sent; n != 1 {
+		t.Fatalf("A sent %d states over several resyncs, want the one repair", n)
+	}
+	if p.a.Stats().Echoes != echoes || p.b.Stats().ResyncRepairs != 0 {
+		t.Fatalf("matching entries counted: echoes %d->%d, B repairs %d", echoes, p.a.Stats().Echoes, p.b.Stats().ResyncRepairs)
+	}
+	delete(p.ta.m, lost.Key()) // its DESTROY event was lost too
+	p.advance(1100 * time.Millisecond)
+	if _, ok := p.tb.m[lost.Key()]; ok {
+		t.Fatal("lost DESTROY not sent by the periodic resync")
+	}
+	if _, ok := p.tb.m[live.Key()]; !ok {
+		t.Fatal("resync deleted a live entry on the peer")
+	}
+}

@@ -238,6 +238,9 @@ func (e *Engine) Resync() error {
 	if err != nil {
 		return fmt.Errorf("pfsync: resync: %w", err)
 	}
+	// Entries that match are counted as echoes by Local; they are not
+	// echoes of anything, so they are taken back out of that count.
+	echoes, checked := e.stats.Echoes, uint64(0)
 	seen := make(map[Key]bool, len(states))
 	for i := range states {
 		s := &states[i]
@@ -245,13 +248,21 @@ func (e *Engine) Resync() error {
 			continue
 		}
 		seen[s.Key()] = true
+		checked++
 		e.Local(&Event{Type: EventUpdate, State: *s})
 	}
 	for k, ent := range e.table {
 		if !seen[k] {
 			s := ent.s
+			checked++
 			e.Local(&Event{Type: EventDestroy, State: s})
 		}
+	}
+	quiet := e.stats.Echoes - echoes
+	e.stats.Echoes = echoes
+	if n := checked - quiet; n > 0 {
+		e.stats.ResyncRepairs += n
+		e.log.Info("pfsync: resync found changes no event reported", "entries", n)
 	}
 	return nil
 }

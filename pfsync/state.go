@@ -135,9 +135,17 @@ func sameReplicated(a, b *State) bool {
 	return a.Proto == b.Proto && a.Zone == b.Zone && a.Orig == b.Orig && a.Reply == b.Reply &&
 		a.Status&syncedStatus == b.Status&syncedStatus && a.Mark == b.Mark &&
 		a.TCP.State == b.TCP.State && (a.TCP.WScale == b.TCP.WScale || !wscaleSet(a) || !wscaleSet(b)) &&
-		a.TCP.Flags[0]&^TCPFlagBeLiberal == b.TCP.Flags[0]&^TCPFlagBeLiberal &&
-		a.TCP.Flags[1]&^TCPFlagBeLiberal == b.TCP.Flags[1]&^TCPFlagBeLiberal
+		a.TCP.Flags[0]&syncedTCPFlags == b.TCP.Flags[0]&syncedTCPFlags &&
+		a.TCP.Flags[1]&syncedTCPFlags == b.TCP.Flags[1]&syncedTCPFlags
 }
+
+// syncedTCPFlags are the TCP tracking flags that matter to the peer. The
+// others change with no event and cannot be copied: BE_LIBERAL is set on
+// every injected entry, and the window-tracking ones (0x10 data
+// unacknowledged, 0x20 max ack set) follow each segment, are only ever set
+// by a ctnetlink write, and mean nothing to a liberal entry; compared,
+// a periodic resync would take them for lost changes on both nodes.
+const syncedTCPFlags = TCPFlagWindowScale | TCPFlagSackPerm | TCPFlagCloseInit
 
 // wscaleSet reports whether s's window scales are in force: the kernel
 // uses (and a ctnetlink write sets) them only once both directions carry

@@ -33,6 +33,7 @@ type Status struct {
 	Stale          uint64            `json:"stale_updates"`
 	NoSync         uint64            `json:"no_sync_skipped"`
 	EventOverflows uint64            `json:"event_overflows"`
+	ResyncRepairs  uint64            `json:"resync_repairs"` // entries a resync found changed with no event
 	Dropped        map[string]uint64 `json:"dropped,omitempty"`
 
 	Bulk             string        `json:"bulk"` // idle, requested, receiving
@@ -66,6 +67,7 @@ func (e *Engine) status() Status {
 		Bulk: e.bulk.String(), BulkRequests: st.BulkRequestsSent, BulkServed: st.BulkRequestsServed,
 		BulkDone: st.BulkDone, BulkFailed: st.BulkFailed, LastBulkDuration: st.LastBulkDuration, LastBulkStates: st.LastBulkStates,
 		LastBulkEnd: st.LastBulkEnd, StickyBindings: len(e.sticky), StickyErrors: st.StickyErrors,
+		ResyncRepairs: st.ResyncRepairs,
 	}
 	for i, n := range st.Dropped {
 		if n != 0 {
