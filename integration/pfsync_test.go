@@ -323,10 +323,13 @@ func waitSynced(t *testing.T, l *lab.Lab, sets ...*streamSet) {
 		}
 		if missing > 0 {
 			ps := status(t, l, "lb2").Pfsync
-			t.Logf("lb2: %d streams not established there; pfsync states %d received %d inject errors %d", missing, ps.States, ps.StatesReceived, ps.InjectErrors)
+			t.Logf("lb2: %d streams not established there; pfsync states %d received %d inject errors %d stale %d resync repairs %d",
+				missing, ps.States, ps.StatesReceived, ps.InjectErrors, ps.Stale, ps.ResyncRepairs)
 		}
 		return missing == 0
 	})
+	ps := status(t, l, "lb2").Pfsync
+	t.Logf("lb2 holds every stream's state; pfsync stale updates %d resync repairs %d", ps.Stale, ps.ResyncRepairs)
 }
 
 // assertBulkBeforeMaster checks that node's last bulk update completed
