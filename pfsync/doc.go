@@ -64,10 +64,18 @@
 // it was master reach the old master on failback. Changes are queued per
 // state; a state updated maxupd times (default 128, pfsync(4)'s maxupd) is
 // sent at once, everything else after the flush interval (100 ms; FreeBSD
-// waits up to 1 s). Injected entries come back as kernel events: an event
-// that changes nothing replicated is not sent (no echo). On a conflict the
-// newer version (the sender's wall-clock time of the change, carried in
-// each record) wins; the nodes' clocks are assumed NTP-synchronised.
+// waits up to 1 s). Injected entries come back as kernel events: the first
+// event for an entry after a peer's version was written is that write's
+// echo, whatever it shows (the kernel leaves out window scales until both
+// directions have the flag, and can only set status bits and flags), and
+// later events that change nothing replicated are not sent (no echo). On
+// a conflict the newer version (the sender's wall-clock time of the
+// change, carried in each record) wins; the nodes' clocks are assumed
+// NTP-synchronised. An echo stamped with the receiver's clock would beat
+// the sender's next change, stamped earlier, for good: hence the echo rule.
+// A change whose event was lost without a report is found by a periodic
+// comparison of the kernel's table with the Engine's view
+// (Options.ResyncInterval; the daemon's costs one conntrack dump per 30 s).
 // A client that reuses a source port while the old connection's entry
 // lingers (TIME_WAIT) makes a new kernel entry with the same original
 // tuple: the kernel's entry id tells the two apart (the old one's DESTROY
