@@ -432,7 +432,7 @@ func (e *Engine) Local(ev *Event) {
 		e.queue(k, pendDelete, s)
 		return
 	}
-	if cur != nil && cur.peer && cur.s.ID == 0 && s.ID != 0 {
+	if cur != nil && cur.peer && cur.s.ID == 0 && s.ID != 0 && s.Reply == cur.s.Reply {
 		// The first event for an entry since we wrote the peer's version
 		// into the kernel is that write's echo (the kernel reports every
 		// ctnetlink create and update, queued before any later change).
@@ -444,7 +444,9 @@ func (e *Engine) Local(ev *Event) {
 		// next, genuinely newer version: that one is stamped when the
 		// peer's kernel saw the change, which can be before our echo,
 		// so it would be dropped as stale and the entry stay behind for
-		// good (a handshake that straddles the peer's flush).
+		// good (a handshake that straddles the peer's flush). Tuples are
+		// never changed by a write: another reply tuple is another
+		// connection, handled below.
 		cur.s.Timeout, cur.s.ID = s.Timeout, s.ID
 		e.stats.Echoes++
 		return

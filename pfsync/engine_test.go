@@ -860,3 +860,23 @@ func TestPeriodicResyncSendsLostChanges(t *testing.T) {
 		t.Fatal("resync deleted a live entry on the peer")
 	}
 }
+
+// The echo rule covers the entry we wrote: a first event after the write
+// showing another reply tuple is another connection on the tuple (the
+// kernel never changes an entry's tuples) and is synced as one.
+func TestFirstEventOfOtherConnectionIsNoEcho(t *testing.T) {
+	p := newPair(t, nil)
+	s := tcpState(3)
+	s.ID = 9
+	p.a.Local(&Event{Type: EventNew, State: s})
+	p.advance(time.Second)
+	other := tcpState(3)
+	other.ID = 50
+	other.Reply.Src = netip.MustParseAddr("198.51.100.21")
+	echoes := p.b.Stats().Echoes
+	p.b.Local(&Event{Type: EventNew, State: other})
+	p.advance(time.Second)
+	if got := p.ta.m[s.Key()]; got.Reply != other.Reply || p.b.Stats().Echoes != echoes {
+		t.Fatalf("A holds reply %v (B echoes %d->%d), want B's other connection %v", got.Reply, echoes, p.b.Stats().Echoes, other.Reply)
+	}
+}
