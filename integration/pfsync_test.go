@@ -328,8 +328,8 @@ func waitSynced(t *testing.T, l *lab.Lab, sets ...*streamSet) {
 		}
 		return missing == 0
 	})
-	ps := status(t, l, "lb2").Pfsync
-	t.Logf("lb2 holds every stream's state; pfsync stale updates %d resync repairs %d", ps.Stale, ps.ResyncRepairs)
+	ps, ps1 := status(t, l, "lb2").Pfsync, status(t, l, "lb1").Pfsync
+	t.Logf("lb2 holds every stream's state; pfsync stale updates %d resync repairs %d (lb1: %d, %d)", ps.Stale, ps.ResyncRepairs, ps1.Stale, ps1.ResyncRepairs)
 }
 
 // assertBulkBeforeMaster checks that node's last bulk update completed
