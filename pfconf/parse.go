@@ -551,3 +551,23 @@ func wordLike(s string) bool {
 	}
 	return !strings.Contains(s, "$")
 }
+
+// braceList parses "ITEM" or "{ ITEM [,] ITEM ... }" (newlines allowed
+// inside the braces), calling item for each; an empty "{ }" is a syntax
+// error, as in pfctl's grammar.
+func braceList[T any](p *parser, item func() T) []T {
+	if !p.got(LBRACE) {
+		return []T{item()}
+	}
+	p.optnl()
+	var l []T
+	for p.tok != RBRACE {
+		l = append(l, item())
+		p.comma()
+	}
+	p.next()
+	if len(l) == 0 {
+		p.syntaxError()
+	}
+	return l
+}

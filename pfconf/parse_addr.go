@@ -10,20 +10,7 @@ import (
 
 // interfaces parses "on IF", "on ! IF", "on { IF, ! IF }" (after "on").
 func (p *parser) ifList() []IfItem {
-	if p.got(LBRACE) {
-		p.optnl()
-		var l []IfItem
-		for p.tok != RBRACE {
-			l = append(l, p.ifItem())
-			p.comma()
-		}
-		p.next()
-		if len(l) == 0 {
-			p.syntaxError()
-		}
-		return l
-	}
-	return []IfItem{p.ifItem()}
+	return braceList(p, p.ifItem)
 }
 
 func (p *parser) ifItem() IfItem {
@@ -42,20 +29,7 @@ func (p *parser) ifItem() IfItem {
 
 // protoSpec parses what follows "proto".
 func (p *parser) protoSpec() []ProtoItem {
-	if p.got(LBRACE) {
-		p.optnl()
-		var l []ProtoItem
-		for p.tok != RBRACE {
-			l = append(l, p.protoItem())
-			p.comma()
-		}
-		p.next()
-		if len(l) == 0 {
-			p.syntaxError()
-		}
-		return l
-	}
-	return []ProtoItem{p.protoItem()}
+	return braceList(p, p.protoItem)
 }
 
 func (p *parser) protoItem() ProtoItem {
@@ -331,20 +305,7 @@ func (p *parser) dynaddr() HostItem {
 
 // portSpec parses what follows "port".
 func (p *parser) portSpec() []PortItem {
-	if p.got(LBRACE) {
-		p.optnl()
-		var l []PortItem
-		for p.tok != RBRACE {
-			l = append(l, p.portItem())
-			p.comma()
-		}
-		p.next()
-		if len(l) == 0 {
-			p.syntaxError()
-		}
-		return l
-	}
-	return []PortItem{p.portItem()}
+	return braceList(p, p.portItem)
 }
 
 func unaryOp(t Token) (PortOp, bool) {
@@ -448,20 +409,7 @@ func (p *parser) service(pos Pos, s string) uint16 {
 
 // idSpec parses the list after "user" or "group".
 func (p *parser) idSpec(isUser bool) []IDItem {
-	if p.got(LBRACE) {
-		p.optnl()
-		var l []IDItem
-		for p.tok != RBRACE {
-			l = append(l, p.idItem(isUser))
-			p.comma()
-		}
-		p.next()
-		if len(l) == 0 {
-			p.syntaxError()
-		}
-		return l
-	}
-	return []IDItem{p.idItem(isUser)}
+	return braceList(p, func() IDItem { return p.idItem(isUser) })
 }
 
 func (p *parser) idItem(isUser bool) IDItem {

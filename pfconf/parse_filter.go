@@ -638,20 +638,7 @@ const tcpFlagChars = "FSRPAUEW"
 
 // icmpSpec parses the list after icmp-type / icmp6-type.
 func (p *parser) icmpSpec(v6 bool) []ICMPItem {
-	if p.got(LBRACE) {
-		p.optnl()
-		var l []ICMPItem
-		for p.tok != RBRACE {
-			l = append(l, p.icmpItem(v6))
-			p.comma()
-		}
-		p.next()
-		if len(l) == 0 {
-			p.syntaxError()
-		}
-		return l
-	}
-	return []ICMPItem{p.icmpItem(v6)}
+	return braceList(p, func() ICMPItem { return p.icmpItem(v6) })
 }
 
 func (p *parser) icmpItem(v6 bool) ICMPItem {
@@ -1005,20 +992,7 @@ func (p *parser) finishFilter(rs *RuleStmt, fo *filterOptions) {
 // redirSpec parses a translation target: host, brace list, and optional
 // "port" (nat-to, rdr-to, af-to, or old-style "->").
 func (p *parser) redirSpec(pos Pos, _ bool) *RedirSpec {
-	spec := &RedirSpec{P: pos}
-	if p.got(LBRACE) {
-		p.optnl()
-		for p.tok != RBRACE {
-			spec.Hosts = append(spec.Hosts, p.xhostNoNot())
-			p.comma()
-		}
-		p.next()
-		if len(spec.Hosts) == 0 {
-			p.syntaxError()
-		}
-	} else {
-		spec.Hosts = []HostItem{p.xhostNoNot()}
-	}
+	spec := &RedirSpec{P: pos, Hosts: braceList(p, p.xhostNoNot)}
 	if p.gotKw("port") {
 		spec.RPort = p.portRange(pPortRange | pPortStar)
 		spec.HasRPort = true
