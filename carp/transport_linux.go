@@ -88,10 +88,7 @@ func listen4(ifi *net.Interface) (*ipv4.PacketConn, error) {
 		return nil, fmt.Errorf("carp: raw IPv4 socket on %s: %w", ifi.Name, err)
 	}
 	p := ipv4.NewPacketConn(c)
-	steps := []struct {
-		what string
-		err  error
-	}{
+	steps := []setupStep{
 		{"ttl", p.SetTTL(TTL)},
 		{"multicast ttl", p.SetMulticastTTL(TTL)},
 		{"multicast interface", p.SetMulticastInterface(ifi)},
@@ -99,11 +96,9 @@ func listen4(ifi *net.Interface) (*ipv4.PacketConn, error) {
 		{"control messages", p.SetControlMessage(ipv4.FlagTTL|ipv4.FlagDst|ipv4.FlagInterface, true)},
 		{"join 224.0.0.18", p.JoinGroup(ifi, &net.IPAddr{IP: Group4.AsSlice()})},
 	}
-	for _, s := range steps {
-		if s.err != nil {
-			p.Close()
-			return nil, fmt.Errorf("carp: IPv4 %s on %s: %w", s.what, ifi.Name, s.err)
-		}
+	if s := firstFailure(steps); s != nil {
+		p.Close()
+		return nil, fmt.Errorf("carp: IPv4 %s on %s: %w", s.what, ifi.Name, s.err)
 	}
 	return p, nil
 }
@@ -115,10 +110,7 @@ func listen6(ifi *net.Interface) (*ipv6.PacketConn, error) {
 		return nil, fmt.Errorf("carp: raw IPv6 socket on %s: %w", ifi.Name, err)
 	}
 	p := ipv6.NewPacketConn(c)
-	steps := []struct {
-		what string
-		err  error
-	}{
+	steps := []setupStep{
 		{"hop limit", p.SetHopLimit(TTL)},
 		{"multicast hop limit", p.SetMulticastHopLimit(TTL)},
 		{"multicast interface", p.SetMulticastInterface(ifi)},
@@ -126,11 +118,9 @@ func listen6(ifi *net.Interface) (*ipv6.PacketConn, error) {
 		{"control messages", p.SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagDst|ipv6.FlagInterface, true)},
 		{"join ff02::12", p.JoinGroup(ifi, &net.IPAddr{IP: Group6.AsSlice()})},
 	}
-	for _, s := range steps {
-		if s.err != nil {
-			p.Close()
-			return nil, fmt.Errorf("carp: IPv6 %s on %s: %w", s.what, ifi.Name, s.err)
-		}
+	if s := firstFailure(steps); s != nil {
+		p.Close()
+		return nil, fmt.Errorf("carp: IPv6 %s on %s: %w", s.what, ifi.Name, s.err)
 	}
 	return p, nil
 }
@@ -253,4 +243,21 @@ func (t *RawTransport) Close() error {
 		t.wg.Wait()
 	})
 	return err
+}
+
+// setupStep is one socket option set while opening a transport, with its
+// result.
+type setupStep struct {
+	what string
+	err  error
+}
+
+// firstFailure returns the first step that failed, or nil.
+func firstFailure(steps []setupStep) *setupStep {
+	for i := range steps {
+		if steps[i].err != nil {
+			return &steps[i]
+		}
+	}
+	return nil
 }
