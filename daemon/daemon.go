@@ -109,11 +109,11 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	if len(cfg.CARP) > 0 || cfg.Pfsync != nil {
-		if err := installNotrack(); err != nil {
+		if err := installHA(nil); err != nil {
 			return err
 		}
 		defer func() {
-			if err := removeNotrack(); err != nil {
+			if err := removeHA(); err != nil {
 				log.Warn("cleanup", "err", err)
 			}
 		}()

@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
+	"net/netip"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -19,18 +21,26 @@ const (
 	protoPFSYNC = 240
 )
 
-// installNotrack makes CARP and pfsync packets bypass connection tracking,
-// in one transaction: a full conntrack table drops new flows, and CARP
-// advertisements must never be among them or both nodes turn MASTER.
-func installNotrack() error {
+// installHA replaces the daemon's persistent tables (inet and arp
+// pfcarp_ha) in one transaction: CARP and pfsync packets bypass connection
+// tracking (a full conntrack table drops new flows, and CARP advertisements
+// must never be among them or both nodes turn MASTER), and the liveness
+// guard (guard_linux.go) for vips.
+func installHA(vips []netip.Addr) error {
 	c, err := nftables.New()
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
 	}
 	t := &nftables.Table{Name: haTable, Family: nftables.TableFamilyINet}
-	c.AddTable(t)
-	c.DelTable(t) // replace whatever an earlier run left, atomically
-	c.AddTable(t)
+	ta := &nftables.Table{Name: haTable, Family: nftables.TableFamilyARP}
+	for _, tt := range []*nftables.Table{t, ta} {
+		c.AddTable(tt)
+		c.DelTable(tt) // replace whatever an earlier run left, atomically
+		c.AddTable(tt)
+	}
+	if err := addGuard(c, t, ta, vips); err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
 	for _, hook := range []struct {
 		name string
 		hook *nftables.ChainHook
@@ -54,17 +64,21 @@ func installNotrack() error {
 	return nil
 }
 
-// removeNotrack deletes the daemon's table; a missing table is not an error.
-func removeNotrack() error {
-	c, err := nftables.New()
-	if err != nil {
-		return err
+// removeHA deletes the daemon's persistent tables; a missing table is not
+// an error.
+func removeHA() error {
+	var errs []error
+	for _, fam := range []nftables.TableFamily{nftables.TableFamilyINet, nftables.TableFamilyARP} {
+		c, err := nftables.New()
+		if err != nil {
+			return err
+		}
+		t := &nftables.Table{Name: haTable, Family: fam}
+		c.AddTable(t)
+		c.DelTable(t)
+		if err := c.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("nftables: removing table %s: %w", haTable, err))
+		}
 	}
-	t := &nftables.Table{Name: haTable, Family: nftables.TableFamilyINet}
-	c.AddTable(t)
-	c.DelTable(t)
-	if err := c.Flush(); err != nil && err != unix.ENOENT {
-		return fmt.Errorf("nftables: removing table %s: %w", haTable, err)
-	}
-	return nil
+	return errors.Join(errs...)
 }

@@ -33,7 +33,7 @@ func TestNotrackTable(t *testing.T) {
 	testenv.RequireRoot(t)
 	inNewNetns(t, func() {
 		for i := 0; i < 2; i++ { // a second install replaces the first
-			if err := installNotrack(); err != nil {
+			if err := installHA(nil); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -48,7 +48,7 @@ func TestNotrackTable(t *testing.T) {
 		}
 		n := 0
 		for _, ch := range chains {
-			if ch.Table.Name != haTable {
+			if ch.Table.Name != haTable || (ch.Name != "prerouting" && ch.Name != "output") {
 				continue
 			}
 			if *ch.Priority != *nftables.ChainPriorityRaw {
@@ -66,16 +66,16 @@ func TestNotrackTable(t *testing.T) {
 		if n != 2 {
 			t.Fatalf("found %d chains in %s, want 2", n, haTable)
 		}
-		if err := removeNotrack(); err != nil {
+		if err := removeHA(); err != nil {
 			t.Fatal(err)
 		}
-		if err := removeNotrack(); err != nil {
+		if err := removeHA(); err != nil {
 			t.Fatalf("removing twice: %v", err)
 		}
 		tabs, _ := c.ListTables()
 		for _, x := range tabs {
 			if x.Name == haTable {
-				t.Fatal("table still present after removeNotrack")
+				t.Fatal("table still present after removeHA")
 			}
 		}
 	})

@@ -52,29 +52,36 @@ func (b *batch) encode() ([]netlink.Message, error) {
 
 // setLastTableFlags sets the flags attribute of the last NEWTABLE message.
 func setLastTableFlags(msgs []netlink.Message, flags uint32) error {
-	newTable := netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_NEWTABLE)
 	for i := len(msgs) - 1; i >= 0; i-- {
-		m := &msgs[i]
-		if m.Header.Type != newTable || len(m.Data) < 4 {
-			continue
+		if isNewTable(msgs[i]) {
+			return rewriteTableFlags(&msgs[i], func(uint32) uint32 { return flags })
 		}
-		attrs, err := netlink.UnmarshalAttributes(m.Data[4:])
-		if err != nil {
-			return err
-		}
-		for j := range attrs {
-			if attrs[j].Type == unix.NFTA_TABLE_FLAGS {
-				attrs[j].Data = binary.BigEndian.AppendUint32(nil, flags)
-			}
-		}
-		data, err := netlink.MarshalAttributes(attrs)
-		if err != nil {
-			return err
-		}
-		m.Data = append(m.Data[:4:4], data...)
-		return nil
 	}
 	return errors.New("nft: no table in batch")
+}
+
+func isNewTable(m netlink.Message) bool {
+	return m.Header.Type == netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWTABLE) && len(m.Data) >= 4
+}
+
+// rewriteTableFlags replaces the flags attribute of the NEWTABLE message m
+// by f(flags).
+func rewriteTableFlags(m *netlink.Message, f func(uint32) uint32) error {
+	attrs, err := netlink.UnmarshalAttributes(m.Data[4:])
+	if err != nil {
+		return err
+	}
+	for j := range attrs {
+		if attrs[j].Type == unix.NFTA_TABLE_FLAGS && len(attrs[j].Data) == 4 {
+			attrs[j].Data = binary.BigEndian.AppendUint32(nil, f(binary.BigEndian.Uint32(attrs[j].Data)))
+		}
+	}
+	data, err := netlink.MarshalAttributes(attrs)
+	if err != nil {
+		return err
+	}
+	m.Data = append(m.Data[:4:4], data...)
+	return nil
 }
 
 // send commits b in one sendmsg and waits for every acknowledgement. The
@@ -93,24 +100,6 @@ func (c *Conn) send(b *batch, tableFlags *uint32) error {
 			return err
 		}
 	}
-	// Ask for one acknowledgement, on the last message: the kernel
-	// reports every failing message anyway, in order, before that ack, and
-	// tens of thousands of acks would overflow any receive buffer.
-	size := 0
-	newElem := netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_NEWSETELEM)
-	for i := range msgs {
-		size += 16 + len(msgs[i].Data)
-		msgs[i].Header.Flags &^= netlink.Acknowledge
-		if b.exclElems && msgs[i].Header.Type == newElem {
-			msgs[i].Header.Flags |= netlink.Excl
-		}
-	}
-	acks := 1
-	if len(msgs) >= 3 {
-		msgs[len(msgs)-2].Header.Flags |= netlink.Acknowledge
-	} else {
-		msgs[len(msgs)-1].Header.Flags |= netlink.Acknowledge
-	}
 	cfg := &netlink.Config{}
 	if c.netnsFD >= 0 {
 		cfg.NetNS = c.netnsFD
@@ -120,6 +109,31 @@ func (c *Conn) send(b *batch, tableFlags *uint32) error {
 		return fmt.Errorf("nftables: %w", err)
 	}
 	defer nl.Close()
+	return transact(nl, msgs, b.exclElems)
+}
+
+// transact sends msgs (a whole batch) on nl in one sendmsg and waits for
+// the kernel's answer. Only one acknowledgement is asked for, on the last
+// message before the batch end: the kernel reports every failing message
+// anyway, in order, before that ack, and tens of thousands of acks would
+// overflow any receive buffer. exclElems sets NLM_F_EXCL on every
+// NEWSETELEM (adding an element that exists is then an error).
+func transact(nl *netlink.Conn, msgs []netlink.Message, exclElems bool) error {
+	size := 0
+	newElem := netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_NEWSETELEM)
+	for i := range msgs {
+		size += 16 + len(msgs[i].Data)
+		msgs[i].Header.Flags &^= netlink.Acknowledge
+		if exclElems && msgs[i].Header.Type == newElem {
+			msgs[i].Header.Flags |= netlink.Excl
+		}
+	}
+	acks := 1
+	if len(msgs) >= 3 {
+		msgs[len(msgs)-2].Header.Flags |= netlink.Acknowledge
+	} else {
+		msgs[len(msgs)-1].Header.Flags |= netlink.Acknowledge
+	}
 	if err := sizeSocket(nl, size+64*acks); err != nil {
 		return err
 	}
