@@ -6,6 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/pfcarp/pfcarp/daemon"
 )
@@ -49,5 +52,25 @@ func runDaemon(ctx context.Context, env *Env, args []string) error {
 	default:
 		return &ExitError{Code: 2, Err: fmt.Errorf("run: -log-format must be text or json, not %q", *format)}
 	}
-	return daemon.Run(ctx, daemon.Options{ConfigPath: *cfg, Socket: *sock, Logger: slog.New(h)})
+	// SIGHUP reloads, as `service pf reload` does; SIGTERM and SIGINT
+	// end ctx (Main).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-hup:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case reload <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return daemon.Run(ctx, daemon.Options{ConfigPath: *cfg, Socket: *sock, Logger: slog.New(h)}, reload)
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -10,23 +11,28 @@ import (
 	"time"
 
 	"github.com/pfcarp/pfcarp/carp"
-	"github.com/pfcarp/pfcarp/vip"
 )
 
 // hookTimeout bounds a user's transition command.
 const hookTimeout = 30 * time.Second
 
-// actions carries out CARP's decisions: addresses through vip.Owner, and the
-// user's carp_up_cmd / carp_down_cmd. Calls come from the CARP loop.
+// actions carries out CARP's decisions: the lease and addresses of the
+// VIPs, and the user's carp_up_cmd / carp_down_cmd. Calls come from the
+// CARP loop.
 type actions struct {
-	d      *daemon
-	owners map[string]*vip.Owner // by parent interface
+	d      *Daemon
+	owners map[string]VIPOwner // by parent interface
 }
 
+// BecomeMaster leases the VIPs (the guard lets them answer) before they
+// are put on the interface and announced.
 func (a *actions) BecomeMaster(t carp.Transition, vips []netip.Prefix) error {
 	o := a.owners[t.Parent]
 	if o == nil {
 		return fmt.Errorf("no address owner for %s", t.Parent)
+	}
+	if err := a.d.lease.Hold(addrsOf(vips)); err != nil {
+		return fmt.Errorf("leasing the VIPs: %w", err)
 	}
 	if err := o.Add(vips); err != nil {
 		return err
@@ -41,6 +47,7 @@ func (a *actions) Release(t carp.Transition, vips []netip.Prefix) error {
 		return fmt.Errorf("no address owner for %s", t.Parent)
 	}
 	err := o.Remove(vips)
+	err = errors.Join(err, a.d.lease.Release(addrsOf(vips)))
 	if t.From == carp.Master {
 		a.hook(a.d.cfg.CARPDownCmd, t, vips)
 	}
@@ -79,11 +86,19 @@ func (a *actions) hook(cmd string, t carp.Transition, vips []netip.Prefix) {
 	}()
 }
 
-func (d *daemon) groupName(parent string, vhid uint8) string {
+func (d *Daemon) groupName(parent string, vhid uint8) string {
 	if n := d.names[groupKey{parent, vhid}]; n != "" {
 		return n
 	}
 	return fmt.Sprintf("%s vhid %d", parent, vhid)
+}
+
+func addrsOf(ps []netip.Prefix) []netip.Addr {
+	as := make([]netip.Addr, len(ps))
+	for i, p := range ps {
+		as[i] = p.Addr()
+	}
+	return as
 }
 
 func prefixList(ps []netip.Prefix) string {

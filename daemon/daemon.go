@@ -1,32 +1,41 @@
 // Package daemon is pfcarp's long-running process (`pfcarp run`): it loads
 // one node's config, exempts its own protocols from connection tracking,
-// runs the CARP groups over raw sockets, moves the virtual addresses as the
-// groups change state, watches the parent interfaces' carrier, runs the
-// user's transition commands, and answers the CLI on a control socket.
+// guards the virtual addresses so that they answer only while the daemon
+// lives (guard_linux.go), runs the CARP groups over raw sockets, moves the
+// virtual addresses as the groups change state, watches the links, runs
+// the user's transition commands, and answers the CLI on a control socket.
 //
-// daemon wires the other packages together; it owns no protocol logic of its
-// own (that is carp's) and never touches nftables tables other than its own
-// pfcarp_ha table.
+// The daemon is an object: New reads and checks the config, Start brings
+// everything up (and, failing, takes down what it had started), Reload
+// applies a changed config, Close takes everything down. It owns every
+// goroutine it starts and waits for them. Signals are the command's
+// business (cli: SIGTERM ends, SIGHUP reloads).
+//
+// daemon wires the other packages together; it owns no protocol logic of
+// its own (that is carp's and pfsync's) and never touches nftables tables
+// other than its own pfcarp_ha and pfcarp_live tables, and pf's through
+// nft. What it does to the machine goes through a System, so its logic is
+// tested without root.
 package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/pfcarp/pfcarp/carp"
 	"github.com/pfcarp/pfcarp/config"
 	"github.com/pfcarp/pfcarp/internal/clock"
-	"github.com/pfcarp/pfcarp/vip"
 )
 
-// Options configure Run.
+// Options configure New.
 type Options struct {
 	ConfigPath string
 	// Socket overrides the control socket path (else the config's
@@ -34,25 +43,42 @@ type Options struct {
 	Socket string
 	Logger *slog.Logger
 	Clock  clock.Clock // nil: the real clock
-	// NewTransport opens CARP's transport on a parent interface; nil means
-	// raw IP protocol 112 sockets. Tests substitute in-memory ones.
-	NewTransport func(parent string, v4, v6 bool) (carp.Transport, error)
+	// System is the machine; nil: a LinuxSystem.
+	System System
 }
 
-// daemon is one running node. Fields are set up by Run and read-only after,
-// except where noted.
-type daemon struct {
-	cfg    *config.Node
-	log    *slog.Logger
-	clk    clock.Clock
-	runner *carp.Runner // nil when no CARP group is configured
-	pfsync *pfsyncRun   // nil when pfsync is off
-	// names maps (parent, vhid) to the group's carpN name ("" for the
-	// FreeBSD >= 10 form).
-	names   map[groupKey]string
+// Daemon is one node's running daemon.
+type Daemon struct {
+	o     Options
+	cfg   *config.Node
+	log   *slog.Logger
+	clk   clock.Clock
+	sys   System
+	sock  string
+	names map[groupKey]string // (parent, vhid) -> carpN ("" for the FreeBSD >= 10 form)
+
 	started time.Time
 
-	hooks sync.WaitGroup // transition commands still running
+	// Set by Start, read-only after (until Close).
+	cs     *controlServer
+	pflog  io.Closer
+	runner *carp.Runner // nil when no CARP group is configured
+	lease  Lease        // nil when no CARP group is configured
+	sync   Syncer       // nil when pfsync is off
+	links  *linkWatcher
+	haUp   bool
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // goroutines owned by the daemon
+	fatal  chan error     // a component that cannot go on
+	hooks  sync.WaitGroup // transition commands still running
+
+	reloadMu sync.Mutex
+	// demoted pairs pfsync's lift with its demotion (CARP's loop only).
+	demoted bool
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 type groupKey struct {
@@ -60,16 +86,37 @@ type groupKey struct {
 	vhid   uint8
 }
 
-// Run runs the daemon until ctx is done, then leaves cleanly: CARP masters
-// bow out (advbase 255, advskew 255) so the peer takes over at once, the
-// virtual addresses are released, and the daemon's nftables table and
-// control socket are removed.
-func Run(ctx context.Context, o Options) error {
+// New reads and checks the node config. It changes nothing on the machine.
+func New(o Options) (*Daemon, error) {
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	cfg, diags := config.LoadFile(o.ConfigPath, nil)
+	cfg, err := loadConfig(o.ConfigPath, log)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{o: o, cfg: cfg, log: log, clk: o.Clock, sys: o.System,
+		names: map[groupKey]string{}, fatal: make(chan error, 4)}
+	if d.clk == nil {
+		d.clk = clock.Real{}
+	}
+	if d.sys == nil {
+		d.sys = &LinuxSystem{Logger: log}
+	}
+	d.sock = o.Socket
+	if d.sock == "" {
+		d.sock = cfg.ControlSocket
+	}
+	if d.sock == "" {
+		d.sock = SocketPath()
+	}
+	return d, nil
+}
+
+// loadConfig reads path, logging warnings and notes; errors fail it.
+func loadConfig(path string, log *slog.Logger) (*config.Node, error) {
+	cfg, diags := config.LoadFile(path, nil)
 	for _, d := range diags {
 		switch d.Severity {
 		case config.Error:
@@ -80,125 +127,201 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	if err := diags.Err(); err != nil {
-		return err
+		return nil, err
 	}
-	d := &daemon{cfg: cfg, log: log, clk: o.Clock, names: map[groupKey]string{}, started: time.Now()}
-	if d.clk == nil {
-		d.clk = clock.Real{}
-	}
+	return cfg, nil
+}
 
-	sock := o.Socket
-	if sock == "" {
-		sock = cfg.ControlSocket
-	}
-	if sock == "" {
-		sock = SocketPath()
-	}
+// Start brings the node up: control socket, forwarding, the HA tables and
+// guard, stale virtual addresses removed, pflog, pf, CARP, pfsync, the
+// link watcher. pf comes before CARP (a node must filter and translate
+// before it can become MASTER), pflog before pf (so the first logged
+// packets land), pfsync after CARP (its bulk update demotes CARP). When a
+// step fails, Start takes down everything it had started and returns the
+// error.
+func (d *Daemon) Start(ctx context.Context) (err error) {
+	d.started = d.clk.Now()
+	ctx, d.cancel = context.WithCancel(ctx)
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, d.status()) })
-	cs, err := listenControl(sock, mux, log)
-	if err != nil {
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, d.Status()) })
+	if d.cs, err = listenControl(d.sock, mux, d.log); err != nil {
 		return err
 	}
-	defer cs.close()
-
+	d.goFatal(d.cs.serve)
+	cfg := d.cfg
 	if cfg.CARPVMAC {
-		log.Warn("carp_vmac: virtual MACs (macvlan carpN with 00:00:5e:00:01:vhid) are not implemented; the parent's own MAC is used and gratuitous ARP moves the addresses")
+		d.log.Warn("carp_vmac: virtual MACs (macvlan carpN with 00:00:5e:00:01:vhid) are not implemented; the parent's own MAC is used and gratuitous ARP moves the addresses")
 	}
-	if err := d.setForwarding(); err != nil {
+	if err := d.sys.SetForwarding(cfg); err != nil {
 		return err
 	}
 	if len(cfg.CARP) > 0 || cfg.Pfsync != nil {
-		if err := installHA(nil); err != nil {
+		if err := d.sys.InstallHA(vipAddrs(cfg)); err != nil {
 			return err
 		}
-		defer func() {
-			if err := removeHA(); err != nil {
-				log.Warn("cleanup", "err", err)
-			}
-		}()
+		d.haUp = true
 	}
-	// pf before CARP: a node must filter and translate before it can
-	// become MASTER. pflog before pf, so the first logged packets land.
+	if len(cfg.CARP) > 0 {
+		// Addresses a killed daemon left behind: CARP starts in INIT and
+		// takes them back only as MASTER.
+		for parent, ps := range vipsByParent(cfg) {
+			if err := d.sys.VIPs(parent).Remove(ps); err != nil {
+				d.log.Warn("removing stale virtual addresses", "if", parent, "err", err)
+			}
+		}
+	}
 	if cfg.Pflog.Enable {
-		pl, err := d.startPflog()
+		if d.pflog, err = d.sys.StartPflog(cfg, d.log); err != nil {
+			return err
+		}
+	}
+	if cfg.PF.Enable {
+		if err := d.sys.LoadPF(cfg); err != nil {
+			return err
+		}
+		d.log.Info("pf rules loaded", "pf_rules", cfg.PF.RulesPath)
+	}
+	if len(cfg.CARP) > 0 {
+		if err := d.startCARP(); err != nil {
+			return err
+		}
+	}
+	if cfg.Pfsync != nil {
+		h := SyncHooks{Logger: d.log, Clock: d.clk}
+		if d.runner != nil {
+			h.Demote = d.pfsyncDemote
+		}
+		s, err := d.sys.StartPfsync(cfg, h)
 		if err != nil {
 			return err
 		}
-		defer pl.Close()
-	}
-	if cfg.PF.Enable {
-		if err := d.loadPF(); err != nil {
-			return err
+		if s != nil {
+			d.sync = s
 		}
 	}
-	if len(cfg.CARP) > 0 {
-		newTr := o.NewTransport
-		if newTr == nil {
-			newTr = func(parent string, v4, v6 bool) (carp.Transport, error) { return carp.ListenRaw(parent, v4, v6) }
-		}
-		if err := d.startCARP(newTr); err != nil {
-			return err
-		}
+	if names := d.watchedLinks(); len(names) > 0 {
+		d.links = &linkWatcher{src: d.sys.Links(), names: names, log: d.log, clk: d.clk, change: d.linkChanged}
+		d.wg.Add(1)
+		go func() { defer d.wg.Done(); d.links.run(ctx) }()
 	}
-	if cfg.Pfsync != nil { // pfsync_linux.go; closed before CARP stops
-		if d.pfsync, err = d.startPfsync(); err != nil {
-			return err
-		}
+	if d.lease != nil {
+		d.wg.Add(1)
+		go func() { defer d.wg.Done(); d.renewLease(ctx) }()
 	}
+	d.log.Info("pfcarp running", "config", d.o.ConfigPath, "socket", d.sock, "carp_groups", len(cfg.CARP))
+	return nil
+}
 
-	var wg sync.WaitGroup
-	errc := make(chan error, 2)
-	wg.Add(1)
-	go func() { defer wg.Done(); errc <- cs.serve() }()
-	monCtx, stopMon := context.WithCancel(ctx)
-	if d.runner != nil {
-		wg.Add(1)
-		go func() { defer wg.Done(); errc <- d.watchLinks(monCtx) }()
-	}
-	log.Info("pfcarp running", "config", o.ConfigPath, "socket", sock, "carp_groups", len(cfg.CARP))
+// goFatal runs f on an owned goroutine; an error it returns ends the
+// daemon (Wait returns it).
+func (d *Daemon) goFatal(f func() error) {
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := f(); err != nil {
+			select {
+			case d.fatal <- err:
+			default:
+			}
+		}
+	}()
+}
 
-	// SIGHUP reloads pf_rules, as `service pf reload` does; a ruleset
-	// that fails leaves the loaded one in place.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-loop:
+// Fatal delivers an error from a component that cannot go on (the control
+// socket's server); the caller should Close the daemon.
+func (d *Daemon) Fatal() <-chan error { return d.fatal }
+
+// Close takes the node down: pfsync stops, CARP masters bow out (advbase
+// 255, advskew 255) so the peer takes over at once, the virtual addresses
+// are released, the daemon's tables and control socket are removed. It
+// waits for every goroutine the daemon started. Safe to call more than
+// once, and after a failed Start.
+func (d *Daemon) Close() error {
+	d.closeOnce.Do(func() {
+		d.log.Info("pfcarp stopping")
+		if d.cancel != nil {
+			d.cancel()
+		}
+		var errs []error
+		if d.sync != nil {
+			d.sync.Close()
+		}
+		if d.runner != nil {
+			// Close bows out and releases the addresses before returning.
+			if err := d.runner.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("carp shutdown: %w", err))
+			}
+		}
+		if d.lease != nil {
+			if err := d.lease.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if d.haUp {
+			if err := d.sys.RemoveHA(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if d.pflog != nil {
+			if err := d.pflog.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if d.cs != nil {
+			d.cs.close()
+		}
+		d.wg.Wait()
+		d.hooks.Wait()
+		d.closeErr = errors.Join(errs...)
+	})
+	return d.closeErr
+}
+
+// Reload applies the node config's pf_rules again, as `service pf reload`
+// does; a ruleset that fails leaves the loaded one in place.
+func (d *Daemon) Reload() error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	if !d.cfg.PF.Enable {
+		d.log.Info("reload: pf_enable is off; nothing to reload")
+		return nil
+	}
+	if err := d.sys.LoadPF(d.cfg); err != nil {
+		d.log.Error("reload failed; the loaded ruleset is unchanged", "err", err)
+		return err
+	}
+	d.log.Info("pf rules loaded", "pf_rules", d.cfg.PF.RulesPath)
+	return nil
+}
+
+// Run runs a daemon until ctx is done or a component fails, then closes
+// it. reload, when not nil, delivers reload requests (SIGHUP).
+func Run(ctx context.Context, o Options, reload <-chan struct{}) error {
+	d, err := New(o)
+	if err != nil {
+		return err
+	}
+	if err := d.Start(ctx); err != nil {
+		return err
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			err = nil
-			break loop
-		case err = <-errc:
-			break loop
-		case <-hup:
-			if !cfg.PF.Enable {
-				log.Info("SIGHUP: pf_enable is off; nothing to reload")
-				continue
-			}
-			if rerr := d.loadPF(); rerr != nil {
-				log.Error("reload failed; the loaded ruleset is unchanged", "err", rerr)
-			}
+			return d.Close()
+		case err := <-d.Fatal():
+			return errors.Join(err, d.Close())
+		case <-reload:
+			_ = d.Reload() // logged; the running state is unchanged
 		}
 	}
-	log.Info("pfcarp stopping")
-	stopMon()
-	if d.pfsync != nil {
-		d.pfsync.close()
-	}
-	if d.runner != nil {
-		// Close bows out and releases the addresses before returning.
-		if cerr := d.runner.Close(); cerr != nil {
-			log.Warn("carp shutdown", "err", cerr)
-		}
-	}
-	cs.close()
-	wg.Wait()
-	d.hooks.Wait()
-	return err
 }
 
-func (d *daemon) startCARP(newTr func(string, bool, bool) (carp.Transport, error)) error {
+func (d *Daemon) startCARP() error {
 	// Which address families each parent carries.
 	fams := map[string][2]bool{}
 	for _, g := range d.cfg.CARP {
@@ -209,8 +332,13 @@ func (d *daemon) startCARP(newTr func(string, bool, bool) (carp.Transport, error
 		}
 		fams[g.Dev] = f
 	}
+	lease, err := d.sys.OpenLease(leaseTTL(d.cfg))
+	if err != nil {
+		return err
+	}
+	d.lease = lease
 	trs := map[string]carp.Transport{}
-	owners := map[string]*vip.Owner{}
+	owners := map[string]VIPOwner{}
 	closeAll := func() {
 		for _, t := range trs {
 			t.Close()
@@ -220,13 +348,13 @@ func (d *daemon) startCARP(newTr func(string, bool, bool) (carp.Transport, error
 		if _, ok := trs[g.Dev]; ok {
 			continue
 		}
-		t, err := newTr(g.Dev, fams[g.Dev][0], fams[g.Dev][1])
+		t, err := d.sys.NewTransport(g.Dev, fams[g.Dev][0], fams[g.Dev][1])
 		if err != nil {
 			closeAll()
 			return fmt.Errorf("%s: %s: %w", g.Pos, g.Label(), err)
 		}
 		trs[g.Dev] = t
-		owners[g.Dev] = vip.NewOwner(g.Dev, d.log)
+		owners[g.Dev] = d.sys.VIPs(g.Dev)
 	}
 	r, err := carp.NewRunner(carp.RunnerOptions{
 		Clock: d.clk, Logger: d.log, Transports: trs,
@@ -237,19 +365,7 @@ func (d *daemon) startCARP(newTr func(string, bool, bool) (carp.Transport, error
 		return err
 	}
 	for _, g := range d.cfg.CARP {
-		cc := carp.Config{
-			VHID: uint8(g.VHID), AdvBase: uint8(g.AdvBase), AdvSkew: uint8(g.AdvSkew),
-			Pass: g.Pass, Preempt: d.cfg.Preempt, Parent: g.Dev,
-		}
-		for _, v := range g.VIPs {
-			cc.VIPs = append(cc.VIPs, v.Prefix)
-		}
-		if g.Peer.Is4() {
-			cc.Peer = g.Peer
-		} else if g.Peer.IsValid() {
-			cc.Peer6 = g.Peer
-		}
-		if _, err := r.Node().AddGroup(cc); err != nil {
+		if _, err := r.Node().AddGroup(carpConfig(d.cfg, g)); err != nil {
 			closeAll()
 			return fmt.Errorf("%s: %s: %w", g.Pos, g.Label(), err)
 		}
@@ -260,27 +376,158 @@ func (d *daemon) startCARP(newTr func(string, bool, bool) (carp.Transport, error
 	return nil
 }
 
-// setForwarding applies gateway_enable / ipv6_gateway_enable.
-func (d *daemon) setForwarding() error {
-	set := func(path string, on bool) error {
-		v := "0\n"
-		if on {
-			v = "1\n"
-		}
-		if err := os.WriteFile(path, []byte(v), 0o644); err != nil {
-			return fmt.Errorf("gateway_enable: %w", err)
-		}
-		return nil
+func carpConfig(cfg *config.Node, g *config.CARPGroup) carp.Config {
+	cc := carp.Config{
+		VHID: uint8(g.VHID), AdvBase: uint8(g.AdvBase), AdvSkew: uint8(g.AdvSkew),
+		Pass: g.Pass, Preempt: cfg.Preempt, Parent: g.Dev,
 	}
-	if d.cfg.GatewayEnablePos.IsValid() {
-		if err := set("/proc/sys/net/ipv4/ip_forward", d.cfg.GatewayEnable); err != nil {
-			return err
+	for _, v := range g.VIPs {
+		cc.VIPs = append(cc.VIPs, v.Prefix)
+	}
+	if g.Peer.Is4() {
+		cc.Peer = g.Peer
+	} else if g.Peer.IsValid() {
+		cc.Peer6 = g.Peer
+	}
+	return cc
+}
+
+// leaseTTL is how long a MASTER's VIPs answer without the daemon: the
+// shortest advertisement interval of the node's groups (advbase +
+// advskew/256 s), at least minLease. Within it the peer has not yet
+// declared this node dead (it waits three intervals).
+func leaseTTL(cfg *config.Node) time.Duration {
+	ttl := time.Duration(0)
+	for _, g := range cfg.CARP {
+		iv := time.Duration(g.AdvBase)*time.Second + time.Duration(g.AdvSkew)*time.Second/256
+		if ttl == 0 || iv < ttl {
+			ttl = iv
 		}
 	}
-	if d.cfg.IPv6GatewayEnable {
-		if err := set("/proc/sys/net/ipv6/conf/all/forwarding", true); err != nil {
-			return err
+	return max(ttl, minLease)
+}
+
+// minLease keeps renewals (every lease/renewsPerLease) sane for advbase 0
+// style timings.
+const (
+	minLease       = 200 * time.Millisecond
+	renewsPerLease = 4
+)
+
+// renewLease renews the live table's lease while CARP's loop answers: a
+// daemon whose CARP loop hangs stops answering for its VIPs within one
+// lease, as one that died does at once.
+func (d *Daemon) renewLease(ctx context.Context) {
+	t := d.clk.NewTimer(leaseTTL(d.cfg) / renewsPerLease)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+		}
+		if d.runner.Do(func(*carp.Node) {}) {
+			if err := d.lease.Renew(); err != nil {
+				d.log.Warn("renewing the VIP lease", "err", err)
+			}
+		}
+		t.Reset(leaseTTL(d.cfg) / renewsPerLease)
+	}
+}
+
+// pfsyncDemote is pfsync's Demote, called on pfsync's loop; CARP's loop
+// never waits on pfsync, and Do returns false once CARP has stopped.
+//
+// A node that is MASTER of a group when a bulk update starts (the sync
+// link healed under a working master) is not demoted: the traffic, and so
+// the freshest states, are its own, and demoting it would hand the groups
+// to a backup that missed updates too.
+func (d *Daemon) pfsyncDemote(delta int, reason string) {
+	d.runner.Do(func(n *carp.Node) {
+		switch {
+		case delta > 0 && isMaster(n):
+			d.log.Info("pfsync: bulk update without CARP demotion: this node is MASTER", "reason", reason)
+			return
+		case delta > 0:
+			d.demoted = true
+		case !d.demoted:
+			return
+		default:
+			d.demoted = false
+		}
+		n.Demote(delta, reason)
+	})
+}
+
+// isMaster reports whether any of n's groups is MASTER.
+func isMaster(n *carp.Node) bool {
+	for _, g := range n.Groups() {
+		if g.State() == carp.Master {
+			return true
 		}
 	}
-	return nil
+	return false
+}
+
+// watchedLinks are the CARP parents and the sync interface.
+func (d *Daemon) watchedLinks() map[string]bool {
+	names := map[string]bool{}
+	if d.runner != nil {
+		for _, g := range d.cfg.CARP {
+			names[g.Dev] = true
+		}
+	}
+	if d.sync != nil && d.cfg.Pfsync.SyncDev != "" {
+		names[d.cfg.Pfsync.SyncDev] = true
+	}
+	return names
+}
+
+// linkChanged is the link watcher's report: a CARP parent's state goes to
+// CARP (a group leaves INIT only once its link is up; a lost carrier
+// demotes); a parent that returns first requests a bulk update, before
+// CARP may preempt (while it was down the peer carried this node's flows
+// and their TCP windows moved on); a returning sync link starts one too.
+func (d *Daemon) linkChanged(name string, up, first, returned bool) {
+	d.log.Info("link", "if", name, "up", up, "first_report", first, "returned", returned)
+	isParent := false
+	if d.runner != nil {
+		for _, g := range d.cfg.CARP {
+			isParent = isParent || g.Dev == name
+		}
+	}
+	if d.sync != nil {
+		switch {
+		case returned && name == d.cfg.Pfsync.SyncDev:
+			d.log.Info("pfsync: sync link up again: requesting a bulk update", "syncdev", name)
+			d.sync.LinkUp()
+		case returned && isParent:
+			d.log.Info("pfsync: parent link up again: requesting a bulk update before CARP may preempt", "if", name)
+			d.sync.RequestBulk("pfsync bulk start (" + name + " up)")
+		}
+	}
+	if isParent {
+		d.runner.Do(func(n *carp.Node) { n.SetParentUp(name, up) })
+	}
+}
+
+// vipAddrs lists every configured virtual address.
+func vipAddrs(cfg *config.Node) []netip.Addr {
+	var as []netip.Addr
+	for _, g := range cfg.CARP {
+		for _, v := range g.VIPs {
+			as = append(as, v.Prefix.Addr())
+		}
+	}
+	return as
+}
+
+func vipsByParent(cfg *config.Node) map[string][]netip.Prefix {
+	m := map[string][]netip.Prefix{}
+	for _, g := range cfg.CARP {
+		for _, v := range g.VIPs {
+			m[g.Dev] = append(m[g.Dev], v.Prefix)
+		}
+	}
+	return m
 }

@@ -26,6 +26,13 @@ type Status struct {
 	CARPRejects map[string]uint64 `json:"carp_rejects,omitempty"`
 	CARPDrops   uint64            `json:"carp_queue_drops"`
 	Pfsync      *pfsync.Status    `json:"pfsync,omitempty"`
+	LinkWatch   *LinkWatchStatus  `json:"link_watch,omitempty"`
+}
+
+// LinkWatchStatus counts the link watcher's troubles.
+type LinkWatchStatus struct {
+	Resubscribes uint64 `json:"resubscribes"`
+	Errors       uint64 `json:"errors"`
 }
 
 // CARPStatus is one VHID group.
@@ -70,11 +77,15 @@ func rejectMap(s carp.Stats) map[string]uint64 {
 	return m
 }
 
-func (d *daemon) status() Status {
+// Status reports the node's state (GET /v1/status).
+func (d *Daemon) Status() Status {
 	st := Status{Hostname: d.cfg.Hostname, PID: os.Getpid(), Started: d.started,
 		Config: d.cfg.File, Preempt: d.cfg.Preempt, CARP: []CARPStatus{}}
-	if d.pfsync != nil {
-		ps := d.pfsync.r.Status()
+	if d.links != nil {
+		st.LinkWatch = &LinkWatchStatus{Resubscribes: d.links.resubscribes.Load(), Errors: d.links.errors.Load()}
+	}
+	if d.sync != nil {
+		ps := d.sync.Status()
 		ps.Defer = d.cfg.Pfsync.Defer
 		st.Pfsync = &ps
 	}

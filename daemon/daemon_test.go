@@ -1,0 +1,529 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pfcarp/pfcarp/carp"
+	"github.com/pfcarp/pfcarp/config"
+	"github.com/pfcarp/pfcarp/internal/clock"
+	"github.com/pfcarp/pfcarp/pfsync"
+)
+
+// fakeSystem is a machine in memory: CARP over a shared MemSegment, VIPs
+// and the lease as sets, links reported by the test.
+type fakeSystem struct {
+	seg  *carp.MemSegment
+	self netip.Addr // the node's own address on eth0
+
+	mu          sync.Mutex
+	calls       []string
+	addrs       map[netip.Prefix]bool
+	held        map[netip.Addr]bool
+	renewals    int
+	leaseClosed bool
+	haInstalled bool
+	ports       []*carp.MemPort
+	loadErr     error // LoadPF fails with it
+	pfsyncErr   error // StartPfsync fails with it
+	syncer      *fakeSyncer
+	links       *fakeLinks
+}
+
+func newFakeSystem(seg *carp.MemSegment, self string) *fakeSystem {
+	return &fakeSystem{seg: seg, self: netip.MustParseAddr(self), addrs: map[netip.Prefix]bool{},
+		held: map[netip.Addr]bool{}, links: newFakeLinks()}
+}
+
+func (s *fakeSystem) call(format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, fmt.Sprintf(format, args...))
+}
+
+func (s *fakeSystem) SetForwarding(*config.Node) error { s.call("forwarding"); return nil }
+func (s *fakeSystem) InstallHA(vips []netip.Addr) error {
+	s.call("install-ha %v", vips)
+	s.mu.Lock()
+	s.haInstalled = true
+	s.mu.Unlock()
+	return nil
+}
+func (s *fakeSystem) RemoveHA() error {
+	s.call("remove-ha")
+	s.mu.Lock()
+	s.haInstalled = false
+	s.mu.Unlock()
+	return nil
+}
+func (s *fakeSystem) OpenLease(time.Duration) (Lease, error) {
+	s.call("open-lease")
+	return fakeLease{s}, nil
+}
+func (s *fakeSystem) VIPs(parent string) VIPOwner { return fakeOwner{s} }
+func (s *fakeSystem) NewTransport(parent string, v4, v6 bool) (carp.Transport, error) {
+	p := s.seg.Attach(s.self, netip.Addr{})
+	s.mu.Lock()
+	s.ports = append(s.ports, p)
+	s.mu.Unlock()
+	return p, nil
+}
+func (s *fakeSystem) LoadPF(*config.Node) error {
+	s.call("load-pf")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.loadErr
+}
+func (s *fakeSystem) StartPflog(*config.Node, *slog.Logger) (io.Closer, error) {
+	s.call("pflog")
+	return io.NopCloser(nil), nil
+}
+func (s *fakeSystem) StartPfsync(cfg *config.Node, h SyncHooks) (Syncer, error) {
+	s.call("pfsync")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pfsyncErr != nil {
+		return nil, s.pfsyncErr
+	}
+	s.syncer = &fakeSyncer{hooks: h}
+	return s.syncer, nil
+}
+func (s *fakeSystem) Links() LinkSource { return s.links }
+
+func (s *fakeSystem) vipState() (onLink, leased []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for p := range s.addrs {
+		onLink = append(onLink, p.String())
+	}
+	for a := range s.held {
+		leased = append(leased, a.String())
+	}
+	slices.Sort(onLink)
+	slices.Sort(leased)
+	return onLink, leased
+}
+
+type fakeOwner struct{ s *fakeSystem }
+
+func (o fakeOwner) Add(ps []netip.Prefix) error {
+	o.s.mu.Lock()
+	defer o.s.mu.Unlock()
+	for _, p := range ps {
+		if !o.s.held[p.Addr()] {
+			return fmt.Errorf("%v put on the link without a lease", p)
+		}
+		o.s.addrs[p] = true
+	}
+	return nil
+}
+
+func (o fakeOwner) Remove(ps []netip.Prefix) error {
+	o.s.mu.Lock()
+	defer o.s.mu.Unlock()
+	for _, p := range ps {
+		delete(o.s.addrs, p)
+	}
+	return nil
+}
+
+type fakeLease struct{ s *fakeSystem }
+
+func (l fakeLease) Hold(as []netip.Addr) error {
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	for _, a := range as {
+		l.s.held[a] = true
+	}
+	return nil
+}
+
+func (l fakeLease) Release(as []netip.Addr) error {
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	for _, a := range as {
+		delete(l.s.held, a)
+	}
+	return nil
+}
+
+func (l fakeLease) Renew() error {
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	l.s.renewals++
+	return nil
+}
+
+func (l fakeLease) Close() error {
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	l.s.leaseClosed = true
+	clear(l.s.held)
+	return nil
+}
+
+type fakeSyncer struct {
+	hooks  SyncHooks
+	mu     sync.Mutex
+	bulks  []string
+	linkUp int
+	closed bool
+}
+
+func (f *fakeSyncer) RequestBulk(reason string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.bulks = append(f.bulks, reason)
+}
+func (f *fakeSyncer) LinkUp() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.linkUp++
+}
+func (f *fakeSyncer) Status() pfsync.Status { return pfsync.Status{} }
+func (f *fakeSyncer) Close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+}
+
+// fakeLinks delivers what the test sends; end closes the current
+// subscription as an overrun socket would.
+type fakeLinks struct {
+	mu   sync.Mutex
+	subs int
+	cur  chan LinkState
+	errs chan error
+	now  map[string]LinkState // replayed to each new subscription
+}
+
+func newFakeLinks() *fakeLinks { return &fakeLinks{now: map[string]LinkState{}} }
+
+func (f *fakeLinks) Subscribe(done <-chan struct{}) (<-chan LinkState, <-chan error, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.subs++
+	f.cur = make(chan LinkState, 64)
+	f.errs = make(chan error, 4)
+	for _, st := range f.now {
+		f.cur <- st
+	}
+	return f.cur, f.errs, nil
+}
+
+func (f *fakeLinks) set(st LinkState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.now[st.Name] = st
+	if f.cur != nil {
+		f.cur <- st
+	}
+}
+
+func (f *fakeLinks) end() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	close(f.cur)
+	f.cur = nil
+}
+
+func (f *fakeLinks) subscriptions() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.subs
+}
+
+// node is one daemon under test.
+type node struct {
+	t   *testing.T
+	d   *Daemon
+	sys *fakeSystem
+}
+
+const testRC = `hostname="%s"
+ifconfig_eth0="inet %s/24"
+ifconfig_eth2="inet %s/24"
+cloned_interfaces="carp0"
+ifconfig_carp0="vhid 1 pass secret1 192.0.2.10/24 advskew %d"
+carp_preempt="YES"
+%s`
+
+// startNode writes an rc.conf and starts a daemon on the fake system with
+// eth0 (the CARP parent) and eth2 up.
+func startNode(t *testing.T, clk *clock.Fake, seg *carp.MemSegment, name, addr, syncAddr string, skew int, extra string) *node {
+	t.Helper()
+	dir := t.TempDir()
+	rc := filepath.Join(dir, "rc.conf")
+	if err := os.WriteFile(rc, fmt.Appendf(nil, testRC, name, addr, syncAddr, skew, extra), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pf.conf"), []byte("pass all\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sys := newFakeSystem(seg, addr)
+	sys.links.set(LinkState{Name: "eth0", Index: 2, Up: true, CarrierUps: 1, HasUps: true})
+	sys.links.set(LinkState{Name: "eth2", Index: 4, Up: true, CarrierUps: 1, HasUps: true})
+	d, err := New(Options{ConfigPath: rc, Socket: filepath.Join(dir, "ctl.sock"), Clock: clk, System: sys,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	n := &node{t: t, d: d, sys: sys}
+	t.Cleanup(func() { d.Close() })
+	return n
+}
+
+func (n *node) state() string {
+	st := n.d.Status()
+	if len(st.CARP) != 1 {
+		n.t.Fatalf("%d groups", len(st.CARP))
+	}
+	return st.CARP[0].State
+}
+
+// until advances clk in 50 ms steps (at most 60 s of fake time, 10 s of
+// real time) until cond holds.
+func until(t *testing.T, clk *clock.Fake, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for fake := time.Duration(0); ; fake += 50 * time.Millisecond {
+		if cond() {
+			return
+		}
+		if fake > time.Minute || time.Now().After(deadline) {
+			t.Fatalf("%s: not after %v of fake time", what, fake)
+		}
+		clk.Advance(50 * time.Millisecond)
+		time.Sleep(time.Millisecond) // let the loops run
+	}
+}
+
+var epoch = time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+
+func pair(t *testing.T, extra string) (clk *clock.Fake, a, b *node) {
+	clk = clock.NewFake(epoch)
+	seg := carp.NewMemSegment()
+	a = startNode(t, clk, seg, "lb1", "192.0.2.2", "203.0.113.1", 10, extra)
+	b = startNode(t, clk, seg, "lb2", "192.0.2.3", "203.0.113.2", 20, extra)
+	return clk, a, b
+}
+
+func TestDaemonElection(t *testing.T) {
+	clk, a, b := pair(t, "")
+	until(t, clk, "lb1 MASTER, lb2 BACKUP", func() bool { return a.state() == "MASTER" && b.state() == "BACKUP" })
+	onLink, leased := a.sys.vipState()
+	if !slices.Equal(onLink, []string{"192.0.2.10/24"}) || !slices.Equal(leased, []string{"192.0.2.10"}) {
+		t.Fatalf("MASTER: VIP on link %v, leased %v", onLink, leased)
+	}
+	if onLink, leased := b.sys.vipState(); len(onLink)+len(leased) != 0 {
+		t.Fatalf("BACKUP: VIP on link %v, leased %v", onLink, leased)
+	}
+	// The lease is renewed while the CARP loop runs.
+	a.sys.mu.Lock()
+	before := a.sys.renewals
+	a.sys.mu.Unlock()
+	until(t, clk, "lease renewed", func() bool {
+		a.sys.mu.Lock()
+		defer a.sys.mu.Unlock()
+		return a.sys.renewals > before+2
+	})
+	// A graceful stop bows out: lb2 takes over, lb1 keeps nothing.
+	if err := a.d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	until(t, clk, "lb2 MASTER after lb1's bow-out", func() bool { return b.state() == "MASTER" })
+	if onLink, leased := a.sys.vipState(); len(onLink)+len(leased) != 0 {
+		t.Fatalf("after Close: VIP on link %v, leased %v", onLink, leased)
+	}
+	if !a.sys.leaseClosed || a.sys.haInstalled {
+		t.Fatalf("after Close: lease closed %v, HA tables still installed %v", a.sys.leaseClosed, a.sys.haInstalled)
+	}
+}
+
+func TestDaemonLinkLossAndReturn(t *testing.T) {
+	clk, a, b := pair(t, `ifconfig_pfsync0="up syncif eth2"`+"\n")
+	until(t, clk, "lb1 MASTER", func() bool { return a.state() == "MASTER" && b.state() == "BACKUP" })
+	a.sys.links.set(LinkState{Name: "eth0", Index: 2, Up: false, CarrierUps: 1, HasUps: true})
+	until(t, clk, "lb2 MASTER after lb1's link loss", func() bool { return b.state() == "MASTER" && a.state() != "MASTER" })
+	if onLink, _ := a.sys.vipState(); len(onLink) != 0 {
+		t.Fatalf("lb1 kept %v after losing its link", onLink)
+	}
+	// The link returns: pfsync is asked for a bulk update before CARP
+	// may preempt.
+	a.sys.links.set(LinkState{Name: "eth0", Index: 2, Up: true, CarrierUps: 2, HasUps: true})
+	until(t, clk, "bulk requested on lb1", func() bool {
+		a.sys.syncer.mu.Lock()
+		defer a.sys.syncer.mu.Unlock()
+		return len(a.sys.syncer.bulks) == 1
+	})
+	until(t, clk, "lb1 MASTER again (preempt)", func() bool { return a.state() == "MASTER" && b.state() == "BACKUP" })
+	// A loss and return the kernel reported as one "up" report (the
+	// carrier-up count grew) is a return too.
+	a.sys.links.set(LinkState{Name: "eth0", Index: 2, Up: true, CarrierUps: 3, HasUps: true})
+	until(t, clk, "bulk requested for the unreported flap", func() bool {
+		a.sys.syncer.mu.Lock()
+		defer a.sys.syncer.mu.Unlock()
+		return len(a.sys.syncer.bulks) == 2
+	})
+	// The sync link's return starts a bulk update through LinkUp.
+	a.sys.links.set(LinkState{Name: "eth2", Index: 4, Up: false, CarrierUps: 1, HasUps: true})
+	a.sys.links.set(LinkState{Name: "eth2", Index: 4, Up: true, CarrierUps: 2, HasUps: true})
+	until(t, clk, "LinkUp on the sync link's return", func() bool {
+		a.sys.syncer.mu.Lock()
+		defer a.sys.syncer.mu.Unlock()
+		return a.sys.syncer.linkUp == 1
+	})
+}
+
+func TestDaemonLinkSubscriptionLoss(t *testing.T) {
+	clk, a, b := pair(t, "")
+	until(t, clk, "lb1 MASTER", func() bool { return a.state() == "MASTER" && b.state() == "BACKUP" })
+	a.sys.links.end() // the socket overran: the library closes the channel
+	until(t, clk, "subscribed again", func() bool { return a.sys.links.subscriptions() == 2 })
+	if st := a.d.Status(); st.LinkWatch == nil || st.LinkWatch.Resubscribes != 1 {
+		t.Fatalf("link watch status %+v, want 1 resubscription", st.LinkWatch)
+	}
+	select {
+	case err := <-a.d.Fatal():
+		t.Fatalf("the daemon ended on a subscription loss: %v", err)
+	default:
+	}
+	// The new subscription is live: a link loss still demotes.
+	a.sys.links.set(LinkState{Name: "eth0", Index: 2, Up: false, CarrierUps: 1, HasUps: true})
+	until(t, clk, "lb2 MASTER after the link loss seen by the new subscription", func() bool { return b.state() == "MASTER" })
+	// An error the subscription survives is counted, not fatal.
+	a.sys.links.mu.Lock()
+	a.sys.links.errs <- errors.New("netlink: a message from a user-space sender")
+	a.sys.links.mu.Unlock()
+	until(t, clk, "error counted", func() bool { st := a.d.Status(); return st.LinkWatch.Errors == 1 })
+}
+
+func TestDaemonPfsyncDemotion(t *testing.T) {
+	clk, a, b := pair(t, `ifconfig_pfsync0="up syncif eth2"`+"\n")
+	until(t, clk, "lb1 MASTER", func() bool { return a.state() == "MASTER" && b.state() == "BACKUP" })
+	demote := b.sys.syncer.hooks.Demote
+	if demote == nil {
+		t.Fatal("pfsync got no Demote hook although CARP runs")
+	}
+	// A BACKUP is demoted during its bulk update, and the lift pairs.
+	demote(1, "pfsync bulk start")
+	if got := b.d.Status().Demotion; got != 1 {
+		t.Fatalf("BACKUP demotion %d during a bulk update, want 1", got)
+	}
+	demote(-1, "pfsync bulk done")
+	demote(-1, "pfsync bulk done (again)") // an unpaired lift changes nothing
+	if got := b.d.Status().Demotion; got != 0 {
+		t.Fatalf("BACKUP demotion %d after the bulk update, want 0", got)
+	}
+	// A MASTER is not demoted: its own traffic is the freshest.
+	a.sys.syncer.hooks.Demote(1, "pfsync bulk start")
+	if got := a.d.Status().Demotion; got != 0 {
+		t.Fatalf("MASTER demoted to %d by its bulk update", got)
+	}
+	a.sys.syncer.hooks.Demote(-1, "pfsync bulk done")
+	if got := a.d.Status().Demotion; got != 0 {
+		t.Fatalf("MASTER demotion %d after its bulk update", got)
+	}
+	for i := 0; i < 20; i++ {
+		clk.Advance(100 * time.Millisecond)
+		time.Sleep(time.Millisecond)
+	}
+	if a.state() != "MASTER" {
+		t.Fatalf("lb1 %s after its bulk update", a.state())
+	}
+}
+
+func TestDaemonFailedReload(t *testing.T) {
+	clk, a, b := pair(t, `pf_enable="YES"`+"\n"+`pf_rules="pf.conf"`+"\n")
+	until(t, clk, "lb1 MASTER", func() bool { return a.state() == "MASTER" && b.state() == "BACKUP" })
+	a.sys.mu.Lock()
+	a.sys.loadErr = errors.New("pf.conf:1: syntax error")
+	a.sys.mu.Unlock()
+	if err := a.d.Reload(); err == nil || !strings.Contains(err.Error(), "pf.conf:1") {
+		t.Fatalf("Reload of a bad ruleset: %v", err)
+	}
+	if a.state() != "MASTER" {
+		t.Fatalf("lb1 %s after a failed reload", a.state())
+	}
+	if onLink, leased := a.sys.vipState(); len(onLink) != 1 || len(leased) != 1 {
+		t.Fatalf("a failed reload moved the VIP: on link %v, leased %v", onLink, leased)
+	}
+	a.sys.mu.Lock()
+	a.sys.loadErr = nil
+	a.sys.mu.Unlock()
+	if err := a.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDaemonFailedStartUnwinds(t *testing.T) {
+	clk := clock.NewFake(epoch)
+	seg := carp.NewMemSegment()
+	dir := t.TempDir()
+	rc := filepath.Join(dir, "rc.conf")
+	os.WriteFile(rc, fmt.Appendf(nil, testRC, "lb1", "192.0.2.2", "203.0.113.1", 10, `ifconfig_pfsync0="up syncif eth2"`+"\n"), 0o644)
+	sys := newFakeSystem(seg, "192.0.2.2")
+	sys.pfsyncErr = errors.New("pfsync: no conntrack")
+	sock := filepath.Join(dir, "ctl.sock")
+	d, err := New(Options{ConfigPath: rc, Socket: sock, Clock: clk, System: sys,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "no conntrack") {
+		t.Fatalf("Start: %v", err)
+	}
+	if d.runner.Do(func(*carp.Node) {}) {
+		t.Fatal("CARP still runs after a failed start")
+	}
+	for i, p := range sys.ports {
+		if err := p.Send(netip.MustParseAddr("224.0.0.18"), []byte{0}); err != nil {
+			t.Fatal(err)
+		}
+		var pkt carp.Packet
+		if err := p.Recv(&pkt, make([]byte, 64)); err == nil {
+			t.Fatalf("transport %d still open", i)
+		}
+	}
+	if !sys.leaseClosed || sys.haInstalled {
+		t.Fatalf("after a failed start: lease closed %v, HA tables installed %v", sys.leaseClosed, sys.haInstalled)
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Fatalf("control socket left: %v", err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLeaseTTL(t *testing.T) {
+	for _, c := range []struct {
+		rc   string
+		want time.Duration
+	}{
+		{`ifconfig_carp0="vhid 1 pass x 192.0.2.10/24 advskew 128"`, 1500 * time.Millisecond},
+		{`ifconfig_carp0="vhid 1 pass x 192.0.2.10/24 advbase 3"`, 3 * time.Second},
+	} {
+		cfg, diags := config.Load("rc.conf", []byte("cloned_interfaces=\"carp0\"\nifconfig_eth0=\"inet 192.0.2.2/24\"\n"+c.rc+"\n"), nil)
+		if err := diags.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if got := leaseTTL(cfg); got != c.want {
+			t.Errorf("%s: lease %v, want %v", c.rc, got, c.want)
+		}
+	}
+}

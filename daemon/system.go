@@ -1,0 +1,98 @@
+package daemon
+
+import (
+	"io"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/pfcarp/pfcarp/carp"
+	"github.com/pfcarp/pfcarp/config"
+	"github.com/pfcarp/pfcarp/internal/clock"
+	"github.com/pfcarp/pfcarp/pfsync"
+)
+
+// System is everything the daemon does to the machine: the kernel's
+// addresses, nftables tables, links and conntrack. The real one
+// (LinuxSystem) speaks netlink; tests substitute fakes, so the daemon's
+// own logic (start order, unwinding, reloads, link and pfsync events) is
+// tested without root.
+type System interface {
+	// SetForwarding applies gateway_enable / ipv6_gateway_enable.
+	SetForwarding(cfg *config.Node) error
+	// InstallHA replaces the persistent tables: conntrack exemption of
+	// CARP and pfsync, and the liveness guard for vips (guard_linux.go).
+	InstallHA(vips []netip.Addr) error
+	// RemoveHA removes them.
+	RemoveHA() error
+	// OpenLease creates the live table: held VIPs answer for ttl after
+	// each renewal, and not at all once the process is gone.
+	OpenLease(ttl time.Duration) (Lease, error)
+	// VIPs returns the address owner of a parent interface.
+	VIPs(parent string) VIPOwner
+	// NewTransport opens CARP's transport on a parent interface.
+	NewTransport(parent string, v4, v6 bool) (carp.Transport, error)
+	// LoadPF loads cfg's pf_rules into the kernel in one transaction.
+	LoadPF(cfg *config.Node) error
+	// StartPflog starts writing logged packets to pflog_logfile.
+	StartPflog(cfg *config.Node, log *slog.Logger) (io.Closer, error)
+	// StartPfsync starts pfsync as configured; nil, nil when pfsync0 is
+	// not up.
+	StartPfsync(cfg *config.Node, h SyncHooks) (Syncer, error)
+	// Links subscribes to link state reports.
+	Links() LinkSource
+}
+
+// Lease is the live table (see guard_linux.go).
+type Lease interface {
+	Hold(addrs []netip.Addr) error
+	Release(addrs []netip.Addr) error
+	Renew() error
+	Close() error
+}
+
+// VIPOwner puts a parent's virtual addresses on and off (vip.Owner).
+type VIPOwner interface {
+	Add(prefixes []netip.Prefix) error
+	Remove(prefixes []netip.Prefix) error
+}
+
+// SyncHooks is what pfsync may call back into the daemon.
+type SyncHooks struct {
+	Logger *slog.Logger
+	Clock  clock.Clock
+	// Demote raises (delta > 0) or lowers CARP's demotion while a bulk
+	// update runs; nil when no CARP group is configured.
+	Demote func(delta int, reason string)
+}
+
+// Syncer is a running pfsync (pfsync.Runner and its conntrack feed).
+type Syncer interface {
+	// RequestBulk asks the peer for a bulk update (demoting CARP until it
+	// is done).
+	RequestBulk(reason string)
+	// LinkUp tells pfsync that the sync link came back.
+	LinkUp()
+	Status() pfsync.Status
+	Close()
+}
+
+// LinkState is one report of a link's state.
+type LinkState struct {
+	Name    string
+	Index   int
+	Up      bool // administratively up with a carrier
+	Deleted bool
+	// CarrierUps is IFLA_CARRIER_UP_COUNT (how often the link gained its
+	// carrier), when HasUps.
+	CarrierUps uint32
+	HasUps     bool
+}
+
+// LinkSource delivers link reports: first the current state of every link,
+// then each change, until done is closed. The report channel closes when
+// the subscription ends (an overrun socket, a netlink error); errs carries
+// errors the subscription survived.
+type LinkSource interface {
+	Subscribe(done <-chan struct{}) (reports <-chan LinkState, errs <-chan error, err error)
+}

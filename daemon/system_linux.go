@@ -1,0 +1,195 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+
+	"github.com/pfcarp/pfcarp/carp"
+	"github.com/pfcarp/pfcarp/compile"
+	"github.com/pfcarp/pfcarp/config"
+	"github.com/pfcarp/pfcarp/netdb"
+	"github.com/pfcarp/pfcarp/nft"
+	"github.com/pfcarp/pfcarp/pfconf"
+	"github.com/pfcarp/pfcarp/pflog"
+	"github.com/pfcarp/pfcarp/vip"
+)
+
+// LinuxSystem is the System of a Linux host: netlink, nftables, conntrack.
+type LinuxSystem struct {
+	Logger *slog.Logger
+}
+
+func (s *LinuxSystem) log() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Logger
+}
+
+// SetForwarding implements System.
+func (s *LinuxSystem) SetForwarding(cfg *config.Node) error {
+	set := func(path string, on bool) error {
+		v := "0\n"
+		if on {
+			v = "1\n"
+		}
+		if err := os.WriteFile(path, []byte(v), 0o644); err != nil {
+			return fmt.Errorf("gateway_enable: %w", err)
+		}
+		return nil
+	}
+	if cfg.GatewayEnablePos.IsValid() {
+		if err := set("/proc/sys/net/ipv4/ip_forward", cfg.GatewayEnable); err != nil {
+			return err
+		}
+	}
+	if cfg.IPv6GatewayEnable {
+		if err := set("/proc/sys/net/ipv6/conf/all/forwarding", true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// InstallHA implements System.
+func (s *LinuxSystem) InstallHA(vips []netip.Addr) error { return installHA(vips) }
+
+// RemoveHA implements System.
+func (s *LinuxSystem) RemoveHA() error { return removeHA() }
+
+// OpenLease implements System.
+func (s *LinuxSystem) OpenLease(ttl time.Duration) (Lease, error) { return openLease(ttl) }
+
+// VIPs implements System.
+func (s *LinuxSystem) VIPs(parent string) VIPOwner { return vip.NewOwner(parent, s.log()) }
+
+// NewTransport implements System: raw IP protocol 112 sockets.
+func (s *LinuxSystem) NewTransport(parent string, v4, v6 bool) (carp.Transport, error) {
+	return carp.ListenRaw(parent, v4, v6)
+}
+
+// LoadPF implements System: pf_rules into the kernel in one transaction,
+// as rc.d/pf does at boot with pf_enable="YES". Interface names resolve as
+// the node sees them (carpN to its virtual addresses). A ruleset that fails
+// to parse, or that the kernel cannot enforce, changes nothing and is an
+// error that names the rules and their lines. The rules stay in the kernel
+// when the daemon exits, as pf's do: the kernel is the data plane.
+func (s *LinuxSystem) LoadPF(cfg *config.Node) error {
+	path := cfg.PF.RulesPath
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("pf_rules: %w", err)
+	}
+	f, perr := pfconf.Parse(path, src, pfconf.ParseOptions{ReadFile: os.ReadFile})
+	rs, eerr := pfconf.Expand(f, cfg.Host(netdb.System()))
+	if err := errors.Join(perr, eerr); err != nil {
+		return fmt.Errorf("pf_rules: %w", err)
+	}
+	prog, err := compile.Compile(rs, compile.Options{RuleText: compile.RuleTexts(rs)})
+	if err != nil {
+		return fmt.Errorf("pf_rules: the kernel cannot enforce this ruleset, nothing loaded: %w", err)
+	}
+	if err := nft.Open().Load(prog); err != nil {
+		return fmt.Errorf("pf_rules: %w", err)
+	}
+	return nil
+}
+
+// defaultPflogFile is FreeBSD's pflogd default.
+const defaultPflogFile = "/var/log/pflog"
+
+// StartPflog implements System: packets of `log` rules to pflog_logfile.
+func (s *LinuxSystem) StartPflog(cfg *config.Node, log *slog.Logger) (io.Closer, error) {
+	path := cfg.Pflog.Logfile
+	if path == "" {
+		path = defaultPflogFile
+	}
+	l, err := pflog.Open(path, compile.DefaultLogGroup, pflog.Config{
+		Logf: func(format string, args ...any) { log.Warn("pflog: " + fmt.Sprintf(format, args...)) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pflog_logfile: %w", err)
+	}
+	log.Info("pflog running", "file", path, "nflog_group", compile.DefaultLogGroup)
+	return l, nil
+}
+
+// Links implements System.
+func (s *LinuxSystem) Links() LinkSource { return netlinkLinks{} }
+
+// netlinkLinks subscribes to RTNLGRP_LINK.
+type netlinkLinks struct{}
+
+func (netlinkLinks) Subscribe(done <-chan struct{}) (<-chan LinkState, <-chan error, error) {
+	ch := make(chan netlink.LinkUpdate, 64)
+	errs := make(chan error, 8)
+	if err := netlink.LinkSubscribeWithOptions(ch, done, netlink.LinkSubscribeOptions{
+		ListExisting: true,
+		// The library skips what it reports here (a message from a
+		// user-space sender, an interrupted dump) and carries on; a dead
+		// subscription closes ch instead.
+		ErrorCallback: func(err error) {
+			select {
+			case errs <- err:
+			default:
+			}
+		},
+	}); err != nil {
+		return nil, nil, fmt.Errorf("watching links: %w", err)
+	}
+	out := make(chan LinkState, 64)
+	go func() {
+		defer close(out)
+		for u := range ch {
+			st := LinkState{
+				Name: u.Attrs().Name, Index: u.Attrs().Index, Deleted: u.Header.Type == unix.RTM_DELLINK,
+				Up: u.IfInfomsg.Flags&unix.IFF_UP != 0 && u.IfInfomsg.Flags&unix.IFF_LOWER_UP != 0,
+			}
+			if !st.Deleted {
+				st.CarrierUps, st.HasUps = carrierUpCount(st.Index)
+			}
+			select {
+			case out <- st:
+			case <-done:
+				// drain so the library's reader can see done and stop
+				for range ch {
+				}
+				return
+			}
+		}
+	}()
+	return out, errs, nil
+}
+
+// carrierUpCount asks the kernel how often interface index gained its
+// carrier (IFLA_CARRIER_UP_COUNT, Linux 4.16 on); ok false when it cannot
+// tell. The library's link reports do not carry it.
+func carrierUpCount(index int) (n uint32, ok bool) {
+	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_ACK)
+	m := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	m.Index = int32(index)
+	req.AddData(m)
+	msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
+	if err != nil || len(msgs) == 0 || len(msgs[0]) < unix.SizeofIfInfomsg {
+		return 0, false
+	}
+	attrs, err := nl.ParseRouteAttr(msgs[0][unix.SizeofIfInfomsg:])
+	if err != nil {
+		return 0, false
+	}
+	for _, a := range attrs {
+		if a.Attr.Type == unix.IFLA_CARRIER_UP_COUNT && len(a.Value) >= 4 {
+			return nl.NativeEndian().Uint32(a.Value), true
+		}
+	}
+	return 0, false
+}
