@@ -37,7 +37,7 @@ func (a *actions) BecomeMaster(t carp.Transition, vips []netip.Prefix) error {
 	if err := o.Add(vips); err != nil {
 		return err
 	}
-	a.hook(a.d.cfg.CARPUpCmd, t, vips)
+	a.hook(a.d.config().CARPUpCmd, t, vips)
 	return nil
 }
 
@@ -49,7 +49,7 @@ func (a *actions) Release(t carp.Transition, vips []netip.Prefix) error {
 	err := o.Remove(vips)
 	err = errors.Join(err, a.d.lease.Release(addrsOf(vips)))
 	if t.From == carp.Master {
-		a.hook(a.d.cfg.CARPDownCmd, t, vips)
+		a.hook(a.d.config().CARPDownCmd, t, vips)
 	}
 	return err
 }
@@ -87,7 +87,7 @@ func (a *actions) hook(cmd string, t carp.Transition, vips []netip.Prefix) {
 }
 
 func (d *Daemon) groupName(parent string, vhid uint8) string {
-	if n := d.names[groupKey{parent, vhid}]; n != "" {
+	if n := d.conf.Load().names[groupKey{parent, vhid}]; n != "" {
 		return n
 	}
 	return fmt.Sprintf("%s vhid %d", parent, vhid)

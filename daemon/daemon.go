@@ -28,6 +28,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pfcarp/pfcarp/carp"
@@ -49,13 +50,12 @@ type Options struct {
 
 // Daemon is one node's running daemon.
 type Daemon struct {
-	o     Options
-	cfg   *config.Node
-	log   *slog.Logger
-	clk   clock.Clock
-	sys   System
-	sock  string
-	names map[groupKey]string // (parent, vhid) -> carpN ("" for the FreeBSD >= 10 form)
+	o    Options
+	conf atomic.Pointer[conf] // replaced by Reload
+	log  *slog.Logger
+	clk  clock.Clock
+	sys  System
+	sock string
 
 	started time.Time
 
@@ -64,8 +64,9 @@ type Daemon struct {
 	pflog  io.Closer
 	runner *carp.Runner // nil when no CARP group is configured
 	lease  Lease        // nil when no CARP group is configured
-	sync   Syncer       // nil when pfsync is off
 	links  *linkWatcher
+	syncMu sync.Mutex
+	sync   Syncer // nil when pfsync is off; replaced by Reload
 	haUp   bool
 
 	cancel context.CancelFunc
@@ -86,6 +87,30 @@ type groupKey struct {
 	vhid   uint8
 }
 
+// conf is the node config in force and what is derived from it.
+type conf struct {
+	cfg   *config.Node
+	names map[groupKey]string // (parent, vhid) -> carpN ("" for the FreeBSD >= 10 form)
+}
+
+func newConf(cfg *config.Node) *conf {
+	c := &conf{cfg: cfg, names: map[groupKey]string{}}
+	for _, g := range cfg.CARP {
+		c.names[groupKey{g.Dev, uint8(g.VHID)}] = g.Name
+	}
+	return c
+}
+
+// config returns the node config in force.
+func (d *Daemon) config() *config.Node { return d.conf.Load().cfg }
+
+// syncer returns the running pfsync, or nil.
+func (d *Daemon) syncer() Syncer {
+	d.syncMu.Lock()
+	defer d.syncMu.Unlock()
+	return d.sync
+}
+
 // New reads and checks the node config. It changes nothing on the machine.
 func New(o Options) (*Daemon, error) {
 	log := o.Logger
@@ -96,8 +121,8 @@ func New(o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{o: o, cfg: cfg, log: log, clk: o.Clock, sys: o.System,
-		names: map[groupKey]string{}, fatal: make(chan error, 4)}
+	d := &Daemon{o: o, log: log, clk: o.Clock, sys: o.System, fatal: make(chan error, 4)}
+	d.conf.Store(newConf(cfg))
 	if d.clk == nil {
 		d.clk = clock.Real{}
 	}
@@ -153,7 +178,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		return err
 	}
 	d.goFatal(d.cs.serve)
-	cfg := d.cfg
+	cfg := d.config()
 	if cfg.CARPVMAC {
 		d.log.Warn("carp_vmac: virtual MACs (macvlan carpN with 00:00:5e:00:01:vhid) are not implemented; the parent's own MAC is used and gratuitous ARP moves the addresses")
 	}
@@ -204,8 +229,8 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 			d.sync = s
 		}
 	}
-	if names := d.watchedLinks(); len(names) > 0 {
-		d.links = &linkWatcher{src: d.sys.Links(), names: names, log: d.log, clk: d.clk, change: d.linkChanged}
+	if d.runner != nil || d.syncer() != nil {
+		d.links = &linkWatcher{src: d.sys.Links(), names: d.watchedLinks, log: d.log, clk: d.clk, change: d.linkChanged}
 		d.wg.Add(1)
 		go func() { defer d.wg.Done(); d.links.run(ctx) }()
 	}
@@ -243,13 +268,15 @@ func (d *Daemon) Fatal() <-chan error { return d.fatal }
 // once, and after a failed Start.
 func (d *Daemon) Close() error {
 	d.closeOnce.Do(func() {
+		d.reloadMu.Lock() // a reload in progress finishes first
+		defer d.reloadMu.Unlock()
 		d.log.Info("pfcarp stopping")
 		if d.cancel != nil {
 			d.cancel()
 		}
 		var errs []error
-		if d.sync != nil {
-			d.sync.Close()
+		if s := d.syncer(); s != nil {
+			s.Close()
 		}
 		if d.runner != nil {
 			// Close bows out and releases the addresses before returning.
@@ -282,23 +309,6 @@ func (d *Daemon) Close() error {
 	return d.closeErr
 }
 
-// Reload applies the node config's pf_rules again, as `service pf reload`
-// does; a ruleset that fails leaves the loaded one in place.
-func (d *Daemon) Reload() error {
-	d.reloadMu.Lock()
-	defer d.reloadMu.Unlock()
-	if !d.cfg.PF.Enable {
-		d.log.Info("reload: pf_enable is off; nothing to reload")
-		return nil
-	}
-	if err := d.sys.LoadPF(d.cfg); err != nil {
-		d.log.Error("reload failed; the loaded ruleset is unchanged", "err", err)
-		return err
-	}
-	d.log.Info("pf rules loaded", "pf_rules", d.cfg.PF.RulesPath)
-	return nil
-}
-
 // Run runs a daemon until ctx is done or a component fails, then closes
 // it. reload, when not nil, delivers reload requests (SIGHUP).
 func Run(ctx context.Context, o Options, reload <-chan struct{}) error {
@@ -322,9 +332,10 @@ func Run(ctx context.Context, o Options, reload <-chan struct{}) error {
 }
 
 func (d *Daemon) startCARP() error {
+	cfg := d.config()
 	// Which address families each parent carries.
 	fams := map[string][2]bool{}
-	for _, g := range d.cfg.CARP {
+	for _, g := range cfg.CARP {
 		f := fams[g.Dev]
 		for _, v := range g.VIPs {
 			f[0] = f[0] || v.Prefix.Addr().Is4()
@@ -332,7 +343,7 @@ func (d *Daemon) startCARP() error {
 		}
 		fams[g.Dev] = f
 	}
-	lease, err := d.sys.OpenLease(leaseTTL(d.cfg))
+	lease, err := d.sys.OpenLease(leaseTTL(cfg))
 	if err != nil {
 		return err
 	}
@@ -344,7 +355,7 @@ func (d *Daemon) startCARP() error {
 			t.Close()
 		}
 	}
-	for _, g := range d.cfg.CARP {
+	for _, g := range cfg.CARP {
 		if _, ok := trs[g.Dev]; ok {
 			continue
 		}
@@ -364,12 +375,11 @@ func (d *Daemon) startCARP() error {
 		closeAll()
 		return err
 	}
-	for _, g := range d.cfg.CARP {
-		if _, err := r.Node().AddGroup(carpConfig(d.cfg, g)); err != nil {
+	for _, g := range cfg.CARP {
+		if _, err := r.Node().AddGroup(carpConfig(cfg, g)); err != nil {
 			closeAll()
 			return fmt.Errorf("%s: %s: %w", g.Pos, g.Label(), err)
 		}
-		d.names[groupKey{g.Dev, uint8(g.VHID)}] = g.Name
 	}
 	d.runner = r
 	r.Start()
@@ -418,7 +428,7 @@ const (
 // daemon whose CARP loop hangs stops answering for its VIPs within one
 // lease, as one that died does at once.
 func (d *Daemon) renewLease(ctx context.Context) {
-	t := d.clk.NewTimer(leaseTTL(d.cfg) / renewsPerLease)
+	t := d.clk.NewTimer(leaseTTL(d.config()) / renewsPerLease)
 	defer t.Stop()
 	for {
 		select {
@@ -431,7 +441,7 @@ func (d *Daemon) renewLease(ctx context.Context) {
 				d.log.Warn("renewing the VIP lease", "err", err)
 			}
 		}
-		t.Reset(leaseTTL(d.cfg) / renewsPerLease)
+		t.Reset(leaseTTL(d.config()) / renewsPerLease)
 	}
 }
 
@@ -469,18 +479,18 @@ func isMaster(n *carp.Node) bool {
 	return false
 }
 
-// watchedLinks are the CARP parents and the sync interface.
-func (d *Daemon) watchedLinks() map[string]bool {
-	names := map[string]bool{}
+// watchedLinks reports whether name is a CARP parent or the sync
+// interface.
+func (d *Daemon) watchedLinks(name string) bool {
+	cfg := d.config()
 	if d.runner != nil {
-		for _, g := range d.cfg.CARP {
-			names[g.Dev] = true
+		for _, g := range cfg.CARP {
+			if g.Dev == name {
+				return true
+			}
 		}
 	}
-	if d.sync != nil && d.cfg.Pfsync.SyncDev != "" {
-		names[d.cfg.Pfsync.SyncDev] = true
-	}
-	return names
+	return cfg.Pfsync != nil && cfg.Pfsync.SyncDev == name && d.syncer() != nil
 }
 
 // linkChanged is the link watcher's report: a CARP parent's state goes to
@@ -490,20 +500,21 @@ func (d *Daemon) watchedLinks() map[string]bool {
 // and their TCP windows moved on); a returning sync link starts one too.
 func (d *Daemon) linkChanged(name string, up, first, returned bool) {
 	d.log.Info("link", "if", name, "up", up, "first_report", first, "returned", returned)
+	cfg := d.config()
 	isParent := false
 	if d.runner != nil {
-		for _, g := range d.cfg.CARP {
+		for _, g := range cfg.CARP {
 			isParent = isParent || g.Dev == name
 		}
 	}
-	if d.sync != nil {
+	if s := d.syncer(); s != nil {
 		switch {
-		case returned && name == d.cfg.Pfsync.SyncDev:
+		case returned && name == cfg.Pfsync.SyncDev:
 			d.log.Info("pfsync: sync link up again: requesting a bulk update", "syncdev", name)
-			d.sync.LinkUp()
+			s.LinkUp()
 		case returned && isParent:
 			d.log.Info("pfsync: parent link up again: requesting a bulk update before CARP may preempt", "if", name)
-			d.sync.RequestBulk("pfsync bulk start (" + name + " up)")
+			s.RequestBulk("pfsync bulk start (" + name + " up)")
 		}
 	}
 	if isParent {

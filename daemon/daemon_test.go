@@ -165,6 +165,8 @@ func (l fakeLease) Renew() error {
 	return nil
 }
 
+func (l fakeLease) SetTTL(time.Duration) {}
+
 func (l fakeLease) Close() error {
 	l.s.mu.Lock()
 	defer l.s.mu.Unlock()
@@ -249,6 +251,15 @@ type node struct {
 	t   *testing.T
 	d   *Daemon
 	sys *fakeSystem
+	rc  string // the rc.conf's path
+}
+
+// rewrite replaces the node's rc.conf.
+func (n *node) rewrite(text string) {
+	n.t.Helper()
+	if err := os.WriteFile(n.rc, []byte(text), 0o644); err != nil {
+		n.t.Fatal(err)
+	}
 }
 
 const testRC = `hostname="%s"
@@ -282,7 +293,7 @@ func startNode(t *testing.T, clk *clock.Fake, seg *carp.MemSegment, name, addr, 
 	if err := d.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	n := &node{t: t, d: d, sys: sys}
+	n := &node{t: t, d: d, sys: sys, rc: rc}
 	t.Cleanup(func() { d.Close() })
 	return n
 }
@@ -525,5 +536,119 @@ func TestLeaseTTL(t *testing.T) {
 		if got := leaseTTL(cfg); got != c.want {
 			t.Errorf("%s: lease %v, want %v", c.rc, got, c.want)
 		}
+	}
+}
+
+func (n *node) transitions() uint64 {
+	var sum uint64
+	for _, g := range n.d.Status().CARP {
+		sum += g.Transitions
+	}
+	return sum
+}
+
+func (s *fakeSystem) count(prefix string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := 0
+	for _, c := range s.calls {
+		if strings.HasPrefix(c, prefix) {
+			k++
+		}
+	}
+	return k
+}
+
+func TestDaemonReloadNodeConfig(t *testing.T) {
+	const pfsync = `ifconfig_pfsync0="up syncif eth2"` + "\n"
+	clk, a, b := pair(t, pfsync)
+	until(t, clk, "lb1 MASTER", func() bool { return a.state() == "MASTER" && b.state() == "BACKUP" })
+	rc := func(name, addr, sync string, skew int, alias bool, extra string) string {
+		if alias {
+			extra += `ifconfig_carp0_alias0="inet 192.0.2.11/24"` + "\n"
+		}
+		return fmt.Sprintf(testRC, name, addr, sync, skew, extra)
+	}
+
+	// Nothing changed: nothing moves.
+	trans, has, sent := a.transitions(), a.sys.count("install-ha"), a.d.Status().CARP[0].Sent
+	if err := a.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.d.Status().CARP[0].Sent; got != sent {
+		t.Fatalf("an unchanged reload touched the group: %d advertisements sent at once", got-sent)
+	}
+	if a.transitions() != trans || a.sys.count("install-ha") != has || a.sys.count("pfsync") != 1 {
+		t.Fatalf("an unchanged reload moved something: transitions %d -> %d, guard installs %d -> %d, pfsync starts %d",
+			trans, a.transitions(), has, a.sys.count("install-ha"), a.sys.count("pfsync"))
+	}
+
+	// A VIP added on the MASTER: guarded, leased and on the link at once,
+	// without a transition; the peer gets the same list.
+	const two = true
+	a.rewrite(rc("lb1", "192.0.2.2", "203.0.113.1", 10, two, pfsync))
+	b.rewrite(rc("lb2", "192.0.2.3", "203.0.113.2", 20, two, pfsync))
+	for _, n := range []*node{a, b} {
+		if err := n.d.Reload(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	onLink, leased := a.sys.vipState()
+	if !slices.Equal(onLink, []string{"192.0.2.10/24", "192.0.2.11/24"}) || len(leased) != 2 {
+		t.Fatalf("after adding a VIP: on link %v, leased %v", onLink, leased)
+	}
+	if a.transitions() != trans || a.sys.count("install-ha") != has+1 {
+		t.Fatalf("adding a VIP: transitions %d -> %d, guard installs %d", trans, a.transitions(), a.sys.count("install-ha"))
+	}
+	if onLink, _ := b.sys.vipState(); len(onLink) != 0 {
+		t.Fatalf("BACKUP put %v on its link", onLink)
+	}
+	for i := 0; i < 40; i++ { // both sign with the new list: no takeover
+		clk.Advance(100 * time.Millisecond)
+		time.Sleep(time.Millisecond)
+	}
+	if a.state() != "MASTER" || b.state() != "BACKUP" {
+		t.Fatalf("after the VIP change: lb1 %s lb2 %s", a.state(), b.state())
+	}
+
+	// advskew raised above the peer's: with preempt, lb2 takes over.
+	a.rewrite(rc("lb1", "192.0.2.2", "203.0.113.1", 100, two, pfsync))
+	if err := a.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	until(t, clk, "lb2 preempts lb1's raised advskew", func() bool { return b.state() == "MASTER" && a.state() == "BACKUP" })
+	if got := a.d.Status().CARP[0].AdvSkew; got != 100 {
+		t.Fatalf("advskew %d after the reload", got)
+	}
+
+	// pfsync settings changed: pfsync restarts.
+	a.rewrite(rc("lb1", "192.0.2.2", "203.0.113.1", 100, two, `ifconfig_pfsync0="up syncif eth2 maxupd 64"`+"\n"))
+	old := a.sys.syncer
+	if err := a.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if !old.closed || a.sys.syncer == old || a.sys.count("pfsync") != 2 {
+		t.Fatalf("pfsync not restarted: old closed %v, starts %d", old.closed, a.sys.count("pfsync"))
+	}
+
+	// A bad file changes nothing and says where.
+	trans = a.transitions()
+	a.rewrite(rc("lb1", "192.0.2.2", "203.0.113.1", 300, two, pfsync))
+	err := a.d.Reload()
+	if err == nil || !strings.Contains(err.Error(), "rc.conf:5") {
+		t.Fatalf("reload of a bad file: %v; want an error at rc.conf:5", err)
+	}
+	if got := a.d.Status().CARP[0].AdvSkew; got != 100 || a.transitions() != trans {
+		t.Fatalf("a bad file changed the node: advskew %d, transitions %d -> %d", got, trans, a.transitions())
+	}
+	// A change that needs a restart is refused whole.
+	a.rewrite(rc("lb1", "192.0.2.2", "203.0.113.1", 10, two, pfsync) +
+		`ifconfig_eth1="inet 198.51.100.2/24"` + "\n" + `cloned_interfaces="carp0 carp1"` + "\n" +
+		`ifconfig_carp1="vhid 2 pass y 198.51.100.10/24"` + "\n")
+	if err := a.d.Reload(); err == nil || !strings.Contains(err.Error(), "restart") {
+		t.Fatalf("reload adding CARP on a new parent: %v", err)
+	}
+	if got := a.d.Status().CARP; len(got) != 1 || got[0].AdvSkew != 100 {
+		t.Fatalf("a refused reload changed the groups: %+v", got)
 	}
 }

@@ -299,6 +299,13 @@ func (l *lease) Renew() error {
 	return l.renew(addrs)
 }
 
+// SetTTL changes the lease's length from the next Hold or Renew on.
+func (l *lease) SetTTL(ttl time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ttl = ttl
+}
+
 // Held returns the held VIPs.
 func (l *lease) Held() []netip.Addr {
 	l.mu.Lock()

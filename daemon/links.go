@@ -22,7 +22,7 @@ import (
 // one is a return too.
 type linkWatcher struct {
 	src   LinkSource
-	names map[string]bool
+	names func(string) bool // which links to report
 	log   *slog.Logger
 	clk   clock.Clock
 	// change is called, on the watcher's goroutine, for each watched
@@ -87,7 +87,7 @@ func (w *linkWatcher) serve(ctx context.Context, reports <-chan LinkState, errs 
 			if !ok {
 				return
 			}
-			if !w.names[r.Name] {
+			if !w.names(r.Name) {
 				continue
 			}
 			up := r.Up && !r.Deleted

@@ -79,14 +79,16 @@ func rejectMap(s carp.Stats) map[string]uint64 {
 
 // Status reports the node's state (GET /v1/status).
 func (d *Daemon) Status() Status {
-	st := Status{Hostname: d.cfg.Hostname, PID: os.Getpid(), Started: d.started,
-		Config: d.cfg.File, Preempt: d.cfg.Preempt, CARP: []CARPStatus{}}
+	dc := d.conf.Load()
+	cfg := dc.cfg
+	st := Status{Hostname: cfg.Hostname, PID: os.Getpid(), Started: d.started,
+		Config: cfg.File, Preempt: cfg.Preempt, CARP: []CARPStatus{}}
 	if d.links != nil {
 		st.LinkWatch = &LinkWatchStatus{Resubscribes: d.links.resubscribes.Load(), Errors: d.links.errors.Load()}
 	}
-	if d.sync != nil {
-		ps := d.sync.Status()
-		ps.Defer = d.cfg.Pfsync.Defer
+	if s := d.syncer(); s != nil {
+		ps := s.Status()
+		ps.Defer = cfg.Pfsync.Defer
 		st.Pfsync = &ps
 	}
 	if d.runner == nil {
@@ -99,7 +101,7 @@ func (d *Daemon) Status() Status {
 			c := g.Config()
 			s := g.Stats()
 			cs := CARPStatus{
-				Name: d.names[groupKey{c.Parent, c.VHID}], Parent: c.Parent, VHID: c.VHID,
+				Name: dc.names[groupKey{c.Parent, c.VHID}], Parent: c.Parent, VHID: c.VHID,
 				State: g.State().String(), AdvBase: c.AdvBase, AdvSkew: c.AdvSkew, Skew: g.AdvSkew(),
 				VIPs: c.VIPs, Received: s.Received, Sent: s.Sent, SendErrors: s.SendErrors,
 				Transitions: s.Transitions, Rejects: rejectMap(s),

@@ -48,6 +48,8 @@ type Lease interface {
 	Hold(addrs []netip.Addr) error
 	Release(addrs []netip.Addr) error
 	Renew() error
+	// SetTTL changes the lease's length from the next renewal on.
+	SetTTL(ttl time.Duration)
 	Close() error
 }
 
