@@ -3,7 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
-	"runtime/debug"
+
+	"github.com/pfcarp/pfcarp/internal/version"
 )
 
 func newVersionCmd() *command {
@@ -11,15 +12,7 @@ func newVersionCmd() *command {
 		name:  "version",
 		short: "print the version",
 		run: func(ctx context.Context, env *Env, args []string) error {
-			v := "(devel)"
-			if bi, ok := debug.ReadBuildInfo(); ok {
-				for _, s := range bi.Settings {
-					if s.Key == "vcs.revision" {
-						v = s.Value
-					}
-				}
-			}
-			fmt.Fprintf(env.Stdout, "pfcarp %s\n", v)
+			fmt.Fprintf(env.Stdout, "pfcarp %s\n", version.String())
 			return nil
 		},
 	}

@@ -53,6 +53,8 @@
 //	pfsync_key             pfcarp: shared secret authenticating pfsync messages
 //	pfsync_key_file        pfcarp: file holding that secret (trailing newline dropped)
 //	pfcarp_control_socket  pfcarp: the daemon's control socket (absolute path)
+//	pfcarp_metrics         pfcarp: ADDR:PORT for Prometheus metrics (/metrics) and the status page (/); off by default
+//	pfcarp_peer_status     pfcarp: the peer's pfcarp_metrics ADDR:PORT, shown on the status page
 //	pfcarp_sysctl_conf     pfcarp: the sysctl.conf to read, or NO (see below)
 //
 // Unknown keys are always reported with their line. Keys that look meant for

@@ -29,6 +29,8 @@ var rcKeys = []string{
 	"pfsync_key",
 	"pfsync_key_file",
 	"pfcarp_control_socket",
+	"pfcarp_metrics",
+	"pfcarp_peer_status",
 	"pfcarp_sysctl_conf",
 }
 

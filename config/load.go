@@ -175,6 +175,23 @@ func (l *loader) keys() {
 				l.d.add(a.PosAt(0), Error, "value", "pfcarp_control_socket=%q: want an absolute path", a.Value)
 			}
 			n.ControlSocket = a.Value
+		case "pfcarp_metrics":
+			if a.Value == "" || strings.EqualFold(a.Value, "NO") {
+				continue
+			}
+			ap, err := netip.ParseAddrPort(a.Value)
+			if err != nil {
+				l.d.add(a.PosAt(0), Error, "value", "pfcarp_metrics=%q: want ADDR:PORT (e.g. 127.0.0.1:9412 or [::1]:9412), or NO", a.Value)
+				continue
+			}
+			n.Metrics, n.MetricsPos = ap, a.Pos
+		case "pfcarp_peer_status":
+			ap, err := netip.ParseAddrPort(a.Value)
+			if err != nil {
+				l.d.add(a.PosAt(0), Error, "value", "pfcarp_peer_status=%q: want the peer's pfcarp_metrics ADDR:PORT", a.Value)
+				continue
+			}
+			n.PeerStatus = ap
 		default:
 			if strings.HasPrefix(a.Name, "ifconfig_") && a.Name != "ifconfig_DEFAULT" {
 				l.ifs = append(l.ifs, a)

@@ -52,10 +52,17 @@ type Node struct {
 	PfsyncKeyPos Pos
 
 	ControlSocket string // pfcarp_control_socket; empty means the daemon's default
-	CARPUpCmd     string // carp_up_cmd: run via /bin/sh -c when a group becomes MASTER
-	CARPDownCmd   string // carp_down_cmd: run when a group leaves MASTER
-	CARPVMAC      bool   // carp_vmac: VIPs on a macvlan with the VRRP MAC 00:00:5e:00:01:vhid
-	CARPVMACPos   Pos
+	// Metrics is pfcarp_metrics: where the daemon serves Prometheus
+	// metrics and the status page; the zero value: off (the default).
+	Metrics    netip.AddrPort
+	MetricsPos Pos
+	// PeerStatus is pfcarp_peer_status: the peer's pfcarp_metrics
+	// listener, whose state the status page shows beside this node's.
+	PeerStatus  netip.AddrPort
+	CARPUpCmd   string // carp_up_cmd: run via /bin/sh -c when a group becomes MASTER
+	CARPDownCmd string // carp_down_cmd: run when a group leaves MASTER
+	CARPVMAC    bool   // carp_vmac: VIPs on a macvlan with the VRRP MAC 00:00:5e:00:01:vhid
+	CARPVMACPos Pos
 
 	// SysctlFile is the sysctl.conf that was read, or "" if none.
 	SysctlFile string

@@ -37,6 +37,7 @@ func (a *actions) BecomeMaster(t carp.Transition, vips []netip.Prefix) error {
 	if err := o.Add(vips); err != nil {
 		return err
 	}
+	a.d.remember(t)
 	a.hook(a.d.config().CARPUpCmd, t, vips)
 	return nil
 }
@@ -48,6 +49,7 @@ func (a *actions) Release(t carp.Transition, vips []netip.Prefix) error {
 	}
 	err := o.Remove(vips)
 	err = errors.Join(err, a.d.lease.Release(addrsOf(vips)))
+	a.d.remember(t)
 	if t.From == carp.Master {
 		a.hook(a.d.config().CARPDownCmd, t, vips)
 	}
@@ -107,4 +109,24 @@ func prefixList(ps []netip.Prefix) string {
 		s[i] = p.String()
 	}
 	return strings.Join(s, " ")
+}
+
+// historyLen is how many transitions the status page shows.
+const historyLen = 20
+
+// remember keeps t among the recent transitions.
+func (d *Daemon) remember(t carp.Transition) {
+	d.histMu.Lock()
+	defer d.histMu.Unlock()
+	d.history = append(d.history, GroupTransition{Group: d.groupName(t.Parent, t.VHID),
+		Transition: Transition{From: t.From.String(), To: t.To.String(), Reason: t.Reason, At: t.At}})
+	if len(d.history) > historyLen {
+		d.history = d.history[len(d.history)-historyLen:]
+	}
+}
+
+func (d *Daemon) recent() []GroupTransition {
+	d.histMu.Lock()
+	defer d.histMu.Unlock()
+	return append([]GroupTransition(nil), d.history...)
 }

@@ -60,14 +60,16 @@ type Daemon struct {
 	started time.Time
 
 	// Set by Start, read-only after (until Close).
-	cs     *controlServer
-	pflog  io.Closer
-	runner *carp.Runner // nil when no CARP group is configured
-	lease  Lease        // nil when no CARP group is configured
-	links  *linkWatcher
-	syncMu sync.Mutex
-	sync   Syncer // nil when pfsync is off; replaced by Reload
-	haUp   bool
+	cs      *controlServer
+	web     *http.Server // nil unless pfcarp_metrics is set
+	webAddr string
+	pflog   io.Closer
+	runner  *carp.Runner // nil when no CARP group is configured
+	lease   Lease        // nil when no CARP group is configured
+	links   *linkWatcher
+	syncMu  sync.Mutex
+	sync    Syncer // nil when pfsync is off; replaced by Reload
+	haUp    bool
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // goroutines owned by the daemon
@@ -77,6 +79,9 @@ type Daemon struct {
 	reloadMu sync.Mutex
 	// demoted pairs pfsync's lift with its demotion (CARP's loop only).
 	demoted bool
+
+	histMu  sync.Mutex
+	history []GroupTransition // the last historyLen, oldest first
 
 	closeOnce sync.Once
 	closeErr  error
@@ -178,6 +183,9 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		return err
 	}
 	d.goFatal(d.cs.serve)
+	if err := d.listenWeb(); err != nil {
+		return err
+	}
 	cfg := d.config()
 	if cfg.CARPVMAC {
 		d.log.Warn("carp_vmac: virtual MACs (macvlan carpN with 00:00:5e:00:01:vhid) are not implemented; the parent's own MAC is used and gratuitous ARP moves the addresses")
@@ -302,6 +310,11 @@ func (d *Daemon) Close() error {
 		if d.cs != nil {
 			d.cs.close()
 		}
+		if d.web != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = d.web.Shutdown(ctx)
+			cancel()
+		}
 		d.wg.Wait()
 		d.hooks.Wait()
 		d.closeErr = errors.Join(errs...)
@@ -319,6 +332,9 @@ func Run(ctx context.Context, o Options, reload <-chan struct{}) error {
 	if err := d.Start(ctx); err != nil {
 		return err
 	}
+	// systemd (Type=notify): ready once CARP, pf and pfsync are up.
+	notify(d.log, sdReady)
+	defer notify(d.log, sdStopping)
 	for {
 		select {
 		case <-ctx.Done():
@@ -326,7 +342,9 @@ func Run(ctx context.Context, o Options, reload <-chan struct{}) error {
 		case err := <-d.Fatal():
 			return errors.Join(err, d.Close())
 		case <-reload:
+			notify(d.log, sdReloading)
 			_ = d.Reload() // logged; the running state is unchanged
+			notify(d.log, sdReady)
 		}
 	}
 }
@@ -439,6 +457,10 @@ func (d *Daemon) renewLease(ctx context.Context) {
 		if d.runner.Do(func(*carp.Node) {}) {
 			if err := d.lease.Renew(); err != nil {
 				d.log.Warn("renewing the VIP lease", "err", err)
+			} else {
+				// systemd's watchdog (WatchdogSec=) sees the same
+				// liveness as the kernel's lease
+				notify(d.log, sdWatchdog)
 			}
 		}
 		t.Reset(leaseTTL(d.config()) / renewsPerLease)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -14,6 +15,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/pfcarp/pfcarp/carp"
 	"github.com/pfcarp/pfcarp/config"
@@ -100,6 +104,10 @@ func (s *fakeSystem) StartPfsync(cfg *config.Node, h SyncHooks) (Syncer, error) 
 	return s.syncer, nil
 }
 func (s *fakeSystem) Links() LinkSource { return s.links }
+func (s *fakeSystem) PFStats() (*PFStats, error) {
+	return &PFStats{Enabled: true, States: 7, StatesOK: true, Rules: []PFRuleStat{
+		{Kind: "filter", Nr: 0, Label: "web", Packets: 10, Bytes: 1500, Evaluations: 12}}}, nil
+}
 
 func (s *fakeSystem) vipState() (onLink, leased []string) {
 	s.mu.Lock()
@@ -650,5 +658,103 @@ func TestDaemonReloadNodeConfig(t *testing.T) {
 	}
 	if got := a.d.Status().CARP; len(got) != 1 || got[0].AdvSkew != 100 {
 		t.Fatalf("a refused reload changed the groups: %+v", got)
+	}
+}
+
+func TestDaemonMetricsAndStatusPage(t *testing.T) {
+	clk, a, b := pair(t, `pfcarp_metrics="127.0.0.1:0"`+"\n"+`ifconfig_pfsync0="up syncif eth2"`+"\n"+
+		`pf_enable="YES"`+"\n"+`pf_rules="pf.conf"`+"\n")
+	until(t, clk, "lb1 MASTER", func() bool { return a.state() == "MASTER" && b.state() == "BACKUP" })
+	get := func(n *node, path string) string {
+		t.Helper()
+		resp, err := http.Get("http://" + n.d.WebAddr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %s: %s", path, resp.Status, body)
+		}
+		return string(body)
+	}
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(get(a, "/metrics")))
+	if err != nil {
+		t.Fatalf("the Prometheus text parser rejects /metrics: %v", err)
+	}
+	value := func(name string, labels map[string]string) (float64, bool) {
+		f := fams[name]
+		if f == nil {
+			return 0, false
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if want, ok := labels[l.GetName()]; ok && want != l.GetValue() {
+					continue next
+				}
+			}
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue(), true
+			}
+			return m.GetGauge().GetValue(), true
+		}
+		return 0, false
+	}
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"pfcarp_carp_state", map[string]string{"interface": "eth0", "vhid": "1", "group": "carp0", "state": "master"}, 1},
+		{"pfcarp_carp_state", map[string]string{"interface": "eth0", "vhid": "1", "state": "backup"}, 0},
+		{"pfcarp_carp_advskew", map[string]string{"group": "carp0"}, 10},
+		{"pfcarp_carp_demotion", nil, 0},
+		{"pfcarp_pf_rule_packets_total", map[string]string{"kind": "filter", "rule": "0", "label": "web"}, 10},
+		{"pfcarp_pf_rule_bytes_total", map[string]string{"rule": "0"}, 1500},
+		{"pfcarp_pf_states", nil, 7},
+		{"pfcarp_pfsync_bulk_updates_total", map[string]string{"result": "failed"}, 0},
+	} {
+		got, ok := value(c.name, c.labels)
+		if !ok || got != c.want {
+			t.Errorf("%s%v = %v (present %v), want %v", c.name, c.labels, got, ok, c.want)
+		}
+	}
+	if sent, ok := value("pfcarp_carp_adverts_sent_total", map[string]string{"group": "carp0"}); !ok || sent < 1 {
+		t.Errorf("adverts sent %v", sent)
+	}
+	if _, ok := value("pfcarp_build_info", nil); !ok {
+		t.Error("no pfcarp_build_info")
+	}
+	if f := fams["pfcarp_carp_transitions_total"]; f == nil || f.GetType().String() != "COUNTER" {
+		t.Errorf("transitions are not a counter: %v", f)
+	}
+	// Every documented metric that this node has is there.
+	for _, m := range metricDescs {
+		if strings.HasPrefix(m.name, "pfcarp_link_watch") || m.name == "pfcarp_pfsync_dropped_total" {
+			continue
+		}
+		if fams[m.name] == nil && !(m.name == "pfcarp_carp_adverts_rejected_total") {
+			t.Errorf("metric %s missing", m.name)
+		}
+	}
+	page := get(a, "/")
+	for _, want := range []string{"lb1", "MASTER", "192.0.2.10/24", "pfsync", "web"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("status page lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "http://") || strings.Contains(page, "https://") || strings.Contains(page, "<script") {
+		t.Error("status page refers to external assets or runs scripts")
+	}
+	// Read-only: no other method.
+	resp, err := http.Post("http://"+a.d.WebAddr()+"/status.json", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST /status.json: %s", resp.Status)
 	}
 }

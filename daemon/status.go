@@ -27,6 +27,14 @@ type Status struct {
 	CARPDrops   uint64            `json:"carp_queue_drops"`
 	Pfsync      *pfsync.Status    `json:"pfsync,omitempty"`
 	LinkWatch   *LinkWatchStatus  `json:"link_watch,omitempty"`
+	// Recent are the last transitions, oldest first.
+	Recent []GroupTransition `json:"recent_transitions,omitempty"`
+}
+
+// GroupTransition is a transition of a named group.
+type GroupTransition struct {
+	Group string `json:"group"`
+	Transition
 }
 
 // LinkWatchStatus counts the link watcher's troubles.
@@ -83,6 +91,7 @@ func (d *Daemon) Status() Status {
 	cfg := dc.cfg
 	st := Status{Hostname: cfg.Hostname, PID: os.Getpid(), Started: d.started,
 		Config: cfg.File, Preempt: cfg.Preempt, CARP: []CARPStatus{}}
+	st.Recent = d.recent()
 	if d.links != nil {
 		st.LinkWatch = &LinkWatchStatus{Resubscribes: d.links.resubscribes.Load(), Errors: d.links.errors.Load()}
 	}

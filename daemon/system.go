@@ -41,6 +41,27 @@ type System interface {
 	StartPfsync(cfg *config.Node, h SyncHooks) (Syncer, error)
 	// Links subscribes to link state reports.
 	Links() LinkSource
+	// PFStats reads pf's rule counters and the state table's size.
+	PFStats() (*PFStats, error)
+}
+
+// PFStats are pf's counters as the kernel has them.
+type PFStats struct {
+	Enabled  bool
+	Rules    []PFRuleStat
+	States   int
+	StatesOK bool // States could be read
+}
+
+// PFRuleStat is one pf rule's counters.
+type PFRuleStat struct {
+	Kind        string // filter, nat, rdr, ...
+	Nr          int
+	Label       string
+	Text        string // as pfctl prints it
+	Packets     uint64
+	Bytes       uint64
+	Evaluations uint64
 }
 
 // Lease is the live table (see guard_linux.go).

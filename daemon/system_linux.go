@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -192,4 +194,27 @@ func carrierUpCount(index int) (n uint32, ok bool) {
 		}
 	}
 	return 0, false
+}
+
+// PFStats implements System.
+func (s *LinuxSystem) PFStats() (*PFStats, error) {
+	rs, err := nft.Open().Read()
+	if err != nil {
+		return nil, err
+	}
+	out := &PFStats{Enabled: rs.Enabled}
+	for _, r := range rs.Records {
+		st := rs.Stats[nft.Ref{Kind: r.Kind, Nr: r.Nr}]
+		if st == nil {
+			st = &nft.Stats{}
+		}
+		out.Rules = append(out.Rules, PFRuleStat{Kind: r.Kind.String(), Nr: r.Nr, Label: strings.Join(r.Labels, ","), Text: r.Text,
+			Packets: st.Matched.Packets, Bytes: st.Matched.Bytes, Evaluations: st.Evaluations})
+	}
+	if b, err := os.ReadFile("/proc/sys/net/netfilter/nf_conntrack_count"); err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			out.States, out.StatesOK = n, true
+		}
+	}
+	return out, nil
 }
