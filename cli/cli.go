@@ -56,6 +56,7 @@ func newRootCmds() []*command {
 		newCheckCmd(),
 		newLabCmd(),
 		newRunCmd(),
+		newCleanupCmd(),
 		newIfconfigCmd(),
 		newVersionCmd(),
 	}
