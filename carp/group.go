@@ -103,6 +103,8 @@ type Group struct {
 	rxHdr     Header // the advertisement being processed (evAdvert)
 	rxFrom    netip.Addr
 	lastTrans Transition
+	// announcedAt: when reannounce last ran (MASTER)
+	announcedAt time.Time
 }
 
 // Sending-error demotion thresholds (CARP_SENDAD_MAX_ERRORS and
@@ -254,8 +256,25 @@ func (g *Group) stepMaster(ev event) (State, string) {
 		if (ours >= theirs && h.Demote <= demote) || h.Demote < demote {
 			return Backup, fmt.Sprintf("more frequent advertisement from %v (advbase %d advskew %d demote %d)", g.rxFrom, h.AdvBase, h.AdvSkew, h.Demote)
 		}
+		g.reannounce()
 	}
 	return Master, ""
+}
+
+// reannounce tells the segment again that this MASTER holds the addresses
+// (see Announcer), at most once per advertisement interval.
+func (g *Group) reannounce() {
+	a, ok := g.n.act.(Announcer)
+	now := g.n.clk.Now()
+	if !ok || (!g.announcedAt.IsZero() && now.Sub(g.announcedAt) < AdvInterval(g.cfg.AdvBase, g.AdvSkew())) {
+		return
+	}
+	g.announcedAt = now
+	g.stats.Reannounces++
+	g.n.log.Info("carp: another master advertises for this vhid; announcing the addresses again", "vhid", g.cfg.VHID, "parent", g.cfg.Parent, "from", g.rxFrom)
+	if err := a.Announce(g.cfg.Parent, g.cfg.VHID, g.cfg.VIPs); err != nil {
+		g.n.log.Warn("carp: announcing the addresses again", "vhid", g.cfg.VHID, "err", err)
+	}
 }
 
 // changeState is the one place the state changes. It calls Actions, falls

@@ -68,6 +68,16 @@ type Actions interface {
 	Release(t Transition, vips []netip.Prefix) error
 }
 
+// Announcer is implemented by Actions that can announce a MASTER's
+// addresses again (gratuitous ARP / unsolicited NA) without a transition.
+// A MASTER does so when it hears another node advertise as master for its
+// VHID and stays master: that node's neighbours may have moved to it (a
+// healed split brain, a returned cable), and it will give the addresses
+// up without telling them. At most once per advertisement interval.
+type Announcer interface {
+	Announce(parent string, vhid uint8, vips []netip.Prefix) error
+}
+
 // Sender transmits one encoded advertisement out of parent to dst, with
 // TTL / hop limit 255. An error counts toward send-error demotion.
 type Sender interface {
@@ -88,6 +98,9 @@ type Stats struct {
 	Sent        uint64 // advertisements handed to the Sender without error
 	SendErrors  uint64
 	Transitions uint64
+	// Reannounces counts a MASTER's announcements of its addresses
+	// without a transition (Announcer).
+	Reannounces uint64
 	Rejects     [NumRejects]uint64
 }
 
@@ -96,6 +109,7 @@ func (s *Stats) add(o Stats) {
 	s.Sent += o.Sent
 	s.SendErrors += o.SendErrors
 	s.Transitions += o.Transitions
+	s.Reannounces += o.Reannounces
 	for i := range s.Rejects {
 		s.Rejects[i] += o.Rejects[i]
 	}

@@ -96,3 +96,50 @@ func TestAddRunningAndRemoveGroup(t *testing.T) {
 		t.Fatalf("%d groups left", len(e.node.Groups()))
 	}
 }
+
+// announcer records Announce calls beside the recorder's transitions.
+type announcer struct {
+	*recorder
+	n int
+}
+
+func (a *announcer) Announce(string, uint8, []netip.Prefix) error { a.n++; return nil }
+
+func TestMasterReannouncesWhenAnotherMasterAdvertises(t *testing.T) {
+	c := cfg1()
+	e := newEnv(t)
+	a := &announcer{recorder: e.rec}
+	n, err := NewNode(NodeOptions{Clock: e.clk, Actions: a, Sender: e.rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.node = n
+	if _, err := n.AddGroup(c); err != nil {
+		t.Fatal(err)
+	}
+	n.SetParentUp("eth0", true)
+	e.advance(4 * time.Second)
+	e.wantState(1, Master)
+	// A slower master (a healed split brain): we stay MASTER and announce
+	// the addresses again, once per advertisement interval.
+	e.deliver(c, 1, 200, 0)
+	e.deliver(c, 1, 200, 0)
+	e.wantState(1, Master)
+	if a.n != 1 {
+		t.Fatalf("%d announcements for two adverts within an interval, want 1", a.n)
+	}
+	e.advance(1100 * time.Millisecond)
+	e.deliver(c, 1, 200, 0)
+	if a.n != 2 {
+		t.Fatalf("%d announcements after an interval, want 2", a.n)
+	}
+	// A bow-out is not another master.
+	e.advance(1100 * time.Millisecond)
+	e.deliver(c, 255, 255, 0)
+	if a.n != 2 {
+		t.Fatalf("a bow-out triggered an announcement")
+	}
+	if got := e.group(1).Stats().Reannounces; got != 2 {
+		t.Fatalf("Reannounces %d", got)
+	}
+}

@@ -56,6 +56,16 @@ func (a *actions) Release(t carp.Transition, vips []netip.Prefix) error {
 	return err
 }
 
+// Announce implements carp.Announcer: a MASTER that heard another master
+// tells the segment again where its addresses are.
+func (a *actions) Announce(parent string, vhid uint8, vips []netip.Prefix) error {
+	o := a.owners[parent]
+	if o == nil {
+		return fmt.Errorf("no address owner for %s", parent)
+	}
+	return o.Announce(vips)
+}
+
 // hook runs cmd with /bin/sh -c in the background, like ucarp's up/down
 // scripts, with the transition in the environment. It never blocks CARP.
 func (a *actions) hook(cmd string, t carp.Transition, vips []netip.Prefix) {

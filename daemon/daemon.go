@@ -283,14 +283,21 @@ func (d *Daemon) Close() error {
 			d.cancel()
 		}
 		var errs []error
-		if s := d.syncer(); s != nil {
-			s.Close()
-		}
 		if d.runner != nil {
-			// Close bows out and releases the addresses before returning.
+			// Close bows out and releases the addresses before returning:
+			// from here on no connection starts on this node.
 			if err := d.runner.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("carp shutdown: %w", err))
 			}
+		}
+		if s := d.syncer(); s != nil {
+			// pfsync last, so the states of connections opened until the
+			// bow-out reach the peer: the kernel's events for them are
+			// read (syncDrain), then pfsync's queue is flushed (Close).
+			if d.runner != nil {
+				time.Sleep(syncDrain)
+			}
+			s.Close()
 		}
 		if d.lease != nil {
 			if err := d.lease.Close(); err != nil {
@@ -434,6 +441,10 @@ func leaseTTL(cfg *config.Node) time.Duration {
 	}
 	return max(ttl, minLease)
 }
+
+// syncDrain is how long a stopping daemon goes on reading conntrack events
+// after its masters bowed out.
+const syncDrain = 100 * time.Millisecond
 
 // minLease keeps renewals (every lease/renewsPerLease) sane for advbase 0
 // style timings.

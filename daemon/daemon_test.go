@@ -137,6 +137,11 @@ func (o fakeOwner) Add(ps []netip.Prefix) error {
 	return nil
 }
 
+func (o fakeOwner) Announce(ps []netip.Prefix) error {
+	o.s.call("announce %v", ps)
+	return nil
+}
+
 func (o fakeOwner) Remove(ps []netip.Prefix) error {
 	o.s.mu.Lock()
 	defer o.s.mu.Unlock()

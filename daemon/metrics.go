@@ -34,6 +34,7 @@ var metricDescs = []metricDesc{
 	{"pfcarp_build_info", "Build of the running pfcarp: version and Go version as labels, value 1.", []string{"version", "goversion"}, false},
 	{"pfcarp_carp_state", "CARP state of a VHID group: 1 for the current state (init, backup, master), 0 for the others.", append(groupLabels, "state"), false},
 	{"pfcarp_carp_transitions_total", "CARP state changes of a group.", groupLabels, true},
+	{"pfcarp_carp_reannounces_total", "Times a MASTER announced its addresses again (gratuitous ARP / NA) on hearing another master.", groupLabels, true},
 	{"pfcarp_carp_adverts_sent_total", "CARP advertisements sent by a group.", groupLabels, true},
 	{"pfcarp_carp_adverts_received_total", "Valid CARP advertisements a group received.", groupLabels, true},
 	{"pfcarp_carp_advert_send_errors_total", "CARP advertisements a group failed to send.", groupLabels, true},
@@ -124,6 +125,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		c.emit(ch, "pfcarp_carp_transitions_total", float64(g.Transitions), l...)
 		c.emit(ch, "pfcarp_carp_adverts_sent_total", float64(g.Sent), l...)
+		c.emit(ch, "pfcarp_carp_reannounces_total", float64(g.Reannounces), l...)
 		c.emit(ch, "pfcarp_carp_adverts_received_total", float64(g.Received), l...)
 		c.emit(ch, "pfcarp_carp_advert_send_errors_total", float64(g.SendErrors), l...)
 		c.emit(ch, "pfcarp_carp_advskew", float64(g.Skew), l...)

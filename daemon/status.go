@@ -60,6 +60,7 @@ type CARPStatus struct {
 	Sent        uint64            `json:"sent"`
 	SendErrors  uint64            `json:"send_errors"`
 	Transitions uint64            `json:"transitions"`
+	Reannounces uint64            `json:"reannounces"`
 	Rejects     map[string]uint64 `json:"rejects,omitempty"`
 }
 
@@ -113,7 +114,7 @@ func (d *Daemon) Status() Status {
 				Name: dc.names[groupKey{c.Parent, c.VHID}], Parent: c.Parent, VHID: c.VHID,
 				State: g.State().String(), AdvBase: c.AdvBase, AdvSkew: c.AdvSkew, Skew: g.AdvSkew(),
 				VIPs: c.VIPs, Received: s.Received, Sent: s.Sent, SendErrors: s.SendErrors,
-				Transitions: s.Transitions, Rejects: rejectMap(s),
+				Transitions: s.Transitions, Reannounces: s.Reannounces, Rejects: rejectMap(s),
 			}
 			if c.Peer.IsValid() {
 				cs.Peer = c.Peer

@@ -78,6 +78,8 @@ type Lease interface {
 type VIPOwner interface {
 	Add(prefixes []netip.Prefix) error
 	Remove(prefixes []netip.Prefix) error
+	// Announce sends gratuitous ARP / unsolicited NA for addresses held.
+	Announce(prefixes []netip.Prefix) error
 }
 
 // SyncHooks is what pfsync may call back into the daemon.
