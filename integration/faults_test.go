@@ -327,8 +327,8 @@ func runFault(t *testing.T, rate float64, fc faultCase) *faultRun {
 		tr = append(tr, fmt.Sprintf("%s %d", n, len(stateChanges(t, l, n, time.Time{}))-before[n]))
 	}
 	row.transitions = strings.Join(tr, ", ")
-	t.Logf("%s: %d connections + %d long streams: %d ok, %d reset, others %s; longest stall %s; takeover %s",
-		fc.name, s.Conns, s.Long, s.ByOutcome[lab.OutcomeOK], row.reset, row.others, row.stall, row.takeover)
+	t.Logf("%s: %d connections + %d long streams: %d ok, %d reset, others %s (long streams failed: %d); longest stall %s; takeover %s",
+		fc.name, s.Conns, s.Long, s.ByOutcome[lab.OutcomeOK], row.reset, row.others, s.LongFailed, row.stall, row.takeover)
 	t.Logf("%s: failures by start second relative to %q: %s", fc.name, fc.fault, s.Timeline())
 	if failed := s.Failed(); failed > 0 {
 		noResp := 0
