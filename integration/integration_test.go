@@ -66,6 +66,13 @@ func pfcarpBin(t *testing.T) string {
 // removes it when the test ends, checking that nothing is left behind.
 func upLab(t *testing.T, o lab.Options) *lab.Lab {
 	t.Helper()
+	return upLabPrefix(t, o, labPrefix)
+}
+
+// upLabPrefix is upLab with the namespaces named prefix*, for a test that
+// keeps its labs apart from the others'.
+func upLabPrefix(t *testing.T, o lab.Options, prefix string) *lab.Lab {
+	t.Helper()
 	testenv.RequireRoot(t)
 	if err := lab.CheckRoot(); err != nil {
 		t.Fatal(err)
@@ -74,11 +81,11 @@ func upLab(t *testing.T, o lab.Options) *lab.Lab {
 	if o.Dir == "" {
 		o.Dir = filepath.Join(t.TempDir(), "lab")
 	}
-	o.Prefix = labPrefix
+	o.Prefix = prefix
 	o.Logf = t.Logf
 	// A crashed earlier run of these tests may have left namespaces with
 	// our prefix: they are ours to remove.
-	if err := lab.Cleanup(filepath.Join(t.TempDir(), "stale"), labPrefix, t.Logf); err != nil {
+	if err := lab.Cleanup(filepath.Join(t.TempDir(), "stale"), prefix, t.Logf); err != nil {
 		t.Fatalf("removing leftovers of an earlier run: %v", err)
 	}
 	var err error
@@ -104,7 +111,7 @@ func upLab(t *testing.T, o lab.Options) *lab.Lab {
 		if err := l.Down(); err != nil {
 			t.Errorf("lab down: %v", err)
 		}
-		if left, _ := filepath.Glob("/run/netns/" + labPrefix + "*"); len(left) > 0 {
+		if left, _ := filepath.Glob("/run/netns/" + prefix + "*"); len(left) > 0 {
 			t.Errorf("namespaces left behind: %v", left)
 		}
 	})

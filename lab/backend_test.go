@@ -3,6 +3,7 @@ package lab
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -144,16 +145,20 @@ func TestContent(t *testing.T) {
 		data []byte
 		want int64
 		err  string
+		is   error
 	}{
-		{all, 1000, ""},
-		{bad, 1000, "content differs at offset 777"},
-		{all[:999], 1000, "content truncated: got 999 of 1000 bytes"},
-		{all, 999, "content too long"},
-		{append(bytes.Clone(all[:500]), all[:500]...), 1000, "content differs at offset 500"},
+		{all, 1000, "", nil},
+		{bad, 1000, "content differs at offset 777", ErrContentDiffers},
+		{all[:999], 1000, "content truncated: got 999 of 1000 bytes", ErrContentTruncated},
+		{all, 999, "content too long", ErrContentTooLong},
+		{append(bytes.Clone(all[:500]), all[:500]...), 1000, "content differs at offset 500", ErrContentDiffers},
 	} {
 		err := VerifyContent(bytes.NewReader(tc.data), tc.want)
 		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("VerifyContent(%d bytes, want %d) = %v, want %q", len(tc.data), tc.want, err, tc.err)
+		}
+		if tc.is != nil && !errors.Is(err, tc.is) {
+			t.Errorf("VerifyContent(%d bytes, want %d) = %v, want an error wrapping %v", len(tc.data), tc.want, err, tc.is)
 		}
 	}
 }

@@ -2,8 +2,17 @@ package lab
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
+)
+
+// The errors VerifyContent wraps, so a caller can tell bad bytes from a
+// short body (errors.Is).
+var (
+	ErrContentDiffers   = errors.New("content differs")
+	ErrContentTooLong   = errors.New("content too long")
+	ErrContentTruncated = errors.New("content truncated")
 )
 
 // The /bytes/N and /stream bodies are a deterministic byte sequence: the
@@ -54,7 +63,9 @@ func (r *contentReader) Read(b []byte) (int, error) {
 }
 
 // VerifyContent reads r to EOF and checks it is exactly want bytes of
-// content. The error names the first offset that differs.
+// content. The error names the first offset that differs; it wraps
+// ErrContentDiffers, ErrContentTooLong, ErrContentTruncated or the read
+// error.
 func VerifyContent(r io.Reader, want int64) error {
 	buf := make([]byte, 32<<10)
 	exp := make([]byte, len(buf))
@@ -65,12 +76,12 @@ func VerifyContent(r io.Reader, want int64) error {
 			FillContent(exp[:n], uint64(off))
 			for i := 0; i < n; i++ {
 				if buf[i] != exp[i] {
-					return fmt.Errorf("content differs at offset %d: got %#02x, want %#02x", off+int64(i), buf[i], exp[i])
+					return fmt.Errorf("%w at offset %d: got %#02x, want %#02x", ErrContentDiffers, off+int64(i), buf[i], exp[i])
 				}
 			}
 			off += int64(n)
 			if off > want {
-				return fmt.Errorf("content too long: more than the %d bytes expected", want)
+				return fmt.Errorf("%w: more than the %d bytes expected", ErrContentTooLong, want)
 			}
 		}
 		if err == io.EOF {
@@ -81,7 +92,7 @@ func VerifyContent(r io.Reader, want int64) error {
 		}
 	}
 	if off != want {
-		return fmt.Errorf("content truncated: got %d of %d bytes", off, want)
+		return fmt.Errorf("%w: got %d of %d bytes", ErrContentTruncated, off, want)
 	}
 	return nil
 }

@@ -241,6 +241,15 @@ func (l *Lab) KillDaemon(node string) error {
 	return err
 }
 
+// DaemonRunning reports whether node's daemon runs (false for a node
+// without one).
+func (l *Lab) DaemonRunning(node string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ns := l.st.Nodes[node]
+	return ns != nil && ns.DaemonProc.alive()
+}
+
 // linkCarrier reports a link's admin state and carrier.
 func linkCarrier(link netlink.Link) (up, carrier bool) {
 	a := link.Attrs()
