@@ -254,6 +254,14 @@ func (g *Group) stepMaster(ev event) (State, string) {
 		// tie-break in CARP); OpenBSD adds: unless the sender is more
 		// demoted, and always when the sender is less demoted.
 		if (ours >= theirs && h.Demote <= demote) || h.Demote < demote {
+			// One last advertisement as we yield: the other master may
+			// never have heard this node while both were masters (a
+			// healed split brain: whoever advertises first wins), and
+			// the neighbours that moved here must be told to move back;
+			// a pfcarp master that hears it announces its addresses
+			// again (Announcer). To anyone else it is a slower master's
+			// advertisement, which changes nothing.
+			g.advertise(false)
 			return Backup, fmt.Sprintf("more frequent advertisement from %v (advbase %d advskew %d demote %d)", g.rxFrom, h.AdvBase, h.AdvSkew, h.Demote)
 		}
 		g.reannounce()

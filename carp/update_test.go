@@ -143,3 +143,22 @@ func TestMasterReannouncesWhenAnotherMasterAdvertises(t *testing.T) {
 		t.Fatalf("Reannounces %d", got)
 	}
 }
+
+func TestYieldingMasterAdvertisesOnce(t *testing.T) {
+	c := cfg1()
+	e := newEnv(t, c)
+	e.node.SetParentUp("eth0", true)
+	e.advance(4 * time.Second)
+	e.wantState(1, Master)
+	e.out = nil
+	e.deliver(c, 1, 0, 0) // a more frequent master: yield
+	e.wantState(1, Backup)
+	if len(e.out) != 1 || e.out[0].hdr.AdvSkew != c.AdvSkew || e.out[0].hdr.AdvBase != c.AdvBase {
+		t.Fatalf("yielding sent %+v, want one advertisement with our own advbase/advskew", e.out)
+	}
+	e.out = nil
+	e.advance(2 * time.Second)
+	if len(e.out) != 0 {
+		t.Fatalf("a BACKUP advertised: %+v", e.out)
+	}
+}
