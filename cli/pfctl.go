@@ -47,6 +47,12 @@ func runPfctl(env *Env, args []string, host netdb.Host) error {
 	node := fs.String("node", os.Getenv("PFCARP_CONFIG"), "resolve interfaces as the node of this rc.conf sees them (carpN to its VIPs; interfaces this host lacks to the config's addresses); default $PFCARP_CONFIG")
 	kf := addKernelFlags(fs) // -s -F -e -d -t -T: pfctl_kernel.go
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			io.WriteString(env.Stdout, pfctlUsage)
+			fs.SetOutput(env.Stdout)
+			fs.PrintDefaults()
+			return nil
+		}
 		fmt.Fprintf(env.Stderr, "pfctl: %v\n", err)
 		io.WriteString(env.Stderr, pfctlUsage)
 		return &ExitError{Code: 1}

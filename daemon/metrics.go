@@ -191,3 +191,19 @@ func (d *Daemon) registry() *prometheus.Registry {
 	reg.MustRegister(newCollector(d), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg
 }
+
+// MetricDoc documents one metric (docs/metrics.md).
+type MetricDoc struct {
+	Name, Help string
+	Labels     []string
+	Counter    bool
+}
+
+// MetricDocs lists every metric of the daemon's collector.
+func MetricDocs() []MetricDoc {
+	out := make([]MetricDoc, len(metricDescs))
+	for i, m := range metricDescs {
+		out[i] = MetricDoc{Name: m.name, Help: m.help, Labels: m.labels, Counter: m.counter}
+	}
+	return out
+}
