@@ -69,6 +69,11 @@ func newScopeBed(t *testing.T) *scopeBed {
 	b.p1.AddrUp(t, "s0", netip.PrefixFrom(spoof6, 128))
 	nfttest.Link(t, b.router, "eth2", pfx("203.0.113.1/24"), b.p2, "s0", pfx("203.0.113.20/24"))
 	b.p2.AddrUp(t, "s0", pfx("fe80::2/64"))
+	// Linux gives a veth its link-local once the carrier is up, which the
+	// kernel notices asynchronously (linkwatch).
+	for _, ifname := range []string{"eth0", "eth1", "eth2"} {
+		b.linkLocal(t, ifname)
+	}
 	b.router.Exec(t, "listen udp :9", func() (err error) {
 		b.udp, err = net.ListenPacket("udp", ":9")
 		return err
@@ -201,15 +206,18 @@ func (b *scopeBed) received(t *testing.T, timeout time.Duration, want ...string)
 	}
 }
 
-// linkLocal returns the router's link-local address on ifname.
+// linkLocal returns the router's link-local address on ifname, waiting
+// (up to 10 s) for the kernel to add it.
 func (b *scopeBed) linkLocal(t *testing.T, ifname string) netip.Addr {
 	t.Helper()
 	var ll netip.Addr
-	b.router.Exec(t, "link-local of "+ifname, func() error {
-		ifs, err := netdb.ReadInterfaces()
-		if err != nil {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var ifs []netdb.Interface
+		b.router.Exec(t, "read interfaces", func() (err error) {
+			ifs, err = netdb.ReadInterfaces()
 			return err
-		}
+		})
 		for _, ifc := range ifs {
 			for _, a := range ifc.Addrs {
 				if ifc.Name == ifname && a.Prefix.Addr().IsLinkLocalUnicast() {
@@ -217,12 +225,14 @@ func (b *scopeBed) linkLocal(t *testing.T, ifname string) netip.Addr {
 				}
 			}
 		}
-		if !ll.IsValid() {
-			return fmt.Errorf("no link-local address on %s: %+v", ifname, ifs)
+		if ll.IsValid() {
+			return ll
 		}
-		return nil
-	})
-	return ll
+		if time.Now().After(deadline) {
+			t.Fatalf("no link-local address on %s: %+v", ifname, ifs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // TestKernelAntispoofLinkLocal: "antispoof quick for eth0" drops packets
