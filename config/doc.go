@@ -148,6 +148,10 @@
 //	pair-syncpeer-wrong     error    syncpeer is not an address of the peer
 //	pair-pfsync-key-mismatch error   pfsync keys differ
 //	pair-vmac-mismatch      warning  carp_vmac on one node only
+//	pair-rules-differ       warning  the nodes' expanded pf.conf rulesets differ once the second node's
+//	                                 interfaces and own addresses are read as the first's (same subnet, same
+//	                                 place; the peer's address as the other node's): one finding per option,
+//	                                 table or rule the other lacks, in pf's order (through a PairRulesLinter)
 //
 // pf.conf, through a [RulesLinter] (package config/pflint, which parses and
 // expands it with package pfconf as the node sees its interfaces: carpN is
@@ -167,6 +171,11 @@
 //	pfsync-state-synced     note     pass ... proto pfsync keep state without (no-sync): pfsync syncs its own states
 //	rdr-blocked             warning  a block rule can drop what a (non-pass) rdr redirects, inbound or outbound to
 //	                                 the server, with no pass for it before (quick) or after it
+//	pf-no-block             warning  no rule blocks anything (no anchor left to fill at run time): pf passes every
+//	                                 packet, so the ruleset filters nothing and set block-policy has no effect
+//	carp-keep-state         note     pass ... proto carp with (default) keep state: under pf a full state table
+//	                                 then drops adverts and both nodes turn MASTER; write no state (pfcarp's
+//	                                 daemon exempts CARP and pfsync from conntrack, so on Linux it is moot)
 //
 // The block analyses follow pf's order (first quick match, else last
 // match): a block rule is reported when it could match and no pass rule

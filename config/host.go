@@ -59,7 +59,7 @@ func (h *nodeHost) InterfaceAddrs(name string) ([]netdb.IfAddr, bool) {
 		return h.withoutCARPAddrs(name, addrs), true
 	}
 	if ifc := h.n.Interface(name); ifc != nil && len(ifc.Addrs) > 0 {
-		return ifAddrs(ifc.Addrs), true
+		return ifAddrs(ifc.Addrs, ifc.Name), true
 	}
 	return nil, false
 }
@@ -102,15 +102,22 @@ func (h *nodeHost) LookupHost(name string) ([]netip.Addr, error) { return h.base
 func (h *nodeHost) UserID(name string) (uint32, bool)            { return h.base.UserID(name) }
 func (h *nodeHost) GroupID(name string) (uint32, bool)           { return h.base.GroupID(name) }
 
-func vipAddrs(g *CARPGroup) []netdb.IfAddr { return ifAddrs(g.VIPs) }
+// vipAddrs returns g's virtual addresses, on carpN or (a vhid on its
+// parent, FreeBSD 10 style) on the parent.
+func vipAddrs(g *CARPGroup) []netdb.IfAddr {
+	if g.Name == "" {
+		return ifAddrs(g.VIPs, g.Dev)
+	}
+	return ifAddrs(g.VIPs, g.Name)
+}
 
-// ifAddrs converts configured addresses, IPv6 before IPv4 as netdb orders
-// an interface's addresses, with the IPv4 broadcast address FreeBSD's
-// ifconfig sets by default.
-func ifAddrs(in []IfAddr) []netdb.IfAddr {
+// ifAddrs converts configured addresses of interface ifname, IPv6 before
+// IPv4 as netdb orders an interface's addresses, with the IPv4 broadcast
+// address FreeBSD's ifconfig sets by default.
+func ifAddrs(in []IfAddr, ifname string) []netdb.IfAddr {
 	var v6, v4 []netdb.IfAddr
 	for _, a := range in {
-		ia := netdb.IfAddr{Prefix: a.Prefix}
+		ia := netdb.IfAddr{Prefix: a.Prefix, Ifname: ifname}
 		if a.Prefix.Addr().Is4() {
 			ia.Broadcast = broadcast(a.Prefix)
 			v4 = append(v4, ia)

@@ -18,6 +18,15 @@ type RulesLinter interface {
 	LintRules(n *Node, src []byte) Diags
 }
 
+// PairRulesLinter is a RulesLinter that also compares the pf.conf of the
+// two nodes of a pair (both loaded without errors, pf enabled, pf_rules
+// readable). Check calls LintRulesPair once per pair, after the per-node
+// lints.
+type PairRulesLinter interface {
+	RulesLinter
+	LintRulesPair(a, b *Node, srcA, srcB []byte) Diags
+}
+
 // RulesLinterFunc adapts a function to RulesLinter.
 type RulesLinterFunc func(n *Node, src []byte) Diags
 
@@ -65,6 +74,8 @@ var Lints = []Lint{
 	{"pfsync-blocked", Warning, "a block rule can drop pfsync messages"},
 	{"pfsync-state-synced", Note, "pfsync traffic is passed keep state without (no-sync)"},
 	{"rdr-blocked", Warning, "a block rule can drop connections an rdr redirects"},
+	{"pf-no-block", Warning, "no rule blocks: everything passes and set block-policy has no effect"},
+	{"carp-keep-state", Note, "CARP advertisements are passed with keep state"},
 	{"pflog-without-pf", Warning, "pflog is enabled but pf is not"},
 	{"gateway-disabled", Warning, "CARP on several segments without gateway_enable"},
 	{"defaultrouter-unreachable", Warning, "no interface is on the default router's subnet"},
@@ -86,6 +97,7 @@ var Lints = []Lint{
 	{"pair-syncpeer-wrong", Error, "syncpeer is not the peer's address"},
 	{"pair-pfsync-key-mismatch", Error, "the pfsync keys differ"},
 	{"pair-vmac-mismatch", Warning, "carp_vmac differs between the nodes"},
+	{"pair-rules-differ", Warning, "the nodes' pf.conf rulesets differ once interfaces and own addresses are mapped"},
 }
 
 func lintSeverity(id string) Severity {
@@ -101,13 +113,24 @@ func lintSeverity(id string) Severity {
 // node's pf.conf through opts.Rules. Nodes must have loaded without
 // errors. The result is sorted and free of duplicates.
 func Check(nodes []*Node, opts CheckOptions) Diags {
-	c := &checker{}
+	c := &checker{srcs: map[*Node][]byte{}}
 	for _, n := range nodes {
 		c.node(n, &opts)
 	}
 	for i := range nodes {
 		for j := i + 1; j < len(nodes); j++ {
 			c.pair(nodes[i], nodes[j])
+			a, b := nodes[i], nodes[j]
+			srcA, okA := c.srcs[a]
+			srcB, okB := c.srcs[b]
+			if !okA || !okB {
+				continue
+			}
+			for _, r := range opts.Rules {
+				if pr, ok := r.(PairRulesLinter); ok {
+					c.d.list = append(c.d.list, pr.LintRulesPair(a, b, srcA, srcB)...)
+				}
+			}
 		}
 	}
 	out := dedup(c.d.list)
@@ -115,7 +138,11 @@ func Check(nodes []*Node, opts CheckOptions) Diags {
 	return out
 }
 
-type checker struct{ d diagList }
+type checker struct {
+	d diagList
+	// srcs holds the pf.conf of each node whose pf_rules were read.
+	srcs map[*Node][]byte
+}
 
 func (c *checker) add(pos Pos, id string, related []Pos, format string, args ...any) {
 	c.d.addRel(pos, lintSeverity(id), id, related, format, args...)
@@ -215,6 +242,7 @@ func (c *checker) node(n *Node, opts *CheckOptions) {
 		c.add(firstPos(n.PF.RulesPos, Pos{File: n.File}), "pf-not-linted", nil, "%s was not linted: no pf.conf linter was given, so NAT to the node's own address (instead of a CARP address) and similar failover bugs in it are not reported", n.PF.RulesPath)
 		return
 	}
+	c.srcs[n] = src
 	for _, r := range opts.Rules {
 		for _, d := range r.LintRules(n, src) {
 			c.d.list = append(c.d.list, d)

@@ -169,3 +169,38 @@ func TestRulesLinterHook(t *testing.T) {
 		t.Errorf("linter finding missing: %v", d)
 	}
 }
+
+type pairLinter struct {
+	RulesLinterFunc
+	saw []string
+}
+
+func (p *pairLinter) LintRulesPair(a, b *Node, srcA, srcB []byte) Diags {
+	p.saw = append(p.saw, a.name()+":"+string(srcA)+"|"+b.name()+":"+string(srcB))
+	return Diags{{Pos: Pos{File: b.PF.RulesPath, Line: 2, Col: 1}, Severity: Warning, ID: "pair-rules-differ", Msg: "y"}}
+}
+
+// A RulesLinter that is a PairRulesLinter also sees each pair's two
+// pf.conf, once, and its findings are Check's.
+func TestPairRulesLinterHook(t *testing.T) {
+	files := map[string]string{"sysctl.conf": "net.inet.carp.preempt=1\n", "/etc/pf.conf": "pass\n", "/etc/pf2.conf": "block\n"}
+	l := &pairLinter{RulesLinterFunc: func(*Node, []byte) Diags { return nil }}
+	a, _ := Load("a.conf", []byte(seedMaster), &Options{ReadFile: memFS(files)})
+	b, _ := Load("b.conf", []byte(strings.Replace(seedSlave, `pf_rules="/etc/pf.conf"`, `pf_rules="/etc/pf2.conf"`, 1)), &Options{ReadFile: memFS(files)})
+	if b.PF.RulesPath != "/etc/pf2.conf" {
+		t.Fatalf("slave's pf_rules: %q", b.PF.RulesPath)
+	}
+	d := Check([]*Node{a, b}, CheckOptions{Rules: []RulesLinter{l}, ReadFile: memFS(files)})
+	if !slices.Equal(l.saw, []string{"master:pass\n|slave:block\n"}) {
+		t.Errorf("pair linter saw %q", l.saw)
+	}
+	if !slices.ContainsFunc(d, func(x Diag) bool { return x.ID == "pair-rules-differ" && x.Pos.File == "/etc/pf2.conf" }) {
+		t.Errorf("pair finding missing: %v", d)
+	}
+	// A node whose pf_rules cannot be read is not compared.
+	l.saw = nil
+	Check([]*Node{a, b}, CheckOptions{Rules: []RulesLinter{l}, ReadFile: memFS(map[string]string{"/etc/pf.conf": "pass\n"})})
+	if len(l.saw) != 0 {
+		t.Errorf("pair linter ran without b's pf.conf: %q", l.saw)
+	}
+}

@@ -57,7 +57,7 @@ func (f *Fixed) GroupID(name string) (uint32, bool) { id, ok := f.Groups[name]; 
 func lookupInterfaceAddrs(ifs []Interface, name string) ([]IfAddr, bool) {
 	for _, ifc := range ifs {
 		if ifc.Name == name {
-			return append([]IfAddr(nil), ifc.Addrs...), true
+			return withIfname(nil, ifc), true
 		}
 	}
 	var out []IfAddr
@@ -71,8 +71,19 @@ func lookupInterfaceAddrs(ifs []Interface, name string) ([]IfAddr, bool) {
 		}
 		if member {
 			found = true
-			out = append(out, ifc.Addrs...)
+			out = withIfname(out, ifc)
 		}
 	}
 	return out, found
+}
+
+// withIfname appends ifc's addresses to out, each naming ifc.
+func withIfname(out []IfAddr, ifc Interface) []IfAddr {
+	for _, a := range ifc.Addrs {
+		if a.Ifname == "" {
+			a.Ifname = ifc.Name
+		}
+		out = append(out, a)
+	}
+	return out
 }

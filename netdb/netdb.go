@@ -25,7 +25,8 @@
 //     were added, then secondaries.
 //
 // Addresses carry no zone: fe80::1 on lo0 is reported as fe80::1, as pfctl
-// prints it. Tentative, deprecated and down-interface addresses are all
+// prints it; the interface an address is on (the scope of a link-local
+// address) is its IfAddr.Ifname, also in the answer for a group. Tentative, deprecated and down-interface addresses are all
 // listed, as getifaddrs(3) lists them on FreeBSD.
 //
 // Interface groups: Linux has no pf interface groups (its numeric link
@@ -76,6 +77,11 @@ type IfAddr struct {
 	Prefix    netip.Prefix // address and its netmask; always valid
 	Broadcast netip.Addr   // broadcast address; valid iff the interface has one
 	Peer      netip.Addr   // point-to-point peer address; valid iff it has one
+	// Ifname is the interface the address is on. It is the scope of an
+	// IPv6 link-local address (pfctl's sin6_scope_id), and it tells the
+	// members apart in the answer for a group or SelfName. Fixed and
+	// System fill it in; a Fixed's own data may leave it empty.
+	Ifname string
 }
 
 // Host answers the questions about the running system that pfctl asks while

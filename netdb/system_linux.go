@@ -46,6 +46,9 @@ func ReadInterfaces() ([]Interface, error) {
 		ifc := Interface{Name: name, Groups: ifaceGroups(name)}
 		if la := byIndex[l.Attrs().Index]; la != nil {
 			ifc.Addrs = orderIfAddrs(la.v4, la.v6)
+			for i := range ifc.Addrs {
+				ifc.Addrs[i].Ifname = name
+			}
 		}
 		out = append(out, ifc)
 	}

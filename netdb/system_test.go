@@ -83,6 +83,9 @@ func TestSystemLoopback(t *testing.T) {
 	var loName string
 	for _, ifc := range ifs {
 		for _, a := range ifc.Addrs {
+			if a.Ifname != ifc.Name {
+				t.Errorf("%s: address %s names interface %q", ifc.Name, a.Prefix, a.Ifname)
+			}
 			if a.Prefix == lo {
 				loName = ifc.Name
 			}
@@ -97,7 +100,7 @@ func TestSystemLoopback(t *testing.T) {
 		t.Errorf("InterfaceAddrs(%q) = %v, %v", loName, addrs, ok)
 	}
 	self, ok := h.InterfaceAddrs(SelfName)
-	if !ok || !slices.ContainsFunc(self, func(a IfAddr) bool { return a.Prefix == lo }) {
+	if !ok || !slices.ContainsFunc(self, func(a IfAddr) bool { return a.Prefix == lo && a.Ifname == loName }) {
 		t.Errorf("InterfaceAddrs(self) = %v, %v", self, ok)
 	}
 	if _, ok := h.InterfaceAddrs("no-such-if0"); ok {

@@ -6,6 +6,11 @@
 // does (Expand), and a printer that writes the expanded ruleset exactly as
 // "pfctl -nv" and "pfctl -nvv" print it (Ruleset.Print).
 //
+// Interface addresses are selected as pfctl's ifa_lookup selects them: an
+// IPv6 link-local address is scoped to its interface (netdb.IfAddr.Ifname),
+// a rule made from one applies on that interface only, and :network (so
+// also antispoof) and :0 leave link-locals out.
+//
 // Parsing is pure: Parse reads only the files it is asked to include. All
 // host facts (interface addresses, host names, users and groups) are asked
 // of a netdb.Host by Expand, and port, protocol and ICMP names come from

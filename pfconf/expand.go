@@ -249,22 +249,45 @@ func (e *expander) resolveName(h HostItem) ([]rhost, bool) {
 	return out, true
 }
 
-// ifaLookup selects interface addresses as pfctl's ifa_lookup does.
+// ifaLookup selects interface addresses as pfctl's ifa_lookup does
+// (pfctl_parser.c). An IPv6 link-local address is scoped: it keeps its
+// interface (pfctl's ifindex, from sin6_scope_id), so a rule made from it
+// applies on that interface only (expand_rule), and :network leaves it out
+// ("p->ifindex > 0"), so no rule names one link's fe80::/64 for another
+// link. :broadcast takes IPv4 addresses with a broadcast address only, :peer
+// those with a peer. :0 takes the first IPv4 and the first IPv6 address of
+// each interface (counting again for each member of a group or of self),
+// never an IPv6 link-local one (FreeBSD; OpenBSD's :0 may pick it).
 func (e *expander) ifaLookup(h HostItem, addrs []netdb.IfAddr) []rhost {
 	var out []rhost
 	got4, got6 := false, false
+	lastIf, first := "", true
 	for _, ia := range addrs {
 		a := ia.Prefix.Addr()
 		af := afOf(a)
-		ll := af == AFInet6 && a.IsLinkLocalUnicast()
-		if h.IfFlags&IfBroadcast != 0 && (af == AFInet6 || !ia.Broadcast.IsValid()) {
+		ifname := ia.Ifname
+		if ifname == "" {
+			ifname = h.Name
+		}
+		scope := ""
+		if af == AFInet6 && a.IsLinkLocalUnicast() {
+			scope = ifname
+		}
+		if h.IfFlags&IfBroadcast != 0 && (af != AFInet || !ia.Broadcast.IsValid()) {
 			continue
 		}
 		if h.IfFlags&IfPeer != 0 && !ia.Peer.IsValid() {
 			continue
 		}
+		if h.IfFlags&IfNetwork != 0 && scope != "" {
+			continue
+		}
+		if first || ifname != lastIf {
+			got4, got6 = false, false
+		}
+		first, lastIf = false, ifname
 		if h.IfFlags&IfNoAlias != 0 {
-			if af == AFInet && got4 || af == AFInet6 && (ll || got6) {
+			if af == AFInet && got4 || af == AFInet6 && (scope != "" || got6) {
 				continue
 			}
 		}
@@ -273,14 +296,7 @@ func (e *expander) ifaLookup(h HostItem, addrs []netdb.IfAddr) []rhost {
 		} else {
 			got6 = true
 		}
-		r := rhost{pos: h.P, af: af, not: h.Not, routeIf: h.RouteIf}
-		if ll && isDigit(int(h.Name[len(h.Name)-1])) {
-			// The scope of a link-local address is its interface. The
-			// Host answers groups and "self" with their members'
-			// addresses flattened, so only a name that looks like an
-			// interface (ends with its unit number) can be the scope.
-			r.scope = h.Name
-		}
+		r := rhost{pos: h.P, af: af, not: h.Not, routeIf: h.RouteIf, scope: scope}
 		switch {
 		case h.IfFlags&IfBroadcast != 0:
 			a = ia.Broadcast
@@ -474,8 +490,15 @@ func (e *expander) rule(s *RuleStmt, a *Anchor) {
 			return
 		}
 	}
+	scoped := false
+	for _, h := range append(srcs[:len(srcs):len(srcs)], dsts...) {
+		scoped = scoped || h.scope != ""
+	}
 	added := 0
 	for _, ifc := range ifs {
+		// pfctl checks a scoped address against the rule's interface
+		// only when that is an existing interface (if_nametoindex).
+		ifIsIf := scoped && ifc.Name != "" && e.isInterface(ifc.Name)
 		for _, pr := range protos {
 			for _, ic := range icmps {
 				for _, sh := range srcs {
@@ -495,8 +518,8 @@ func (e *expander) rule(s *RuleStmt, a *Anchor) {
 											af != 0 && dh.af != 0 && af != dh.af ||
 											sh.af != 0 && dh.af != 0 && sh.af != dh.af ||
 											sh.scope != "" && dh.scope != "" && sh.scope != dh.scope ||
-											sh.scope != "" && ifc.Name != "" && sh.scope != ifc.Name ||
-											dh.scope != "" && ifc.Name != "" && dh.scope != ifc.Name {
+											sh.scope != "" && ifIsIf && sh.scope != ifc.Name ||
+											dh.scope != "" && ifIsIf && dh.scope != ifc.Name {
 											continue
 										}
 										if af == 0 && sh.af != 0 {
@@ -505,13 +528,19 @@ func (e *expander) rule(s *RuleStmt, a *Anchor) {
 											af = dh.af
 										}
 										r.AF = af
+										// A scoped address names the interface, even
+										// over the rule's own (a group, or one that
+										// does not exist), as in expand_rule.
 										switch {
-										case ifc.Name != "":
-											r.Ifname, r.IfNot = ifc.Name, ifc.Not
 										case sh.scope != "":
 											r.Ifname = sh.scope
 										case dh.scope != "":
 											r.Ifname = dh.scope
+										case ifc.Name != "":
+											r.Ifname = ifc.Name
+										}
+										if ifc.Name != "" {
+											r.IfNot = ifc.Not
 										}
 										r.Proto = pr.Proto
 										r.Src = RuleAddr{Addr: sh.addr, Neg: sh.not, PortOp: sp.Op, Port: sp.Port}
@@ -886,6 +915,24 @@ func (e *expander) antispoof(s *RuleStmt, a *Anchor) {
 			}
 		}
 	}
+}
+
+// isInterface reports whether name is an existing interface (not a group,
+// not self): the host knows it and it holds only its own addresses.
+func (e *expander) isInterface(name string) bool {
+	if name == netdb.SelfName {
+		return false
+	}
+	addrs, ok := e.hostIfAddrs(name)
+	if !ok {
+		return false
+	}
+	for _, a := range addrs {
+		if a.Ifname != "" && a.Ifname != name {
+			return false
+		}
+	}
+	return true
 }
 
 func (e *expander) hostIfAddrs(name string) ([]netdb.IfAddr, bool) {

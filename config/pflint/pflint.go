@@ -3,8 +3,13 @@
 // its interfaces (carpN resolves to the node's virtual addresses, physical
 // interfaces to the rc.conf's addresses), and reports rules that break a
 // CARP + pfsync pair: NAT to the node's own address instead of a CARP
-// address, rdr of addresses that do not move on failover, and filter rules
-// that can drop CARP advertisements, pfsync messages or redirected traffic.
+// address, rdr of addresses that do not move on failover, filter rules
+// that can drop CARP advertisements, pfsync messages or redirected
+// traffic, CARP passed with keep state, and a ruleset that blocks nothing
+// (so "set block-policy" does nothing). For a pair (LintRulesPair) it
+// compares the two nodes' expanded rulesets, reading the second node's
+// interface names and own addresses as the first's (see LintRulesPair for
+// what counts as an expected difference).
 //
 // It does not ask the running machine anything (the base host it resolves
 // through has only a loopback), load rules or touch the kernel, and it does
@@ -87,6 +92,8 @@ func (l *Linter) LintRules(n *config.Node, src []byte) (out config.Diags) {
 	c.carpBlocked()
 	c.pfsync()
 	c.rdrBlocked()
+	c.noBlock()
+	c.carpKeepState()
 	return c.out
 }
 
@@ -607,4 +614,78 @@ func (c *checker) addrTarget(a pfconf.Addr) (target, bool) {
 		return target{}, false
 	}
 	return target{in: ps}, true
+}
+
+// noBlock is pf-no-block: no rule of the ruleset blocks, so pf passes every
+// packet (its default) and "set block-policy" has nothing to act on. Rules
+// that anchors receive at run time are unknown, so a ruleset with a load
+// anchor or with a call of an anchor it does not define inline is not
+// reported.
+func (c *checker) noBlock() {
+	if len(c.rs.Loads) > 0 {
+		return
+	}
+	found, unknown := false, false
+	var walk func(a *pfconf.Anchor)
+	walk = func(a *pfconf.Anchor) {
+		for _, r := range a.Ether {
+			found = found || r.Action == pfconf.ActBlock
+		}
+		for _, r := range a.Filter {
+			found = found || r.Action == pfconf.ActBlock
+			if r.Anchor != nil {
+				if x := r.Anchor; len(x.Ether)+len(x.Scrub)+len(x.Filter)+len(x.NAT)+len(x.RDR)+len(x.BINAT) == 0 {
+					unknown = true
+				} else {
+					walk(x)
+				}
+			}
+		}
+	}
+	walk(c.rs.Main)
+	if found || unknown {
+		return
+	}
+	var policy *pfconf.OptionDecl
+	for _, d := range c.rs.Decls {
+		if o, ok := d.(*pfconf.OptionDecl); ok && o.Name == "block-policy" {
+			policy = o
+		}
+	}
+	if policy == nil {
+		at := config.Pos{File: c.n.PF.RulesPath}
+		for _, list := range [][]*pfconf.Rule{c.rs.Main.Filter, c.rs.Main.NAT, c.rs.Main.RDR, c.rs.Main.BINAT, c.rs.Main.Scrub} {
+			if len(list) > 0 {
+				at = c.pos(list[0].Pos)
+				break
+			}
+		}
+		c.out = append(c.out, diag(at, "pf-no-block", nil,
+			"no rule blocks anything: pf passes every packet no rule blocks, so this ruleset filters nothing (the nodes' own services included); if that is intended, ignore this"))
+		return
+	}
+	c.out = append(c.out, diag(c.pos(policy.Pos), "pf-no-block", nil,
+		"%s has no effect: no rule blocks anything, and pf passes every packet no rule blocks, so this ruleset filters nothing (the nodes' own services included); add block rules (\"block in all\" and pass rules for what may come in) or drop the option",
+		policy.Text))
+}
+
+// carpKeepState is carp-keep-state: a pass rule for CARP (proto carp or
+// 112) that keeps state. pf creates states for the advertisements; when
+// the state table is full an advertisement needing a new state is dropped
+// and the peer turns MASTER too. pfcarp's daemon exempts CARP and pfsync
+// from conntrack (daemon/notrack_linux.go), so on Linux the rule creates no
+// state while the daemon runs; the note is for the same pf.conf under pf,
+// and for a ruleset that says what it does. Rules without a protocol (pass
+// all) also keep state for CARP under pf; they are not reported.
+func (c *checker) carpKeepState() {
+	if len(c.n.CARP) == 0 {
+		return
+	}
+	for _, r := range c.rs.Main.Filter {
+		if r.Action != pfconf.ActPass || r.Anchor != nil || r.Proto != protoCARP || r.KeepState == pfconf.StateNone {
+			continue
+		}
+		c.add(r, "carp-keep-state", nil,
+			"CARP advertisements (IP protocol 112) are passed with keep state: under pf that creates states for them, and when the state table is full (set limit states) an advertisement needing a new state is dropped and the peer becomes MASTER too; CARP needs no state: write \"no state\" (on Linux pfcarp's daemon exempts CARP and pfsync from conntrack, nftables table pfcarp_ha, so there this keep state creates nothing)")
+	}
 }

@@ -46,7 +46,7 @@ func VLANName(n int) string { return fmt.Sprintf("vlan%d", n) }
 
 // Interfaces returns the interfaces of the corpus host in interface order:
 // lo0 (::1/128, fe80::1/64, 127.0.0.1/8, in that order; fe80::1 is scoped to
-// lo0 on FreeBSD, the scope is not part of an IfAddr) and vlan1057..vlan1064
+// lo0, its IfAddr.Ifname as the lookups fill it in) and vlan1057..vlan1064
 // (2001:db8::203.0.113.5/126, then 203.0.113.5/30 broadcast 203.0.113.7).
 // Groups are FreeBSD's: the driver name ("lo", "vlan") and "all".
 func Interfaces() []netdb.Interface {
