@@ -85,6 +85,7 @@ type parser struct {
 	limiters  map[string]*LimiterDecl
 	altqRoots map[string]*altqRoot
 	queues    map[string]*queueNode
+	obQueues  map[string][]string // OpenBSD queue name -> its interfaces
 
 	anchorSeq          int // numbers unnamed inline anchors
 	statePolicyIfBound bool

@@ -442,16 +442,7 @@ func (p *parser) filterOpts(rs *RuleStmt) *filterOptions {
 				p.fail(pos, "queue cannot be redefined")
 			}
 			fo.queue = true
-			if p.got(LPAREN) {
-				_, r.Queue = p.name()
-				if p.got(COMMA) {
-					p.optnl()
-					_, r.PQueue = p.name()
-				}
-				p.expect(RPAREN)
-			} else {
-				_, r.Queue = p.name()
-			}
+			p.queueName(r)
 		case p.gotKw("tag"):
 			_, r.Tag = p.name()
 		case p.tok == NOT || p.isKw("tagged"):
@@ -569,25 +560,20 @@ func (p *parser) filterOpts(rs *RuleStmt) *filterOptions {
 			r.SetTOSSet = true
 		case p.isKw("set"):
 			p.next()
-			switch {
-			case p.gotKw("prio"):
-				if p.got(LPAREN) {
-					_, a := p.numberIn(0, 7, "prio must be 0 - 7")
-					p.comma()
-					_, b := p.numberIn(0, 7, "prio must be 0 - 7")
-					p.expect(RPAREN)
-					r.SetPrio = [2]uint8{uint8(a), uint8(b)}
-				} else {
-					_, a := p.numberIn(0, 7, "prio must be 0 - 7")
-					r.SetPrio = [2]uint8{uint8(a), uint8(a)}
+			// OpenBSD's "set ( prio N, queue Q, tos T )" lists several.
+			if p.got(LPAREN) {
+				for {
+					p.optnl()
+					p.setOpt(r, fo)
+					p.optnl()
+					if !p.got(COMMA) {
+						break
+					}
 				}
-				r.SetPrioSet = true
-			case p.gotKw("tos"):
-				r.SetTOS = p.tos()
-				r.SetTOSSet = true
-			default:
-				p.syntaxError()
+				p.expect(RPAREN)
+				break
 			}
+			p.setOpt(r, fo)
 		case p.isKw("state"):
 			p.next()
 			if !(p.tok == WORD && p.lit == "limiter") {
@@ -1251,3 +1237,48 @@ func (p *parser) loadRule() Stmt {
 }
 
 var _ = netip.Addr{}
+
+// setOpt parses one of OpenBSD's "set" filter options (parse.y
+// filter_set): prio N, prio (N, M), queue Q, queue (Q, P), tos T.
+func (p *parser) setOpt(r *Rule, fo *filterOptions) {
+	pos := p.pos
+	switch {
+	case p.gotKw("prio"):
+		if p.got(LPAREN) {
+			_, a := p.numberIn(0, 7, "prio must be 0 - 7")
+			p.comma()
+			_, b := p.numberIn(0, 7, "prio must be 0 - 7")
+			p.expect(RPAREN)
+			r.SetPrio = [2]uint8{uint8(a), uint8(b)}
+		} else {
+			_, a := p.numberIn(0, 7, "prio must be 0 - 7")
+			r.SetPrio = [2]uint8{uint8(a), uint8(a)}
+		}
+		r.SetPrioSet = true
+	case p.gotKw("tos"):
+		r.SetTOS = p.tos()
+		r.SetTOSSet = true
+	case p.gotKw("queue"):
+		if fo.queue {
+			p.fail(pos, "queue cannot be redefined")
+		}
+		fo.queue = true
+		p.queueName(r)
+	default:
+		p.syntaxError()
+	}
+}
+
+// queueName parses "Q" or "(Q, P)" of a queue assignment.
+func (p *parser) queueName(r *Rule) {
+	if p.got(LPAREN) {
+		_, r.Queue = p.name()
+		if p.got(COMMA) {
+			p.optnl()
+			_, r.PQueue = p.name()
+		}
+		p.expect(RPAREN)
+	} else {
+		_, r.Queue = p.name()
+	}
+}

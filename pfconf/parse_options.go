@@ -7,7 +7,10 @@ import (
 )
 
 // pf's limit names.
-var limitNames = []string{"states", "src-nodes", "frags", "table-entries", "anchors", "eth-anchors"}
+// limitNames are the pools of "set limit": FreeBSD's pf_limits
+// (pfctl_parser.c) and OpenBSD's, which adds "tables" and "pktdelay_pkts"
+// and lacks "eth-anchors".
+var limitNames = []string{"states", "src-nodes", "frags", "tables", "table-entries", "pktdelay_pkts", "anchors", "eth-anchors"}
 
 // option parses a "set" statement and returns what pfctl prints for it.
 func (p *parser) option() Decl {
@@ -161,7 +164,9 @@ func (p *parser) option() Decl {
 	case p.gotKw("debug"):
 		vpos, s := p.numberString()
 		switch s {
-		case "none", "urgent", "misc", "loud":
+		case "none", "urgent", "misc", "loud": // FreeBSD's pfctl_set_debug
+		case "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug":
+			// OpenBSD's pfctl_set_debug takes syslog levels (string_to_loglevel).
 		default:
 			p.fail(vpos, "unknown debug level \"%s\"", s)
 		}
@@ -224,7 +229,8 @@ func (p *parser) option() Decl {
 		fo := &filterOptions{}
 		for p.tok != NEWLINE && p.tok != EOF {
 			fo.stateOpts = append(fo.stateOpts, p.stateOptItem())
-			p.comma()
+			p.got(COMMA) // parse.y's comma: no newline after it here
+
 		}
 		d = decl("state-defaults", "set state-defaults")
 	default:
