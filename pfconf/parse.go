@@ -86,6 +86,7 @@ type parser struct {
 	altqRoots map[string]*altqRoot
 	queues    map[string]*queueNode
 	obQueues  map[string][]string // OpenBSD queue name -> its interfaces
+	anyIf     bool                // ifItem accepts "any" (a rule's "on")
 
 	anchorSeq          int // numbers unnamed inline anchors
 	statePolicyIfBound bool
@@ -366,6 +367,7 @@ func (p *parser) stmtList(inAnchor bool) []Stmt {
 func (p *parser) stmt(out []Stmt) (res []Stmt) {
 	res = out
 	p.stmtBad = false
+	p.anyIf = false
 	defer func() {
 		if r := recover(); r != nil {
 			if _, ok := r.(bailout); !ok {

@@ -43,7 +43,7 @@ func (p *parser) filterRule() Stmt {
 	r.Direction = p.dir()
 	p.logQuick(r, true)
 	if p.gotKw("on") {
-		rs.Ifs = p.ifList()
+		rs.Ifs = p.ruleIfs()
 	}
 	p.routeOpt(rs)
 	r.AF = p.af()
@@ -1008,7 +1008,7 @@ func (p *parser) scrubRule() Stmt {
 	r.Direction = p.dir()
 	p.logQuick(r, true)
 	if p.gotKw("on") {
-		rs.Ifs = p.ifList()
+		rs.Ifs = p.ruleIfs()
 	}
 	r.AF = p.af()
 	if p.gotKw("proto") {
@@ -1174,7 +1174,7 @@ func (p *parser) anchorRule() Stmt {
 		}
 	}
 	if p.gotKw("on") {
-		rs.Ifs = p.ifList()
+		rs.Ifs = p.ruleIfs()
 	}
 	r.AF = p.af()
 	if p.gotKw("proto") {

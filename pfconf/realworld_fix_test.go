@@ -110,3 +110,19 @@ func TestOpenBSDQueues(t *testing.T) {
 		{name: "no parent queue", src: "queue q parent nope bandwidth 1M\n", err: "parent nope not found for q"},
 	})
 }
+
+// TestOnAny: OpenBSD's if_item has ANY ("pass in on any ...",
+// 69-avx0-pf-mania.conf); pf matches it on every interface, so the rule is
+// kept without one. Elsewhere "any" is still no interface name.
+func TestOnAny(t *testing.T) {
+	runFixCases(t, []fixCase{
+		{name: "on any", src: "pass in on any proto tcp to port 22 modulate state\n",
+			out: "pass in proto tcp from any to any port = ssh flags S/SA modulate state\n"},
+		{name: "on any all", src: "pass in quick on any all allow-opts\n",
+			out: "pass in quick all flags S/SA keep state allow-opts\n"},
+		{name: "on ! any", src: "pass in on ! any all\n", err: "interface any must stand alone"},
+		{name: "any in a list", src: "pass in on { vlan1057 any } all\n", err: "interface any must stand alone"},
+		{name: "set skip on any", src: "set skip on any\n", err: "fix.conf:1: syntax error"},
+		{name: "next statement", src: "pass in on ! any all\nset skip on any\n", err: "fix.conf:2: syntax error"},
+	})
+}

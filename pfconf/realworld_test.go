@@ -21,7 +21,7 @@ import (
 // realworldParsedRatchet is the number of real-world files (testdata/
 // realworld, those pfctl accepts) that parse and expand without error. The
 // test fails below it: raise it as parser fixes land, never lower it.
-const realworldParsedRatchet = 69
+const realworldParsedRatchet = 70
 
 const realworldDir = "testdata/realworld"
 
@@ -77,9 +77,20 @@ func readRealworldSources(t *testing.T) []realworldFile {
 // catches names inside macro definitions ("ext_if = \"em0\"") too.
 var ifNameRe = regexp.MustCompile(`\b[a-z][a-z_]*?[a-z][0-9]+\b`)
 
+// groupRe finds words used where pf.conf takes an interface that have no
+// unit number: OpenBSD interface groups ("on gre", "(trusted_lan)",
+// "iot_lan:network"). Group 1 or 2 or 3 is the name; a ":peer" suffix asks
+// for a point-to-point peer address.
+var groupRe = regexp.MustCompile(`\bon\s+!?\s*([a-z][a-z0-9_]*)\b|\(([a-z][a-z0-9_]*)(?::[a-z0-9]+)*\)|\b([a-z][a-z0-9_]*):(?:network|broadcast|peer|0)\b`)
+
+// notIfNames are pf.conf words groupRe also catches.
+var notIfNames = map[string]bool{"any": true, "all": true, "self": true, "egress": true, "no": true, "inet": true, "inet6": true}
+
 // realworldHost is the fixture host a corpus file is expanded on: it has
 // lo0 as FreeBSD and OpenBSD set it up, and every other interface the file
-// names (see ifNameRe), each with one IPv4 and one IPv6 address. The first
+// names (see ifNameRe and groupRe), each with one IPv4 and one IPv6
+// address (an IPv4 peer instead of a broadcast address when the file asks
+// for NAME:peer). The first
 // non-loopback interface is also in group "egress", as the interface of the
 // default route is on OpenBSD. Interfaces are in groups "all" and their
 // driver name (em0 in "em"), as netdb.Fixed expects. Host names resolve as
@@ -88,6 +99,15 @@ var ifNameRe = regexp.MustCompile(`\b[a-z][a-z_]*?[a-z][0-9]+\b`)
 // so that expansion tests the ruleset and not the fixture.
 func realworldHost(src []byte) netdb.Host {
 	names := ifNameRe.FindAllString(string(src), -1)
+	for _, m := range groupRe.FindAllStringSubmatch(string(src), -1) {
+		if n := m[1] + m[2] + m[3]; !notIfNames[n] {
+			names = append(names, n)
+		}
+	}
+	peer := map[string]bool{}
+	for _, m := range regexp.MustCompile(`\b([a-z][a-z0-9_]*):peer\b`).FindAllStringSubmatch(string(src), -1) {
+		peer[m[1]] = true
+	}
 	seen := map[string]bool{"lo0": true}
 	ifs := []netdb.Interface{{
 		Name:   "lo0",
@@ -113,13 +133,14 @@ func realworldHost(src []byte) netdb.Host {
 			groups = append(groups, "egress")
 			egress = true
 		}
+		a4 := netdb.IfAddr{Prefix: netip.PrefixFrom(v4, 30), Broadcast: brd}
+		if peer[n] {
+			a4 = netdb.IfAddr{Prefix: netip.PrefixFrom(v4, 32), Peer: brd}
+		}
 		ifs = append(ifs, netdb.Interface{
 			Name:   n,
 			Groups: groups,
-			Addrs: []netdb.IfAddr{
-				{Prefix: netip.PrefixFrom(v6, 64)},
-				{Prefix: netip.PrefixFrom(v4, 30), Broadcast: brd},
-			},
+			Addrs:  []netdb.IfAddr{{Prefix: netip.PrefixFrom(v6, 64)}, a4},
 		})
 		if i >= 60 {
 			break // 198.51.100.0/24 is full
