@@ -806,6 +806,9 @@ func (p *parser) stateOptItem() stateOpt {
 	return o
 }
 
+// pfThresholdMax is PF_THRESHOLD_MAX (0xffffffff / PF_THRESHOLD_MULT).
+const pfThresholdMax = 0xffffffff / 1000
+
 // applyStateOpts applies "keep state (...)" options to r (pfctl's checks).
 func (p *parser) applyStateOpts(r *Rule, opts []stateOpt) {
 	so := &r.StateOpts
@@ -852,8 +855,11 @@ func (p *parser) applyStateOpts(r *Rule, opts []stateOpt) {
 			if so.MaxSrcConnRate.Limit != 0 {
 				dup(o, "max-src-conn-rate")
 			}
-			if o.n[0] == 0 {
-				p.fail(o.pos, "'max-src-conn-rate' must be > 0")
+			if o.n[0] == 0 || o.n[1] == 0 {
+				p.fail(o.pos, "'max-src-conn-rate' values must be > 0")
+			}
+			if o.n[0] > pfThresholdMax {
+				p.fail(o.pos, "'max-src-conn-rate' maximum rate must be < %d", pfThresholdMax)
 			}
 			so.MaxSrcConnRate.Limit, so.MaxSrcConnRate.Seconds = o.n[0], o.n[1]
 			so.SourceTrack, so.SourceTrackRule = true, true
@@ -889,8 +895,11 @@ func (p *parser) applyStateOpts(r *Rule, opts []stateOpt) {
 			so.Timeouts[o.n[1]] = o.n[0]
 		}
 	}
-	if srctrack {
-		global := srctrackGlobal
+	// parse.y: "if (r.rule_flag & PFRULE_SRCTRACK)", which every
+	// max-src-* option sets, not only an explicit source-track; the
+	// src.track timeout then grows to the max-src-conn-rate interval.
+	if so.SourceTrack {
+		global := srctrack && srctrackGlobal
 		if global && so.MaxSrcNodes != 0 {
 			p.fail(r.Pos, "'max-src-nodes' is incompatible with 'source-track global'")
 		}

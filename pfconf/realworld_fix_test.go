@@ -108,6 +108,8 @@ func TestOpenBSDQueues(t *testing.T) {
 		{name: "parent twice", src: "queue r on vlan1057 bandwidth 2M\nqueue q parent r parent r bandwidth 1M\n", err: "parent cannot be respecified"},
 		{name: "bandwidth twice", src: "queue q on vlan1057 bandwidth 1M bandwidth 2M\n", err: "bandwidth cannot be respecified"},
 		{name: "no parent queue", src: "queue q parent nope bandwidth 1M\n", err: "parent nope not found for q"},
+		{name: "openbsd root without interface", src: "queue q flows 2 bandwidth 1M\n", err: "root queue without interface"},
+		{name: "set queue twice", src: "pass out queue a set queue b\n", err: "queue cannot be redefined"},
 	})
 }
 
@@ -124,5 +126,21 @@ func TestOnAny(t *testing.T) {
 		{name: "any in a list", src: "pass in on { vlan1057 any } all\n", err: "interface any must stand alone"},
 		{name: "set skip on any", src: "set skip on any\n", err: "fix.conf:1: syntax error"},
 		{name: "next statement", src: "pass in on ! any all\nset skip on any\n", err: "fix.conf:2: syntax error"},
+	})
+}
+
+// TestSrcTrackTimeout: every max-src-* option turns on source tracking
+// (parse.y sets PFRULE_SRCTRACK), and then the src.track timeout grows to
+// the max-src-conn-rate interval, which pfctl -nv prints; pfconf did so only
+// with an explicit source-track, so its output did not parse back to itself
+// (06-, 15-, 18- and ten more corpus files).
+func TestSrcTrackTimeout(t *testing.T) {
+	runFixCases(t, []fixCase{
+		{name: "rate", src: "pass in proto tcp to port 22 keep state (max-src-conn 10, max-src-conn-rate 10/60)\n",
+			out: "pass in proto tcp from any to any port = ssh flags S/SA keep state (source-track rule, max-src-conn 10, max-src-conn-rate 10/60, src.track 60)\n"},
+		{name: "longer timeout kept", src: "pass in proto tcp keep state (max-src-conn-rate 5/3, src.track 100)\n",
+			out: "pass in proto tcp all flags S/SA keep state (source-track rule, max-src-conn-rate 5/3, src.track 100)\n"},
+		{name: "zero seconds", src: "pass in proto tcp keep state (max-src-conn-rate 5/0)\n", err: "'max-src-conn-rate' values must be > 0"},
+		{name: "rate too big", src: "pass in proto tcp keep state (max-src-conn-rate 4294968/1)\n", err: "'max-src-conn-rate' maximum rate must be < 4294967"},
 	})
 }

@@ -1,6 +1,7 @@
 package pfconf_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -200,6 +201,9 @@ type realworldResult struct {
 	parseErr []*pfconf.Error // Parse and Expand errors
 	compErr  []*pfconf.Error // Compile refusals; nil if not compiled or compiled
 	compiled bool
+	// roundTrip says how printing and parsing the printed ruleset again
+	// did not give the same ruleset; "" if it did (or it did not parse).
+	roundTrip string
 }
 
 func runRealworld(t *testing.T, name string) realworldResult {
@@ -225,6 +229,22 @@ func runRealworld(t *testing.T, name string) realworldResult {
 		return res
 	}
 	res.rs = rs
+	// pfctl -nv output parses back to itself (on the same host).
+	var out, out2 bytes.Buffer
+	rs.Print(&out, 1)
+	f2, perr2 := pfconf.Parse(name+" (printed)", out.Bytes(), pfconf.ParseOptions{ReadFile: realworldReader})
+	rs2, eerr2 := pfconf.Expand(f2, realworldHost(src))
+	if perr2 != nil || eerr2 != nil {
+		res.roundTrip = fmt.Sprintf("printed ruleset does not parse: %v %v", perr2, eerr2)
+	} else if rs2.Print(&out2, 1); out.String() != out2.String() {
+		a, b := strings.Split(out.String(), "\n"), strings.Split(out2.String(), "\n")
+		for i := range a {
+			if i >= len(b) || a[i] != b[i] {
+				res.roundTrip = fmt.Sprintf("printed ruleset prints differently:\n%s\nbecomes\n%s", a[i], b[min(i, len(b)-1)])
+				break
+			}
+		}
+	}
 	_, cerr := compile.Compile(rs, compile.Options{})
 	add(&res.compErr, cerr)
 	res.compiled = cerr == nil
@@ -235,14 +255,16 @@ func runRealworld(t *testing.T, name string) realworldResult {
 // summary groups "ALTQ queues are not supported: ... altq on em0 ..." and
 // the same refusal of another rule together.
 var (
-	refusalQuoted = regexp.MustCompile(`"[^"]*"|<[^>]*>`)
+	refusalQuoted = regexp.MustCompile(`"[^"]*"|<[^>]*>|\([^)]*\)`)
 	refusalNumber = regexp.MustCompile(`\b[0-9][0-9a-fA-F.:/]*\b`)
+	refusalQueue  = regexp.MustCompile(`^queue \S+: `)
 )
 
 func refusalFeature(msg string) string {
 	if i := strings.Index(msg, "not supported"); i >= 0 {
 		msg = msg[:i+len("not supported")]
 	}
+	msg = refusalQueue.ReplaceAllString(msg, "")
 	msg = refusalQuoted.ReplaceAllString(msg, "…")
 	msg = refusalNumber.ReplaceAllString(msg, "N")
 	if len(msg) > 110 {
@@ -255,8 +277,9 @@ func refusalFeature(msg string) string {
 // realworld (see its SOURCES) on a fixture host that has the interfaces
 // the file names, then compiles each expanded ruleset (pure, no kernel).
 // It prints how many files parse and how many compile, with compile's
-// refusals grouped by feature, fails if fewer parse than the ratchet, and
-// requires every file marked "pfctl rejects" to be rejected.
+// refusals grouped by feature, fails if fewer parse than the ratchet,
+// requires every file marked "pfctl rejects" to be rejected, and requires
+// the printed form of every parsed file to parse back to the same output.
 func TestRealworld(t *testing.T) {
 	files := readRealworldSources(t)
 	var total, parsed, compiled, rejects, rejected int
@@ -294,6 +317,9 @@ func TestRealworld(t *testing.T) {
 			}
 		}
 		dialects[rf.dialect] = d
+		if res.roundTrip != "" {
+			t.Errorf("%s: %s", rf.name, res.roundTrip)
+		}
 		if res.compiled {
 			compiled++
 		}
