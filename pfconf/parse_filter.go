@@ -965,6 +965,7 @@ func (p *parser) finishFilter(rs *RuleStmt, fo *filterOptions) {
 	if rs.Route != nil {
 		r.PreferIPv6Nexthop = rs.Route.PreferV6
 	}
+	p.divertSpec(rs)
 	if r.Action == ActPass && r.Flags == 0 && r.FlagSet == 0 && !r.Fragment && !rs.flagsGiven && r.KeepState != StateNone {
 		r.Flags = 1 << 1        // S
 		r.FlagSet = 1<<1 | 1<<4 // SA
@@ -1289,5 +1290,29 @@ func (p *parser) queueName(r *Rule) {
 		p.expect(RPAREN)
 	} else {
 		_, r.Queue = p.name()
+	}
+}
+
+// divertSpec applies OpenBSD parse.y's expand_divertspec checks: divert-to
+// with an address diverts incoming packets to a local socket and gives the
+// rule the address's family; divert-reply is for outgoing ones. (FreeBSD's
+// divert-to takes only a port, for ipfw divert sockets, and has no checks.)
+func (p *parser) divertSpec(rs *RuleStmt) {
+	r := &rs.R
+	if r.DivertAddr.IsValid() {
+		if r.Direction == DirOut {
+			p.fail(rs.P, "divert-to used with outgoing rule")
+		}
+		af := AFInet
+		if r.DivertAddr.Is6() {
+			af = AFInet6
+		}
+		if r.AF != 0 && r.AF != af {
+			p.fail(rs.P, "divert-to address family mismatch")
+		}
+		r.AF = af
+	}
+	if r.DivertReply && r.Direction == DirIn {
+		p.fail(rs.P, "divert-reply used with incoming rule")
 	}
 }

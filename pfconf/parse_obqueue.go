@@ -155,8 +155,15 @@ func (p *parser) obQueue(pos, npos Pos, name string, ifs []IfItem) Decl {
 		}
 		ifnames = append(ifnames, i.Name)
 	}
+	// expand_queue's checks.
+	if !bwSet && !flowsSet {
+		p.fail(pos, "no bandwidth or flow specification")
+	}
 	if len(name) >= 64 {
-		p.fail(npos, "queue name too long (max 63 chars)")
+		p.fail(npos, "queuename too long")
+	}
+	if len(parent) >= 64 {
+		p.fail(pos, "parent too long")
 	}
 	if parent != "" {
 		// A child lives on its parent's interfaces (expand_queue).

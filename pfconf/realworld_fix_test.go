@@ -109,6 +109,8 @@ func TestOpenBSDQueues(t *testing.T) {
 		{name: "bandwidth twice", src: "queue q on vlan1057 bandwidth 1M bandwidth 2M\n", err: "bandwidth cannot be respecified"},
 		{name: "no parent queue", src: "queue q parent nope bandwidth 1M\n", err: "parent nope not found for q"},
 		{name: "openbsd root without interface", src: "queue q flows 2 bandwidth 1M\n", err: "root queue without interface"},
+		{name: "no bandwidth", src: "queue r on vlan1057 bandwidth 2M\nqueue q parent r default\n", err: "no bandwidth or flow specification"},
+		{name: "flows only", src: "queue rx on vlan1057 flows 1024 qlimit 1024 default\n", out: "queue rx on vlan1057 flows 1024 default qlimit 1024\n"},
 		{name: "set queue twice", src: "pass out queue a set queue b\n", err: "queue cannot be redefined"},
 	})
 }
@@ -142,5 +144,36 @@ func TestSrcTrackTimeout(t *testing.T) {
 			out: "pass in proto tcp all flags S/SA keep state (source-track rule, max-src-conn-rate 5/3, src.track 100)\n"},
 		{name: "zero seconds", src: "pass in proto tcp keep state (max-src-conn-rate 5/0)\n", err: "'max-src-conn-rate' values must be > 0"},
 		{name: "rate too big", src: "pass in proto tcp keep state (max-src-conn-rate 4294968/1)\n", err: "'max-src-conn-rate' maximum rate must be < 4294967"},
+	})
+}
+
+// TestLexerOddBytes: bytes pfctl's lexer treats specially, as the corpus
+// has them (UTF-8 in comments: 02-, 06-, 08-, 21-, 62-). Outside comments
+// and quotes a non-ASCII byte is neither alphanumeric nor punctuation to
+// pfctl's C-locale lexer and ends up a one-byte token: a syntax error; so
+// is the carriage return of a CRLF line (only blank and tab are skipped).
+func TestLexerOddBytes(t *testing.T) {
+	runFixCases(t, []fixCase{
+		{name: "utf-8 comment", src: "# règles — pare-feu\npass in all # fin\n", out: "pass in all flags S/SA keep state\n"},
+		{name: "utf-8 label", src: "pass in all label \"café\"\n", out: "pass in all flags S/SA keep state label \"café\"\n"},
+		{name: "utf-8 word", src: "pass in on vlan1057é all\n", err: "syntax error"},
+		{name: "crlf", src: "pass in all\r\n", err: "syntax error"},
+		{name: "form feed is blank", src: "pass\fin all\n", out: "pass in all flags S/SA keep state\n"},
+		{name: "macro in quotes is literal", src: "a = \"x\"\nb = \"$a\"\n", out: "a = \"x\"\nb = \"$a\"\n"},
+	})
+}
+
+// TestDivertSpec: OpenBSD parse.y expand_divertspec (04- and 26- of the
+// corpus divert DNS and FTP): divert-to takes incoming packets and gives the
+// rule the address's family; divert-reply is for outgoing packets.
+func TestDivertSpec(t *testing.T) {
+	runFixCases(t, []fixCase{
+		// Printed as FreeBSD's pfctl prints it (conformance pf0097):
+		// the port only.
+		{name: "af from address", src: "pass in proto tcp to port 21 divert-to 127.0.0.1 port 8021\n",
+			out: "pass in inet proto tcp from any to any port = ftp flags S/SA keep state divert-to 8021\n"},
+		{name: "outgoing", src: "pass out proto tcp divert-to 127.0.0.1 port 8021\n", err: "divert-to used with outgoing rule"},
+		{name: "family mismatch", src: "pass in inet6 proto tcp divert-to 127.0.0.1 port 8021\n", err: "divert-to address family mismatch"},
+		{name: "reply incoming", src: "pass in proto tcp divert-reply\n", err: "divert-reply used with incoming rule"},
 	})
 }
