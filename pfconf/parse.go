@@ -452,8 +452,8 @@ func (p *parser) varset(pos Pos, name string) Stmt {
 		p.fail(pos, "macro name cannot contain whitespace")
 	}
 	if !validMacroName(name) {
-		// $name only reads letters, digits and '_'; other names could
-		// never be used (and would not print back as a definition).
+		// A quoted name that is no single word would not print back
+		// as a definition.
 		p.fail(pos, "invalid macro name '%s'", name)
 	}
 	val := strings.Join(parts, " ")
@@ -517,11 +517,18 @@ const (
 )
 
 func validMacroName(name string) bool {
-	if name == "" || isDigit(int(name[0])) {
+	// pfctl's varset takes any STRING: "net.inet6.ip6.forwarding=1" (a
+	// sysctl line left in a pf.conf) defines a macro $ can never reach.
+	// Accept every name that prints back as the one word it was, so the
+	// printed definition parses again.
+	if name == "" || isDigit(int(name[0])) || keywords[name] {
+		return false
+	}
+	if c := int(name[0]); !isAlnum(c) && c != ':' && c != '_' {
 		return false
 	}
 	for i := 0; i < len(name); i++ {
-		if c := int(name[i]); !isAlnum(c) && c != '_' {
+		if !allowedInString(int(name[i])) {
 			return false
 		}
 	}

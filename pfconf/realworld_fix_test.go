@@ -177,3 +177,18 @@ func TestDivertSpec(t *testing.T) {
 		{name: "reply incoming", src: "pass in proto tcp divert-reply\n", err: "divert-reply used with incoming rule"},
 	})
 }
+
+// TestMacroNames: pfctl's varset accepts any word as a macro name, even one
+// "$" cannot reach, such as the sysctl line an OpenBSD user left in the
+// stock pf.conf's comment (117-zacbrown-configs-openbsd-etc.conf).
+func TestMacroNames(t *testing.T) {
+	runFixCases(t, []fixCase{
+		{name: "sysctl line", src: "net.inet6.ip6.forwarding=1\npass in all\n",
+			out: "net.inet6.ip6.forwarding = \"1\"\npass in all flags S/SA keep state\n"},
+		{name: "quoted word", src: "\"my_if\" = \"vlan1057\"\npass in on $my_if all\n",
+			out: "my_if = \"vlan1057\"\npass in on vlan1057 all flags S/SA keep state\n"},
+		{name: "quoted non-word", src: "\"a{b\" = 1\n", err: "invalid macro name 'a{b'"},
+		{name: "quoted keyword", src: "\"pass\" = 1\n", err: "invalid macro name 'pass'"},
+		{name: "whitespace", src: "\"a b\" = 1\n", err: "macro name cannot contain whitespace"},
+	})
+}
