@@ -87,6 +87,9 @@ type parser struct {
 	queues    map[string]*queueNode
 	obQueues  map[string][]string // OpenBSD queue name -> its interfaces
 	anyIf     bool                // ifItem accepts "any" (a rule's "on")
+	// stateDefaults are "set state-defaults" options: the state options
+	// of pass rules that keep state without saying so.
+	stateDefaults []stateOpt
 
 	anchorSeq          int // numbers unnamed inline anchors
 	statePolicyIfBound bool

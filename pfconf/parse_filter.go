@@ -952,10 +952,14 @@ func (p *parser) finishFilter(rs *RuleStmt, fo *filterOptions) {
 		}
 	}
 	r.KeepState = fo.keep
+	opts := fo.stateOpts
 	if !fo.keepGiven && r.Action == ActPass {
+		// 'keep state' by default on pass rules, with the
+		// state-defaults (parse.y: o = keep_state_defaults).
 		r.KeepState = StateNormal
+		opts = p.stateDefaults
 	}
-	p.applyStateOpts(r, fo.stateOpts)
+	p.applyStateOpts(r, opts)
 	if r.AFTo && r.Direction != DirIn {
 		p.fail(rs.P, "af-to can only be used with direction in")
 	}

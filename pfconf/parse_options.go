@@ -1,6 +1,7 @@
 package pfconf
 
 import (
+	"bufio"
 	"fmt"
 	"math"
 	"strings"
@@ -232,7 +233,10 @@ func (p *parser) option() Decl {
 			p.got(COMMA) // parse.y's comma: no newline after it here
 
 		}
-		d = decl("state-defaults", "set state-defaults")
+		// parse.y: keep_state_defaults, given to every pass rule that
+		// keeps state by default (finishFilter).
+		p.stateDefaults = fo.stateOpts
+		d = decl("state-defaults", "set state-defaults%s", p.stateDefaultsText(fo.stateOpts))
 	default:
 		p.syntaxError()
 	}
@@ -260,4 +264,34 @@ func yesNoText(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+// stateDefaultsText prints state options as "set state-defaults" takes
+// them (" opt, opt"), the way a rule's "keep state (...)" prints them.
+func (p *parser) stateDefaultsText(opts []stateOpt) string {
+	if len(opts) == 0 {
+		return ""
+	}
+	r := &Rule{KeepState: StateNormal}
+	p.applyStateOpts(r, opts)
+	// Only an explicit if-bound, not "set state-policy if-bound".
+	r.StateOpts.IfBound = hasStateOpt(opts, "if-bound")
+	var b strings.Builder
+	pr := &printer{w: bufio.NewWriter(&b)}
+	pr.stateOpts(r)
+	pr.w.Flush()
+	t := strings.TrimSuffix(strings.TrimPrefix(b.String(), " ("), ")")
+	if t == "" {
+		return ""
+	}
+	return " " + t
+}
+
+func hasStateOpt(opts []stateOpt, kind string) bool {
+	for _, o := range opts {
+		if o.kind == kind {
+			return true
+		}
+	}
+	return false
 }

@@ -70,10 +70,13 @@ func TestOpenBSDOptions(t *testing.T) {
 		{name: "debug bad", src: "set debug loudest\n", err: `unknown debug level "loudest"`},
 		{name: "limit tables", src: "set limit tables 1000\n", out: "set limit tables 1000\n"},
 		{name: "limit bad", src: "set limit foo 1\n", err: "Bad pool name."},
-		// The next line is a rule again. (The defaults are not applied to
-		// rules yet: pfctl would print "keep state (pflow)".)
+		// The next line is a rule again, and it gets the defaults: pass
+		// rules that keep state by default (parse.y keep_state_defaults),
+		// not those that say "keep state" themselves nor block rules.
 		{name: "state-defaults then rule", src: "set state-defaults pflow\n\npass in all\n",
-			out: "set state-defaults\npass in all flags S/SA keep state\n"},
+			out: "set state-defaults pflow\npass in all flags S/SA keep state (pflow)\n"},
+		{name: "state-defaults list", src: "set state-defaults pflow, no-sync\npass in all\npass out all keep state\nblock in all\n",
+			out: "set state-defaults no-sync, pflow\npass in all flags S/SA keep state (no-sync, pflow)\npass out all flags S/SA keep state\nblock drop in all\n"},
 	})
 }
 
