@@ -98,6 +98,10 @@ func TestOpenBSDQueues(t *testing.T) {
 			out: "queue down on vlan1057 bandwidth 32M\nqueue down on vlan1058 bandwidth 32M\nqueue std parent down bandwidth 16M default\n"},
 		{name: "set queue", src: "queue q on vlan1057 bandwidth 1M default\nmatch out on vlan1057 proto tcp to port 22 set queue q set prio 5\n",
 			out: "queue q on vlan1057 bandwidth 1M default\nmatch out on vlan1057 proto tcp from any to any port = ssh set ( prio 5 ) queue q\n"},
+		// pfctl prints set prio as "set ( prio 7 )", which pfconf could
+		// not read back before it took the list form (109- of the corpus).
+		{name: "set prio prints back", src: "pass out all set prio 7\n",
+			out: "pass out all flags S/SA set ( prio 7 ) keep state\n"},
 		{name: "set list", src: "pass out set ( prio 3, queue(a, b) )\n",
 			out: "pass out all flags S/SA set ( prio 3 ) keep state queue(a, b)\n"},
 		{name: "root without interface", src: "queue q bandwidth 1M default\n", err: "queue q has no parent"},
