@@ -41,7 +41,7 @@ var keywords = func() map[string]bool {
 	for _, k := range strings.Fields(`af-to all allow-opts altq anchor antispoof any
 	bandwidth binat binat-anchor binat-to bitmask block block-policy bridge-to
 	buckets cbq code codelq crop debug divert-reply divert-to dnpipe dnqueue drop
-	drop-ovl dup-to endpoint-independent ether fail-policy fairq fastroute file
+	drop-ovl divert-packet dup-to endpoint-independent ether fail-policy fairq fastroute file
 	fingerprints flags floating flush for fragment from global group hfsc hogs
 	hostid icmp-type icmp6-type if-bound in include inet inet6 interval keep
 	keepcounters l3 label limit linkshare load log loginterface map-e-portset

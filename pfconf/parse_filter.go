@@ -462,7 +462,22 @@ func (p *parser) filterOpts(rs *RuleStmt) *filterOptions {
 		case p.gotKw("rtable"):
 			_, n := p.numberIn(0, math.MaxInt32, "invalid rtable id")
 			r.Rtable = int(n)
+		case p.gotKw("divert-packet"):
+			// OpenBSD's divert(4) socket port: what FreeBSD's
+			// "divert-to PORT" is (printed that way).
+			if r.DivertPort != 0 || r.DivertReply {
+				p.fail(pos, "more than one divert option")
+			}
+			p.expectKw("port")
+			ppos, s := p.numberString()
+			r.DivertPort = p.service(ppos, s)
+			if r.DivertPort == 0 {
+				p.fail(ppos, "invalid divert port")
+			}
 		case p.gotKw("divert-to"):
+			if r.DivertPort != 0 || r.DivertReply {
+				p.fail(pos, "more than one divert option")
+			}
 			if p.isString() && !p.isKw("port") {
 				apos, s := p.str()
 				a, ok := parseIP(s)
@@ -480,6 +495,9 @@ func (p *parser) filterOpts(rs *RuleStmt) *filterOptions {
 				p.fail(ppos, "invalid divert port")
 			}
 		case p.gotKw("divert-reply"):
+			if r.DivertPort != 0 || r.DivertReply {
+				p.fail(pos, "more than one divert option")
+			}
 			r.DivertReply = true
 		case p.gotKw("scrub"):
 			p.expect(LPAREN)

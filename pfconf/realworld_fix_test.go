@@ -182,6 +182,11 @@ func TestDivertSpec(t *testing.T) {
 		{name: "outgoing", src: "pass out proto tcp divert-to 127.0.0.1 port 8021\n", err: "divert-to used with outgoing rule"},
 		{name: "family mismatch", src: "pass in inet6 proto tcp divert-to 127.0.0.1 port 8021\n", err: "divert-to address family mismatch"},
 		{name: "reply incoming", src: "pass in proto tcp divert-reply\n", err: "divert-reply used with incoming rule"},
+		// OpenBSD's divert-packet is FreeBSD's divert-to PORT (a divert(4)
+		// socket); it prints in FreeBSD's form.
+		{name: "divert-packet", src: "pass in on vlan1057 all divert-packet port 700\n",
+			out: "pass in on vlan1057 all flags S/SA keep state divert-to 700\n"},
+		{name: "two diverts", src: "pass in all divert-packet port 700 divert-to 127.0.0.1 port 80\n", err: "more than one divert option"},
 	})
 }
 
