@@ -1,3 +1,3 @@
 package netdb
 
-//go:generate go run ./internal/gennetdb -services data/services -protocols data/protocols -o tables_gen.go
+//go:generate go run ./internal/gennetdb -services data/services,data/services.freebsd12,data/services.openbsd -protocols data/protocols -o tables_gen.go

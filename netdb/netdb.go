@@ -4,7 +4,8 @@
 // (interfaces and their addresses, host names, users and groups).
 //
 // The services and protocols tables are shipped with pfcarp (FreeBSD's
-// current files are the reference), so pfctl-style output never depends on
+// files are the reference; services also resolves the names OpenBSD's
+// file adds, see data/README.md), so pfctl-style output never depends on
 // the machine's /etc/services or /etc/protocols. Host facts come through the
 // Host interface: System reads the running host, and tests may use a fixture.
 //

@@ -253,3 +253,36 @@ func BenchmarkServiceByPort(b *testing.B) {
 		ServiceByPort(443, "tcp")
 	}
 }
+
+// TestServicesFreeBSDAndOpenBSD: names of FreeBSD's services that the
+// first data file lacked (found by pfconf's real-world corpus: "port mdns",
+// "port ipp", "port sane-port") and OpenBSD-only names ("port spamd",
+// "port ipsec-nat-t", "port domain-s", "port ssdp"). A port keeps its first
+// name: 113/tcp stays "auth" although OpenBSD's line adds aliases.
+func TestServicesFreeBSDAndOpenBSD(t *testing.T) {
+	for _, c := range []struct {
+		name, proto string
+		port        uint16
+	}{
+		{"ipp", "tcp", 631}, {"mdns", "udp", 5353}, {"sane-port", "tcp", 6566},
+		{"spamd", "tcp", 8025}, {"spamd-cfg", "tcp", 8026}, {"ipsec-nat-t", "udp", 4500},
+		{"domain-s", "tcp", 853}, {"ssdp", "udp", 1900}, {"authentication", "tcp", 113},
+		{"msa", "tcp", 587}, {"vnc", "tcp", 5900},
+	} {
+		if p, ok := PortByName(c.name, c.proto); !ok || p != c.port {
+			t.Errorf("PortByName(%q, %q) = %d, %v; want %d", c.name, c.proto, p, ok, c.port)
+		}
+	}
+	if _, ok := PortByName("spamd", "sctp"); ok {
+		t.Error("spamd/sctp resolved")
+	}
+	for _, c := range []struct {
+		port  uint16
+		proto string
+		name  string
+	}{{113, "tcp", "auth"}, {631, "tcp", "ipp"}, {4500, "udp", "sae-urn"}, {8025, "tcp", "spamd"}} {
+		if n, ok := ServiceByPort(c.port, c.proto); !ok || n != c.name {
+			t.Errorf("ServiceByPort(%d, %q) = %q, %v; want %q", c.port, c.proto, n, ok, c.name)
+		}
+	}
+}

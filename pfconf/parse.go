@@ -41,7 +41,7 @@ var keywords = func() map[string]bool {
 	for _, k := range strings.Fields(`af-to all allow-opts altq anchor antispoof any
 	bandwidth binat binat-anchor binat-to bitmask block block-policy bridge-to
 	buckets cbq code codelq crop debug divert-reply divert-to dnpipe dnqueue drop
-	drop-ovl dup-to endpoint-independent ether fail-policy fairq fastroute file
+	drop-ovl divert-packet dup-to endpoint-independent ether fail-policy fairq fastroute file
 	fingerprints flags floating flush for fragment from global group hfsc hogs
 	hostid icmp-type icmp6-type if-bound in include inet inet6 interval keep
 	keepcounters l3 label limit linkshare load log loginterface map-e-portset
@@ -85,6 +85,11 @@ type parser struct {
 	limiters  map[string]*LimiterDecl
 	altqRoots map[string]*altqRoot
 	queues    map[string]*queueNode
+	obQueues  map[string][]string // OpenBSD queue name -> its interfaces
+	anyIf     bool                // ifItem accepts "any" (a rule's "on")
+	// stateDefaults are "set state-defaults" options: the state options
+	// of pass rules that keep state without saying so.
+	stateDefaults []stateOpt
 
 	anchorSeq          int // numbers unnamed inline anchors
 	statePolicyIfBound bool
@@ -365,6 +370,7 @@ func (p *parser) stmtList(inAnchor bool) []Stmt {
 func (p *parser) stmt(out []Stmt) (res []Stmt) {
 	res = out
 	p.stmtBad = false
+	p.anyIf = false
 	defer func() {
 		if r := recover(); r != nil {
 			if _, ok := r.(bailout); !ok {
@@ -449,8 +455,8 @@ func (p *parser) varset(pos Pos, name string) Stmt {
 		p.fail(pos, "macro name cannot contain whitespace")
 	}
 	if !validMacroName(name) {
-		// $name only reads letters, digits and '_'; other names could
-		// never be used (and would not print back as a definition).
+		// A quoted name that is no single word would not print back
+		// as a definition.
 		p.fail(pos, "invalid macro name '%s'", name)
 	}
 	val := strings.Join(parts, " ")
@@ -514,11 +520,18 @@ const (
 )
 
 func validMacroName(name string) bool {
-	if name == "" || isDigit(int(name[0])) {
+	// pfctl's varset takes any STRING: "net.inet6.ip6.forwarding=1" (a
+	// sysctl line left in a pf.conf) defines a macro $ can never reach.
+	// Accept every name that prints back as the one word it was, so the
+	// printed definition parses again.
+	if name == "" || isDigit(int(name[0])) || keywords[name] {
+		return false
+	}
+	if c := int(name[0]); !isAlnum(c) && c != ':' && c != '_' {
 		return false
 	}
 	for i := 0; i < len(name); i++ {
-		if c := int(name[i]); !isAlnum(c) && c != '_' {
+		if !allowedInString(int(name[i])) {
 			return false
 		}
 	}

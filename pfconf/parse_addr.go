@@ -15,6 +15,12 @@ func (p *parser) ifList() []IfItem {
 
 func (p *parser) ifItem() IfItem {
 	not := p.got(NOT)
+	if p.anyIf && p.isKw("any") {
+		// OpenBSD's if_item ANY: the interface "any" (see ruleIfs).
+		pos := p.pos
+		p.next()
+		return IfItem{P: pos, Name: "any", Not: not}
+	}
 	pos, name := p.name()
 	if len(name) >= 16 {
 		p.fail(pos, "interface name too long")
@@ -25,6 +31,27 @@ func (p *parser) ifItem() IfItem {
 		p.fail(pos, "invalid interface name '%s'", name)
 	}
 	return IfItem{P: pos, Name: name, Not: not}
+}
+
+// ruleIfs parses the interfaces of a rule's "on". OpenBSD accepts "on
+// any", which pf matches against every interface: the rule is kept without
+// an interface, which means the same (pfctl would print "on any"). "any"
+// inside a list or negated is refused: it would make one rule match all
+// interfaces or none.
+func (p *parser) ruleIfs() []IfItem {
+	p.anyIf = true
+	ifs := p.ifList()
+	p.anyIf = false
+	for _, i := range ifs {
+		if i.Name != "any" {
+			continue
+		}
+		if len(ifs) > 1 || i.Not {
+			p.fail(i.P, "interface any must stand alone: use \"on any\" or leave \"on\" out")
+		}
+		return nil
+	}
+	return ifs
 }
 
 // protoSpec parses what follows "proto".

@@ -43,7 +43,7 @@ func (p *parser) filterRule() Stmt {
 	r.Direction = p.dir()
 	p.logQuick(r, true)
 	if p.gotKw("on") {
-		rs.Ifs = p.ifList()
+		rs.Ifs = p.ruleIfs()
 	}
 	p.routeOpt(rs)
 	r.AF = p.af()
@@ -442,16 +442,7 @@ func (p *parser) filterOpts(rs *RuleStmt) *filterOptions {
 				p.fail(pos, "queue cannot be redefined")
 			}
 			fo.queue = true
-			if p.got(LPAREN) {
-				_, r.Queue = p.name()
-				if p.got(COMMA) {
-					p.optnl()
-					_, r.PQueue = p.name()
-				}
-				p.expect(RPAREN)
-			} else {
-				_, r.Queue = p.name()
-			}
+			p.queueName(r)
 		case p.gotKw("tag"):
 			_, r.Tag = p.name()
 		case p.tok == NOT || p.isKw("tagged"):
@@ -471,7 +462,22 @@ func (p *parser) filterOpts(rs *RuleStmt) *filterOptions {
 		case p.gotKw("rtable"):
 			_, n := p.numberIn(0, math.MaxInt32, "invalid rtable id")
 			r.Rtable = int(n)
+		case p.gotKw("divert-packet"):
+			// OpenBSD's divert(4) socket port: what FreeBSD's
+			// "divert-to PORT" is (printed that way).
+			if r.DivertPort != 0 || r.DivertReply {
+				p.fail(pos, "more than one divert option")
+			}
+			p.expectKw("port")
+			ppos, s := p.numberString()
+			r.DivertPort = p.service(ppos, s)
+			if r.DivertPort == 0 {
+				p.fail(ppos, "invalid divert port")
+			}
 		case p.gotKw("divert-to"):
+			if r.DivertPort != 0 || r.DivertReply {
+				p.fail(pos, "more than one divert option")
+			}
 			if p.isString() && !p.isKw("port") {
 				apos, s := p.str()
 				a, ok := parseIP(s)
@@ -489,6 +495,9 @@ func (p *parser) filterOpts(rs *RuleStmt) *filterOptions {
 				p.fail(ppos, "invalid divert port")
 			}
 		case p.gotKw("divert-reply"):
+			if r.DivertPort != 0 || r.DivertReply {
+				p.fail(pos, "more than one divert option")
+			}
 			r.DivertReply = true
 		case p.gotKw("scrub"):
 			p.expect(LPAREN)
@@ -569,25 +578,20 @@ func (p *parser) filterOpts(rs *RuleStmt) *filterOptions {
 			r.SetTOSSet = true
 		case p.isKw("set"):
 			p.next()
-			switch {
-			case p.gotKw("prio"):
-				if p.got(LPAREN) {
-					_, a := p.numberIn(0, 7, "prio must be 0 - 7")
-					p.comma()
-					_, b := p.numberIn(0, 7, "prio must be 0 - 7")
-					p.expect(RPAREN)
-					r.SetPrio = [2]uint8{uint8(a), uint8(b)}
-				} else {
-					_, a := p.numberIn(0, 7, "prio must be 0 - 7")
-					r.SetPrio = [2]uint8{uint8(a), uint8(a)}
+			// OpenBSD's "set ( prio N, queue Q, tos T )" lists several.
+			if p.got(LPAREN) {
+				for {
+					p.optnl()
+					p.setOpt(r, fo)
+					p.optnl()
+					if !p.got(COMMA) {
+						break
+					}
 				}
-				r.SetPrioSet = true
-			case p.gotKw("tos"):
-				r.SetTOS = p.tos()
-				r.SetTOSSet = true
-			default:
-				p.syntaxError()
+				p.expect(RPAREN)
+				break
 			}
+			p.setOpt(r, fo)
 		case p.isKw("state"):
 			p.next()
 			if !(p.tok == WORD && p.lit == "limiter") {
@@ -820,6 +824,9 @@ func (p *parser) stateOptItem() stateOpt {
 	return o
 }
 
+// pfThresholdMax is PF_THRESHOLD_MAX (0xffffffff / PF_THRESHOLD_MULT).
+const pfThresholdMax = 0xffffffff / 1000
+
 // applyStateOpts applies "keep state (...)" options to r (pfctl's checks).
 func (p *parser) applyStateOpts(r *Rule, opts []stateOpt) {
 	so := &r.StateOpts
@@ -866,8 +873,11 @@ func (p *parser) applyStateOpts(r *Rule, opts []stateOpt) {
 			if so.MaxSrcConnRate.Limit != 0 {
 				dup(o, "max-src-conn-rate")
 			}
-			if o.n[0] == 0 {
-				p.fail(o.pos, "'max-src-conn-rate' must be > 0")
+			if o.n[0] == 0 || o.n[1] == 0 {
+				p.fail(o.pos, "'max-src-conn-rate' values must be > 0")
+			}
+			if o.n[0] > pfThresholdMax {
+				p.fail(o.pos, "'max-src-conn-rate' maximum rate must be < %d", pfThresholdMax)
 			}
 			so.MaxSrcConnRate.Limit, so.MaxSrcConnRate.Seconds = o.n[0], o.n[1]
 			so.SourceTrack, so.SourceTrackRule = true, true
@@ -903,8 +913,11 @@ func (p *parser) applyStateOpts(r *Rule, opts []stateOpt) {
 			so.Timeouts[o.n[1]] = o.n[0]
 		}
 	}
-	if srctrack {
-		global := srctrackGlobal
+	// parse.y: "if (r.rule_flag & PFRULE_SRCTRACK)", which every
+	// max-src-* option sets, not only an explicit source-track; the
+	// src.track timeout then grows to the max-src-conn-rate interval.
+	if so.SourceTrack {
+		global := srctrack && srctrackGlobal
 		if global && so.MaxSrcNodes != 0 {
 			p.fail(r.Pos, "'max-src-nodes' is incompatible with 'source-track global'")
 		}
@@ -957,10 +970,14 @@ func (p *parser) finishFilter(rs *RuleStmt, fo *filterOptions) {
 		}
 	}
 	r.KeepState = fo.keep
+	opts := fo.stateOpts
 	if !fo.keepGiven && r.Action == ActPass {
+		// 'keep state' by default on pass rules, with the
+		// state-defaults (parse.y: o = keep_state_defaults).
 		r.KeepState = StateNormal
+		opts = p.stateDefaults
 	}
-	p.applyStateOpts(r, fo.stateOpts)
+	p.applyStateOpts(r, opts)
 	if r.AFTo && r.Direction != DirIn {
 		p.fail(rs.P, "af-to can only be used with direction in")
 	}
@@ -970,6 +987,7 @@ func (p *parser) finishFilter(rs *RuleStmt, fo *filterOptions) {
 	if rs.Route != nil {
 		r.PreferIPv6Nexthop = rs.Route.PreferV6
 	}
+	p.divertSpec(rs)
 	if r.Action == ActPass && r.Flags == 0 && r.FlagSet == 0 && !r.Fragment && !rs.flagsGiven && r.KeepState != StateNone {
 		r.Flags = 1 << 1        // S
 		r.FlagSet = 1<<1 | 1<<4 // SA
@@ -1022,7 +1040,7 @@ func (p *parser) scrubRule() Stmt {
 	r.Direction = p.dir()
 	p.logQuick(r, true)
 	if p.gotKw("on") {
-		rs.Ifs = p.ifList()
+		rs.Ifs = p.ruleIfs()
 	}
 	r.AF = p.af()
 	if p.gotKw("proto") {
@@ -1188,7 +1206,7 @@ func (p *parser) anchorRule() Stmt {
 		}
 	}
 	if p.gotKw("on") {
-		rs.Ifs = p.ifList()
+		rs.Ifs = p.ruleIfs()
 	}
 	r.AF = p.af()
 	if p.gotKw("proto") {
@@ -1251,3 +1269,72 @@ func (p *parser) loadRule() Stmt {
 }
 
 var _ = netip.Addr{}
+
+// setOpt parses one of OpenBSD's "set" filter options (parse.y
+// filter_set): prio N, prio (N, M), queue Q, queue (Q, P), tos T.
+func (p *parser) setOpt(r *Rule, fo *filterOptions) {
+	pos := p.pos
+	switch {
+	case p.gotKw("prio"):
+		if p.got(LPAREN) {
+			_, a := p.numberIn(0, 7, "prio must be 0 - 7")
+			p.comma()
+			_, b := p.numberIn(0, 7, "prio must be 0 - 7")
+			p.expect(RPAREN)
+			r.SetPrio = [2]uint8{uint8(a), uint8(b)}
+		} else {
+			_, a := p.numberIn(0, 7, "prio must be 0 - 7")
+			r.SetPrio = [2]uint8{uint8(a), uint8(a)}
+		}
+		r.SetPrioSet = true
+	case p.gotKw("tos"):
+		r.SetTOS = p.tos()
+		r.SetTOSSet = true
+	case p.gotKw("queue"):
+		if fo.queue {
+			p.fail(pos, "queue cannot be redefined")
+		}
+		fo.queue = true
+		p.queueName(r)
+	default:
+		p.syntaxError()
+	}
+}
+
+// queueName parses "Q" or "(Q, P)" of a queue assignment.
+func (p *parser) queueName(r *Rule) {
+	if p.got(LPAREN) {
+		_, r.Queue = p.name()
+		if p.got(COMMA) {
+			p.optnl()
+			_, r.PQueue = p.name()
+		}
+		p.expect(RPAREN)
+	} else {
+		_, r.Queue = p.name()
+	}
+}
+
+// divertSpec applies OpenBSD parse.y's expand_divertspec checks: divert-to
+// with an address diverts incoming packets to a local socket and gives the
+// rule the address's family; divert-reply is for outgoing ones. (FreeBSD's
+// divert-to takes only a port, for ipfw divert sockets, and has no checks.)
+func (p *parser) divertSpec(rs *RuleStmt) {
+	r := &rs.R
+	if r.DivertAddr.IsValid() {
+		if r.Direction == DirOut {
+			p.fail(rs.P, "divert-to used with outgoing rule")
+		}
+		af := AFInet
+		if r.DivertAddr.Is6() {
+			af = AFInet6
+		}
+		if r.AF != 0 && r.AF != af {
+			p.fail(rs.P, "divert-to address family mismatch")
+		}
+		r.AF = af
+	}
+	if r.DivertReply && r.Direction == DirIn {
+		p.fail(rs.P, "divert-reply used with incoming rule")
+	}
+}

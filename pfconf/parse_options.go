@@ -1,13 +1,17 @@
 package pfconf
 
 import (
+	"bufio"
 	"fmt"
 	"math"
 	"strings"
 )
 
 // pf's limit names.
-var limitNames = []string{"states", "src-nodes", "frags", "table-entries", "anchors", "eth-anchors"}
+// limitNames are the pools of "set limit": FreeBSD's pf_limits
+// (pfctl_parser.c) and OpenBSD's, which adds "tables" and "pktdelay_pkts"
+// and lacks "eth-anchors".
+var limitNames = []string{"states", "src-nodes", "frags", "tables", "table-entries", "pktdelay_pkts", "anchors", "eth-anchors"}
 
 // option parses a "set" statement and returns what pfctl prints for it.
 func (p *parser) option() Decl {
@@ -161,7 +165,9 @@ func (p *parser) option() Decl {
 	case p.gotKw("debug"):
 		vpos, s := p.numberString()
 		switch s {
-		case "none", "urgent", "misc", "loud":
+		case "none", "urgent", "misc", "loud": // FreeBSD's pfctl_set_debug
+		case "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug":
+			// OpenBSD's pfctl_set_debug takes syslog levels (string_to_loglevel).
 		default:
 			p.fail(vpos, "unknown debug level \"%s\"", s)
 		}
@@ -224,9 +230,13 @@ func (p *parser) option() Decl {
 		fo := &filterOptions{}
 		for p.tok != NEWLINE && p.tok != EOF {
 			fo.stateOpts = append(fo.stateOpts, p.stateOptItem())
-			p.comma()
+			p.got(COMMA) // parse.y's comma: no newline after it here
+
 		}
-		d = decl("state-defaults", "set state-defaults")
+		// parse.y: keep_state_defaults, given to every pass rule that
+		// keeps state by default (finishFilter).
+		p.stateDefaults = fo.stateOpts
+		d = decl("state-defaults", "set state-defaults%s", p.stateDefaultsText(fo.stateOpts))
 	default:
 		p.syntaxError()
 	}
@@ -254,4 +264,34 @@ func yesNoText(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+// stateDefaultsText prints state options as "set state-defaults" takes
+// them (" opt, opt"), the way a rule's "keep state (...)" prints them.
+func (p *parser) stateDefaultsText(opts []stateOpt) string {
+	if len(opts) == 0 {
+		return ""
+	}
+	r := &Rule{KeepState: StateNormal}
+	p.applyStateOpts(r, opts)
+	// Only an explicit if-bound, not "set state-policy if-bound".
+	r.StateOpts.IfBound = hasStateOpt(opts, "if-bound")
+	var b strings.Builder
+	pr := &printer{w: bufio.NewWriter(&b)}
+	pr.stateOpts(r)
+	pr.w.Flush()
+	t := strings.TrimSuffix(strings.TrimPrefix(b.String(), " ("), ")")
+	if t == "" {
+		return ""
+	}
+	return " " + t
+}
+
+func hasStateOpt(opts []stateOpt, kind string) bool {
+	for _, o := range opts {
+		if o.kind == kind {
+			return true
+		}
+	}
+	return false
 }

@@ -464,6 +464,9 @@ func (p *parser) queue() Decl {
 	if p.gotKw("on") {
 		ifs = p.ifList()
 	}
+	if p.obQueueStart(name, ifs) {
+		return p.obQueue(pos, npos, name, ifs)
+	}
 	o := p.queueOptions()
 	children := p.queueNames()
 	p.endStmt()

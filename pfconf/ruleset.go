@@ -474,6 +474,9 @@ type TableEntry struct {
 type AltqDecl struct {
 	Pos  Pos
 	Text string
+	// OpenBSD is set for an OpenBSD (5.5+) HFSC/FQ-CoDel queue,
+	// "queue NAME on IF|parent P bandwidth ...", rather than ALTQ.
+	OpenBSD bool
 }
 
 // LimiterDecl is "state limiter NAME id N limit N [rate N/N]".

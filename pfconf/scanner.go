@@ -97,6 +97,7 @@ type Scanner struct {
 	stack    []overlay
 	expanded int
 	buf      []byte
+	width    int // bytes of src the character peek returned takes (2 for "\\x")
 }
 
 // Init prepares s to scan src, which belongs to file (as registered with
@@ -112,8 +113,11 @@ func (s *Scanner) error(pos Pos, msg string) {
 }
 
 // peek returns the next character and its position without consuming it,
-// or -1 at the end. Backslash-newline pairs of the file are skipped unless
-// raw is set (inside quotes).
+// or -1 at the end. Unless raw is set (inside quotes), a backslash in the
+// file escapes the next byte as pfctl's lgetc does: backslash-newline is
+// skipped (the lines join) and backslash-x reads as x, so "\\ " is a blank
+// and "\\#" starts a comment. A backslash at the end of the file reads as
+// the end. Macro text is never unescaped (pfctl's parsebuf is not either).
 func (s *Scanner) peek(raw bool) (int, Pos) {
 	for len(s.stack) > 0 {
 		top := &s.stack[len(s.stack)-1]
@@ -122,7 +126,15 @@ func (s *Scanner) peek(raw bool) (int, Pos) {
 		}
 		s.stack = s.stack[:len(s.stack)-1]
 	}
-	for !raw && s.off+1 < len(s.src) && s.src[s.off] == '\\' && s.src[s.off+1] == '\n' {
+	s.width = 1
+	for !raw && s.off < len(s.src) && s.src[s.off] == '\\' {
+		if s.off+1 >= len(s.src) {
+			return -1, s.file.pos(len(s.src))
+		}
+		if s.src[s.off+1] != '\n' {
+			s.width = 2
+			return int(s.src[s.off+1]), s.file.pos(s.off)
+		}
 		s.off += 2
 	}
 	if s.off >= len(s.src) {
@@ -138,7 +150,8 @@ func (s *Scanner) advance() {
 		return
 	}
 	if s.off < len(s.src) {
-		s.off++
+		s.off += s.width
+		s.width = 1
 	}
 }
 

@@ -21,7 +21,7 @@ import (
 )
 
 func main() {
-	services := flag.String("services", "data/services", "services data file")
+	services := flag.String("services", "data/services", "services data files, comma-separated; earlier files win")
 	protocols := flag.String("protocols", "data/protocols", "protocols data file")
 	out := flag.String("o", "tables_gen.go", "output Go file")
 	flag.Parse()
@@ -31,15 +31,22 @@ func main() {
 	}
 }
 
-func run(servicesPath, protocolsPath, outPath string) error {
-	sf, err := os.Open(servicesPath)
-	if err != nil {
-		return err
-	}
-	defer sf.Close()
-	svcs, err := parseServices(servicesPath, sf)
-	if err != nil {
-		return err
+func run(servicesPaths, protocolsPath, outPath string) error {
+	// The services files are read as one, in order: a name or a port
+	// keeps its first entry, so a later file only adds what earlier ones
+	// lack.
+	var svcs []service
+	for _, servicesPath := range strings.Split(servicesPaths, ",") {
+		sf, err := os.Open(servicesPath)
+		if err != nil {
+			return err
+		}
+		s, err := parseServices(servicesPath, sf)
+		sf.Close()
+		if err != nil {
+			return err
+		}
+		svcs = append(svcs, s...)
 	}
 	pf, err := os.Open(protocolsPath)
 	if err != nil {
