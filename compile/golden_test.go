@@ -61,7 +61,11 @@ func compileText(t *testing.T, src string) string {
 		}
 		return b.String()
 	}
-	return prog.String()
+	out := prog.String()
+	for _, w := range prog.Warnings {
+		out += "# warning: " + w + "\n"
+	}
+	return out
 }
 
 // diffLines shows the first differing lines.
