@@ -175,9 +175,11 @@ func scrubOpts(p scrubProfile, base func(fam byte) *builder, ref nft.Ref, chain 
 		if b := base(famV4); b != nil {
 			b.family(famV4)
 			b.add(fmt.Sprintf("ip dscp set 0x%02x", p.setTOS>>2),
-				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 1, Len: 1},
-				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x03}, Xor: []byte{p.setTOS &^ 0x03}},
-				ipWrite(1, 1))
+				// two bytes from offset 0: the checksum update works on
+				// 16-bit words (a one-byte write at an odd offset breaks it)
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 0, Len: 2},
+				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 2, Mask: []byte{0xff, 0x03}, Xor: []byte{0, p.setTOS &^ 0x03}},
+				ipWrite(0, 2))
 			emit(b)
 		}
 		if b := base(famV6); b != nil {
