@@ -36,6 +36,9 @@ func (d *daemon) loadPF() error {
 	if err != nil {
 		return fmt.Errorf("pf_rules: the kernel cannot enforce this ruleset, nothing loaded: %w", err)
 	}
+	for _, w := range prog.Warnings {
+		d.log.Warn("pf rule loaded with a difference from pf", "pf_rules", path, "warning", w)
+	}
 	if err := nft.Open().Load(prog); err != nil {
 		return fmt.Errorf("pf_rules: %w", err)
 	}
