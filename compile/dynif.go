@@ -9,27 +9,6 @@ import (
 	"github.com/pfcarp/pfcarp/pfconf"
 )
 
-// Dynamic interface addresses: "(if)", "(if:network)", "(if:broadcast)",
-// "(if:peer)", "(if:0)" and with a netmask "(if)/24".
-//
-// As a rule's address, each (interface, modifiers, netmask, family) is an
-// interval set, nft.DynIfSetName, that nft.Conn.Load fills from the
-// interface's addresses at load time and nft.Conn.RefreshDynIf rewrites in
-// one transaction when they change (the daemon's link watcher calls it).
-// Options.Host, when given, fills them in the compiled program too (for
-// pfctl -nvvv and the golden tests).
-//
-// As a translation target, "nat on X ... -> (X)" (no modifiers, or :0) is
-// masquerade: the kernel picks X's primary address for the destination's
-// route when the connection starts, follows address changes without a
-// reload and forgets the connections of an address X loses (pf keeps such
-// states, which then cannot work anyway). pf would round-robin over X's
-// addresses for "(X)" without :0; masquerade uses one. Any other "-> (if)"
-// (nat to another interface's address, rdr to (if), binat) is a map
-// nft.DynIfSetName(..., pool) holding the interface's first address of the
-// family, which RefreshDynIf keeps current: translation uses the first
-// address (pf's "(if:0)"; pf round-robins over all of them without :0).
-
 // dynIf returns the spec of dynamic address a.
 func dynIf(a pfconf.Addr) nft.DynIf {
 	return nft.DynIf{Ifname: a.Name, Flags: a.IfFlags, Bits: a.Bits}

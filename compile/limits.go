@@ -11,51 +11,6 @@ import (
 	"github.com/pfcarp/pfcarp/pfconf"
 )
 
-// State limits and source tracking (keep state (max N, max-src-*,
-// overload <t> [flush [global]], source-track)):
-//
-//   - max N: "ct count N" in the rule: the kernel keeps the list of
-//     connections that passed this kernel rule and are alive; the
-//     (N+1)th is dropped by the next kernel rule, as pf drops a packet
-//     when the rule's state limit is reached.
-//   - max-src-states N, max-src-nodes N: a dynamic set of sources
-//     (SourceSetName "src") whose elements carry "ct count N"; an element
-//     goes when its source's last connection does (pf's source node with
-//     src.track 0). The set holds at most max-src-nodes sources
-//     (default DefaultSrcNodes, pf's "set limit src-nodes").
-//   - max-src-conn N: the same in a second set ("conn"). pf counts TCP
-//     connections that completed the handshake, until their states are
-//     purged; conntrack counts connections from their first packet until
-//     they close (TIME_WAIT and CLOSE do not count), so a half-open
-//     connection counts here and a closing one does not.
-//   - max-src-conn-rate N/S: a set of sources ("rate") whose elements
-//     carry "limit rate N/S burst N" (a token bucket: N connections at
-//     once, then N per S seconds) and expire after S seconds unused. pf
-//     averages established connections over S seconds; here first
-//     packets are counted.
-//   - overload <t>: a source that exceeds max-src-conn or
-//     max-src-conn-rate is added to t (its overload set: the kernel cannot
-//     add to t's interval set from a rule, see nft.OverloadSetName) and
-//     the packet is dropped. pf lets the handshake complete and then
-//     kills the state; here the connection's first packet is dropped.
-//   - flush [global]: pf kills the source's states of this rule (global:
-//     all its states) once, when it is overloaded. Deleting conntrack
-//     entries needs user space; instead the base chains drop, before the
-//     state shortcut, every packet of an established connection of this
-//     rule (global: of any rule) whose original source is in t. The
-//     entries stay until they time out; while the source stays in t its
-//     established connections cannot pass (new ones meet the rules, where
-//     the usual "block quick from <t>" stops them).
-//   - source-track rule|global: rule (pf's default with limits) gives
-//     each rule its own sets; global shares one set per kind among the
-//     rules with "source-track global", which must then have the same
-//     limits (each set element carries one limit). source-track without
-//     limits only names pf's bookkeeping and changes nothing here.
-//
-// Counting is per kernel rule: a pf rule without direction is compiled
-// into filter_in and filter_out, whose "max" counts are kept apart (the
-// per-source sets are shared).
-
 // DefaultSrcNodes bounds a source set when the rule gives no
 // max-src-nodes: pf's default "set limit src-nodes".
 const DefaultSrcNodes = 10000

@@ -11,45 +11,6 @@ import (
 	"github.com/pfcarp/pfcarp/pfconf"
 )
 
-// Scrub (packet normalisation).
-//
-// FreeBSD's scrub rules are stateless and first match: every packet
-// (fragments are reassembled by conntrack before any rule sees them) is
-// checked against them in file order, and the first that matches applies
-// its options; "no scrub" stops the search. "scrub in" rules are in chain
-// scrub_in (hook_scrub_pre, prerouting after conntrack and before rdr),
-// "scrub out" rules in scrub_out (hook_scrub_post, postrouting before nat:
-// pf normalises before it translates),
-// rules without direction in both.
-//
-// OpenBSD's scrub options on match and pass rules ("match in all scrub
-// (max-mss 1440)") belong to the state: pf applies them to every packet of
-// the connection, both directions. Here each distinct set of such options
-// is a profile (at most 7 per ruleset) whose number the rule writes into
-// the connection mark (CtMarkScrubMask; pfsync carries it); hook_scrub_post
-// (postrouting) and hook_scrub_input (input) apply the profile to every
-// packet of the connection that leaves or is delivered locally. When
-// several rules with scrub options match one connection, the last one's
-// options apply (pf merges them option by option).
-//
-// The options:
-//
-//   - max-mss N: a TCP SYN (or SYN+ACK) whose MSS option is larger gets N
-//     ("tcp option maxseg size set", checksum updated).
-//   - min-ttl N: an IPv4 TTL or IPv6 hop limit below N is raised to N.
-//   - set-tos N (and OpenBSD's set tos): the DSCP bits of the IPv4 TOS or
-//     IPv6 traffic class become N's, the ECN bits stay (as in pf).
-//   - no-df: the IPv4 don't-fragment bit is cleared.
-//   - random-id: an unfragmented IPv4 packet gets a random ID (numgen
-//     random), as pf's random-id.
-//   - reassemble tcp: pf's TCP normalisation (timestamp modulation, TTL
-//     kept from going down within a connection, ...) has no Linux
-//     equivalent; the rule loads without it and the compiler warns.
-//     conntrack's window tracking (always on) still drops segments
-//     outside the window.
-//   - fragment reassemble is what the kernel does anyway; "fragment no
-//     reassemble" cannot be had and is refused.
-
 // Scrub chain names.
 const (
 	ChainScrubIn     = "scrub_in"
@@ -123,8 +84,10 @@ func (c *compiler) setProfile(b *builder, r *pfconf.Rule) {
 }
 
 // scrubOpts appends to chain the kernel rules that apply p to packets
-// matching base (a builder holding the rule's match, or an empty one),
-// one rule per option and family, each completed by its condition.
+// matching base(fam) (a builder holding the rule's match restricted to
+// family fam unless famAny, or nil when the rule has no packets of that
+// family), one rule per option and family, each completed by its
+// condition.
 func scrubOpts(p scrubProfile, base func(fam byte) *builder, ref nft.Ref, chain *[]*nft.Rule) int {
 	n := 0
 	emit := func(b *builder) {
@@ -151,7 +114,6 @@ func scrubOpts(p scrubProfile, base func(fam byte) *builder, ref nft.Ref, chain 
 	}
 	if p.minTTL != 0 {
 		if b := base(famV4); b != nil {
-			b.family(famV4)
 			b.add(fmt.Sprintf("ip ttl < %d", p.minTTL),
 				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 1},
 				&expr.Cmp{Op: expr.CmpOpLt, Register: 1, Data: []byte{p.minTTL}})
@@ -161,7 +123,6 @@ func scrubOpts(p scrubProfile, base func(fam byte) *builder, ref nft.Ref, chain 
 			emit(b)
 		}
 		if b := base(famV6); b != nil {
-			b.family(famV6)
 			b.add(fmt.Sprintf("ip6 hoplimit < %d", p.minTTL),
 				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 7, Len: 1},
 				&expr.Cmp{Op: expr.CmpOpLt, Register: 1, Data: []byte{p.minTTL}})
@@ -173,7 +134,6 @@ func scrubOpts(p scrubProfile, base func(fam byte) *builder, ref nft.Ref, chain 
 	}
 	if p.tosSet {
 		if b := base(famV4); b != nil {
-			b.family(famV4)
 			b.add(fmt.Sprintf("ip dscp set 0x%02x", p.setTOS>>2),
 				// two bytes from offset 0: the checksum update works on
 				// 16-bit words (a one-byte write at an odd offset breaks it)
@@ -183,7 +143,6 @@ func scrubOpts(p scrubProfile, base func(fam byte) *builder, ref nft.Ref, chain 
 			emit(b)
 		}
 		if b := base(famV6); b != nil {
-			b.family(famV6)
 			b.add(fmt.Sprintf("ip6 dscp set 0x%02x", p.setTOS>>2),
 				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 0, Len: 2},
 				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 2, Mask: []byte{0xf0, 0x3f}, Xor: []byte{p.setTOS >> 4, (p.setTOS << 4) & 0xc0}},
@@ -193,7 +152,6 @@ func scrubOpts(p scrubProfile, base func(fam byte) *builder, ref nft.Ref, chain 
 	}
 	if p.noDF {
 		if b := base(famV4); b != nil {
-			b.family(famV4)
 			b.add("ip frag-off & 0x4000 != 0",
 				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 6, Len: 2},
 				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 2, Mask: be16(0x4000), Xor: be16(0)},
@@ -207,7 +165,6 @@ func scrubOpts(p scrubProfile, base func(fam byte) *builder, ref nft.Ref, chain 
 	}
 	if p.randomID {
 		if b := base(famV4); b != nil {
-			b.family(famV4)
 			b.add("ip frag-off & 0x3fff == 0",
 				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 6, Len: 2},
 				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 2, Mask: be16(0x3fff), Xor: be16(0)},
@@ -269,6 +226,9 @@ func (c *compiler) scrub(r *pfconf.Rule) {
 					ok = false
 					return nil
 				}
+				if fam == famAny {
+					b.family(f)
+				}
 				return b
 			}
 			ref.Part += scrubOpts(p, base, ref, dir.chain)
@@ -312,7 +272,11 @@ func (c *compiler) scrubChains() []*nft.Chain {
 	}
 	for i, p := range c.profiles {
 		ch := &nft.Chain{Name: ScrubProfileChain(i + 1)}
-		scrubOpts(p, func(byte) *builder { return &builder{} }, nft.Ref{}, &ch.Rules)
+		scrubOpts(p, func(f byte) *builder {
+			b := &builder{}
+			b.family(f)
+			return b
+		}, nft.Ref{}, &ch.Rules)
 		out = append(out, ch)
 	}
 	hook := func(num *nftables.ChainHook, prio int32) *nft.Hook {

@@ -9,38 +9,6 @@ import (
 	"github.com/pfcarp/pfcarp/pfconf"
 )
 
-// Tags, prio and set prio.
-//
-// A pf tag is a name a rule gives the packets it matches (tag NAME); a
-// later rule can match it (tagged NAME), in the same evaluation or when
-// the packet is filtered again on the way out, and a state keeps its tag
-// for all its packets, both directions. Here a tag is a number (1..63,
-// given in order of first use in the ruleset) in the connection mark
-// (CtMarkTagMask): it stays with the connection as pf's stays with the
-// state, replies included, and pfsync carries it to the peer with the
-// mark. tagged compares it. A connection that no rule passed with state
-// keeps its tag too (conntrack tracks every connection): where pf would
-// evaluate a later packet of a stateless connection untagged, here it
-// still has the tag its first packet got.
-//
-// pf sets the tag of every rule that matches, in file order, also of a
-// non-quick rule that a later rule overrides. The filter chains evaluate
-// non-quick rules last to first, so a non-quick rule with a tag is also
-// compiled, in file order with the match and quick rules, into a rule
-// that only sets the tag. A non-quick rule's tagged therefore sees the tag
-// as it is at the end of the file-order part; that is pf's tag at the
-// rule's own place unless a match rule after it retags, or the rule
-// retags itself: both are refused.
-//
-// prio N matches the packet's priority (skb priority, "meta priority"):
-// pf's default priority is 3, Linux's 0 for a packet nobody set one for.
-// set prio N sets it (the default qdisc's bands follow the Linux meaning:
-// 6 and 7 first, 0 best effort), for the packet and, through the
-// connection mark (CtMarkPrioMask), for all later packets of the
-// connection in both directions, as pf keeps it with the state. set prio
-// with two values (pf's second one is for ACKs without data and lowdelay
-// packets) is refused: nftables cannot test for a segment without data.
-
 // maxTags is how many tag names fit CtMarkTagMask.
 const maxTags = int(CtMarkTagMask >> ctMarkTagShift)
 
