@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
-	"strconv"
-	"strings"
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netns"
@@ -103,27 +101,6 @@ func fillDynIf(s *Set, h netdb.Host) {
 	} else if len(ps) > 0 {
 		s.Pool = []netip.Addr{ps[0].Addr()}
 	}
-}
-
-// parseDynIfSetName is the inverse of DynIfSetName.
-func parseDynIfSetName(name string) (d DynIf, v6, pool, ok bool) {
-	rest, found := strings.CutPrefix(name, "dynif")
-	if !found {
-		if rest, found = strings.CutPrefix(name, "dynpool"); !found {
-			return d, false, false, false
-		}
-		pool = true
-	}
-	f := strings.SplitN(rest, "_", 4)
-	if len(f) != 4 || (f[0] != "4" && f[0] != "6") {
-		return d, false, false, false
-	}
-	flags, err1 := strconv.Atoi(f[1])
-	bits, err2 := strconv.Atoi(f[2])
-	if err1 != nil || err2 != nil || flags < 0 || flags > 255 || f[3] == "" {
-		return d, false, false, false
-	}
-	return DynIf{Ifname: f[3], Flags: uint8(flags), Bits: bits}, f[0] == "6", pool, true
 }
 
 // RefreshDynIf sets every dynamic-address set of the loaded ruleset ("(if)"
