@@ -28,7 +28,8 @@ func (d *daemon) loadPF() error {
 		return fmt.Errorf("pf_rules: %w", err)
 	}
 	f, perr := pfconf.Parse(path, src, pfconf.ParseOptions{ReadFile: os.ReadFile})
-	rs, eerr := pfconf.Expand(f, d.cfg.Host(netdb.System()))
+	host := d.cfg.Host(netdb.System())
+	rs, eerr := pfconf.Expand(f, host)
 	if err := errors.Join(perr, eerr); err != nil {
 		return fmt.Errorf("pf_rules: %w", err)
 	}
@@ -39,7 +40,9 @@ func (d *daemon) loadPF() error {
 	for _, w := range prog.Warnings {
 		d.log.Warn("pf rule loaded with a difference from pf", "pf_rules", path, "warning", w)
 	}
-	if err := nft.Open().Load(prog); err != nil {
+	// (if) sets are filled with the interfaces' addresses as the node sees
+	// them (carpN: its virtual addresses).
+	if err := nft.Open(nft.WithHost(host)).Load(prog); err != nil {
 		return fmt.Errorf("pf_rules: %w", err)
 	}
 	d.log.Info("pf rules loaded", "pf_rules", path)
