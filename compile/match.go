@@ -382,7 +382,7 @@ func ruleFamilies(r *pfconf.Rule) []byte {
 		return []byte{famV6}
 	}
 	split := r.Src.Addr.Type == pfconf.AddrTable || r.Dst.Addr.Type == pfconf.AddrTable || r.TOS != 0 ||
-		r.Src.Addr.Type == pfconf.AddrDynIf || r.Dst.Addr.Type == pfconf.AddrDynIf ||
+		r.Src.Addr.Type == pfconf.AddrDynIf || r.Dst.Addr.Type == pfconf.AddrDynIf || hasSrcLimits(&r.StateOpts) ||
 		(r.Action == pfconf.ActBlock && r.Return == pfconf.ReturnICMP)
 	if split {
 		return []byte{famV4, famV6}
