@@ -2,7 +2,6 @@ package compile
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -30,6 +29,8 @@ func serveEcho(t *testing.T, ns *nfttest.NS, addr string) {
 		return err
 	})
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -38,6 +39,9 @@ func serveEcho(t *testing.T, ns *nfttest.NS, addr string) {
 			if err != nil {
 				return
 			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -56,7 +60,15 @@ func serveEcho(t *testing.T, ns *nfttest.NS, addr string) {
 			}()
 		}
 	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close() // connections a test killed never see the client's FIN
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
 }
 
 // dial connects from ns (from src) to addr.
@@ -369,5 +381,81 @@ nat on eth1 from 192.0.2.0/24 -> (eth3)
 	if got, err := b.get(clientA, "198.51.100.20:7"); err != nil || got != "198.51.100.129" {
 		t.Fatalf("nat on eth1 -> (eth3): s1 saw %q, %v (want eth3's address)", got, err)
 	}
-	var _ = errors.New
+}
+
+// max-src-nodes 1: while one source has a connection, another source's
+// are refused; a tag from rdr is matched by a filter rule.
+func TestKernelSrcNodesAndRdrTag(t *testing.T) {
+	b := newBed(t)
+	serveEcho(t, b.router, "192.0.2.1:22")
+	b.load(t, `
+set skip on lo
+rdr on eth0 proto tcp to 192.0.2.51 port 80 tag RDR -> 198.51.100.20
+block in on eth0 proto tcp to port 80
+pass in on eth0 tagged RDR
+pass in on eth0 proto tcp to port 22 keep state (max-src-nodes 1)
+`)
+	if got, err := b.get(clientA, "192.0.2.51:80"); err != nil || got != "s1" {
+		t.Fatalf("rdr with tag, pass tagged: %q, %v", got, err)
+	}
+	if _, err := b.client.Get(clientA, netip.MustParseAddrPort("198.51.100.20:80"), time.Second); err == nil {
+		t.Fatal("a connection without the rdr's tag passed")
+	}
+	c, err := dial(b.client, clientA, "192.0.2.1:22", 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := echo(c, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := dial(b.client, clientA, "192.0.2.1:22", 2*time.Second)
+	if err != nil {
+		t.Fatalf("second connection of the one tracked source: %v", err)
+	}
+	c2.Close()
+	if c3, err := dial(b.client, clientB, "192.0.2.1:22", time.Second); err == nil {
+		c3.Close()
+		t.Fatal("a second source passed max-src-nodes 1")
+	}
+}
+
+// flush without global kills the overloaded source's connections of the
+// overloading rule only.
+func TestKernelOverloadFlushRule(t *testing.T) {
+	b := newBed(t)
+	serveEcho(t, b.router, "192.0.2.1:22")
+	serveEcho(t, b.router, "192.0.2.1:23")
+	b.load(t, `
+set skip on lo
+table <bad> persist
+pass in on eth0 proto tcp to port 23 keep state
+pass in on eth0 proto tcp to port 22 keep state (max-src-conn 1, overload <bad> flush)
+`)
+	other, err := dial(b.client, clientA, "192.0.2.1:23", 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	first, err := dial(b.client, clientA, "192.0.2.1:22", 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	if err := echo(first, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := dial(b.client, clientA, "192.0.2.1:22", time.Second); err == nil {
+		c.Close()
+		t.Fatal("a 2nd connection passed max-src-conn 1")
+	}
+	if in, err := b.conn.TableTest("bad", []netip.Addr{clientA}); err != nil || !in[0] {
+		t.Fatalf("A not in <bad>: %v %v", in, err)
+	}
+	if err := echo(first, 500*time.Millisecond); err == nil {
+		t.Fatal("flush: the overloading rule's connection still works")
+	}
+	if err := echo(other, 2*time.Second); err != nil {
+		t.Fatalf("flush (not global) killed another rule's connection: %v", err)
+	}
 }
