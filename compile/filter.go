@@ -237,9 +237,9 @@ func (c *compiler) verdicts(b *builder, r *pfconf.Rule, fam byte, out bool) ([]*
 	}
 	keep := r.KeepState != pfconf.StateNone || r.Action == pfconf.ActMatch
 	c.setPrio(b, r, keep)
-	if keep {
-		c.setProfile(b, r)
-	}
+	// A stateless pass rule's packets each meet the rule again and set it
+	// again; its connection's other packets (replies) get the profile too.
+	c.setProfile(b, r)
 	switch r.Action {
 	case pfconf.ActMatch:
 		return []*builder{finish(b, func(*builder) {})}, true

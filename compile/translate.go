@@ -254,27 +254,29 @@ func (c *compiler) translation(r *pfconf.Rule, kind nft.Kind, pool pfconf.Pool, 
 	}
 	if a := pool.Addrs[0].Addr; !dnat && len(pool.Addrs) == 1 && a.Type == pfconf.AddrDynIf &&
 		r.Ifname != "" && a.Name == r.Ifname && !r.IfNot && a.IfFlags&^pfconf.IfNoAlias == 0 && a.Bits >= 128 {
-		b := &builder{}
-		b.counter()
 		fams := ruleFamilies(r)
-		if len(fams) > 1 {
-			fams = []byte{famAny}
+		if len(fams) > 1 && !addrNeedsFamily(r.Src.Addr) && !addrNeedsFamily(r.Dst.Addr) {
+			fams = []byte{famAny} // one masquerade rule serves both
 		}
-		if !c.match(b, r, matchOpts{out: true, fam: fams[0]}) {
-			return
+		for i, fam := range fams {
+			b := &builder{}
+			b.counter()
+			if !c.match(b, r, matchOpts{out: true, fam: fam}) {
+				return
+			}
+			b.counter()
+			c.translationMarks(b, r)
+			m := &expr.Masq{}
+			text := "masquerade"
+			if c.portsApply(r) && (pool.ProxyPort[0] != 0 || pool.ProxyPort[1] != 0) {
+				b.add("", &expr.Immediate{Register: 3, Data: be16(pool.ProxyPort[0])},
+					&expr.Immediate{Register: 4, Data: be16(pool.ProxyPort[1])})
+				m.ToPorts, m.RegProtoMin, m.RegProtoMax = true, 3, 4
+				text += fmt.Sprintf(" to :%d-%d", pool.ProxyPort[0], pool.ProxyPort[1])
+			}
+			b.add(text, m)
+			c.nat = append(c.nat, b.rule(nft.Ref{Kind: kind, Nr: c.nr(r), Part: i}))
 		}
-		b.counter()
-		c.translationMarks(b, r)
-		m := &expr.Masq{}
-		text := "masquerade"
-		if c.portsApply(r) && (pool.ProxyPort[0] != 0 || pool.ProxyPort[1] != 0) {
-			b.add("", &expr.Immediate{Register: 3, Data: be16(pool.ProxyPort[0])},
-				&expr.Immediate{Register: 4, Data: be16(pool.ProxyPort[1])})
-			m.ToPorts, m.RegProtoMin, m.RegProtoMax = true, 3, 4
-			text += fmt.Sprintf(" to :%d-%d", pool.ProxyPort[0], pool.ProxyPort[1])
-		}
-		b.add(text, m)
-		c.nat = append(c.nat, b.rule(nft.Ref{Kind: kind, Nr: c.nr(r)}))
 		return
 	}
 	var dyn *pfconf.Addr
