@@ -157,6 +157,12 @@
 // into filter_in and filter_out, whose "max" counts are kept apart (the
 // per-source sets are shared).
 //
+// pfsync replicates connections, not these counters: on the node that takes
+// over, the lists behind ct count and the source sets hold only the
+// connections its own rules passed (the replicated ones do not count against
+// the limits), and a table's overload set is the node's own, as pf's tables
+// are not synced either.
+//
 // # Scrub
 //
 // FreeBSD's scrub rules are stateless and first match: every packet
@@ -167,6 +173,8 @@
 // "scrub out" rules in scrub_out (hook_scrub_post, postrouting before nat:
 // pf normalises before it translates),
 // rules without direction in both.
+//
+// The scrub chains skip "set skip" interfaces, as pf does.
 //
 // OpenBSD's scrub options on match and pass rules ("match in all scrub
 // (max-mss 1440)") belong to the state: pf applies them to every packet of
@@ -246,10 +254,13 @@
 // reload and forgets the connections of an address X loses (pf keeps such
 // states, which then cannot work anyway). pf would round-robin over X's
 // addresses for "(X)" without :0; masquerade uses one. Any other "-> (if)"
-// (nat to another interface's address, rdr to (if), binat) is a map
+// (nat to another interface's address, rdr to (if)) is a map
 // nft.DynIfSetName(..., pool) holding the interface's first address of the
 // family, which RefreshDynIf keeps current: translation uses the first
 // address (pf's "(if:0)"; pf round-robins over all of them without :0).
+// With no address of the family the map is empty and the rule translates
+// nothing. binat to (if) and pool options with (if) (sticky-address,
+// bitmask, random, source-hash) are refused.
 //
 // # Refusals and warnings
 //

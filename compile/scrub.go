@@ -282,12 +282,20 @@ func (c *compiler) scrubChains() []*nft.Chain {
 	hook := func(num *nftables.ChainHook, prio int32) *nft.Hook {
 		return &nft.Hook{Type: nftables.ChainTypeFilter, Num: *num, Priority: prio}
 	}
+	// set skip: pf does not scrub on skipped interfaces either.
+	skip := func(out bool, rs ...*nft.Rule) []*nft.Rule {
+		var all []*nft.Rule
+		for _, ifn := range c.rs.Skip {
+			all = append(all, skipRule(ifn, out))
+		}
+		return append(all, rs...)
+	}
 	out = append(out, &nft.Chain{Name: ChainScrubIn, Rules: c.scrubIn}, &nft.Chain{Name: ChainScrubOut, Rules: c.scrubOut})
 	out = append(out,
-		&nft.Chain{Name: ChainScrubPre, Hook: hook(nftables.ChainHookPrerouting, -150), Rules: []*nft.Rule{jumpRule(ChainScrubIn)}},
-		&nft.Chain{Name: ChainScrubPost, Hook: hook(nftables.ChainHookPostrouting, 50), Rules: append([]*nft.Rule{jumpRule(ChainScrubOut)}, dispatch()...)})
+		&nft.Chain{Name: ChainScrubPre, Hook: hook(nftables.ChainHookPrerouting, -150), Rules: skip(false, jumpRule(ChainScrubIn))},
+		&nft.Chain{Name: ChainScrubPost, Hook: hook(nftables.ChainHookPostrouting, 50), Rules: skip(true, append([]*nft.Rule{jumpRule(ChainScrubOut)}, dispatch()...)...)})
 	if len(c.profiles) > 0 {
-		out = append(out, &nft.Chain{Name: ChainScrubInput, Hook: hook(nftables.ChainHookInput, 300), Rules: dispatch()})
+		out = append(out, &nft.Chain{Name: ChainScrubInput, Hook: hook(nftables.ChainHookInput, 300), Rules: skip(false, dispatch()...)})
 	}
 	return out
 }
