@@ -94,6 +94,10 @@ func unsupported(r *pfconf.Rule) []string {
 	add(r.MaxPktRate.Limit != 0, "max-pkt-rate is not supported yet")
 	add(r.MaxPktSize != 0, "max-pkt-size is not supported yet")
 	add(r.Once, "once is not supported")
+	// The kernel's synproxy expression is valid in the input and forward
+	// hooks only; filter_in runs in prerouting and filter_out in output
+	// too, so every ruleset with it was refused at load.
+	add(r.KeepState == pfconf.StateSynproxy, "synproxy state is not supported yet: the kernel's synproxy works in the input and forward hooks only, and pf's rules are evaluated in prerouting and output here")
 	add(r.StateLimiterSet, "state limiters are not supported")
 	so := r.StateOpts
 	add(so.IfBound, "if-bound states are not supported: conntrack states are floating")
@@ -254,10 +258,6 @@ func (c *compiler) verdicts(b *builder, r *pfconf.Rule, fam byte, out bool) ([]*
 					nr := uint32(c.nr(r) + 1)
 					if nr > CtMarkRuleMask {
 						nr = 0
-					}
-					if r.KeepState == pfconf.StateSynproxy {
-						b.needs = "synproxy state (the nft_synproxy module)"
-						b.add("synproxy", &expr.SynProxy{})
 					}
 					setMark(b, bits, nr)
 				}
