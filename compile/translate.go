@@ -230,6 +230,8 @@ func (c *compiler) poolAddrs(pool pfconf.Pool, fam byte) ([]netip.Addr, string) 
 					return nil, msg
 				}
 			}
+		case pfconf.AddrDynIf:
+			return nil, fmt.Sprintf("pool address %s: an interface's address is supported as the only address of a pool, not among others", addrString(a))
 		default:
 			return nil, fmt.Sprintf("pool address %s is not supported here", addrString(a))
 		}
@@ -328,7 +330,14 @@ func (c *compiler) translation(r *pfconf.Rule, kind nft.Kind, pool pfconf.Pool, 
 		}
 	}
 	if part == 0 {
-		c.refuse(r, "the translation pool has no address of the rule's address family")
+		msg := "the translation pool has no address of the rule's address family"
+		for _, pa := range pool.Addrs {
+			if pa.Addr.Type == pfconf.AddrTable {
+				msg += fmt.Sprintf(" (a pool's table is read when the ruleset is compiled: <%s> holds none)", pa.Addr.Name)
+				break
+			}
+		}
+		c.refuse(r, "%s", msg)
 	}
 }
 
