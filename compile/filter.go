@@ -147,25 +147,25 @@ func (c *compiler) filterRule(r *pfconf.Rule, tagOnly bool) {
 			ok = false
 		}
 	}
-	if !ok {
-		return
-	}
 	in, out := r.Direction != pfconf.DirOut, r.Direction != pfconf.DirIn
 	if r.UID.Set || r.GID.Set {
 		// Sockets are known on output (and not on forwarded packets,
 		// which pf's user never matches either); prerouting has none.
 		if r.Direction == pfconf.DirIn {
 			c.refuse(r, "user and group on inbound rules are not supported (the kernel knows no socket before routing)")
-			return
+			ok = false
 		}
 		in = false
 	}
 	if r.Src.Addr.Type == pfconf.AddrURPF {
 		if r.Direction == pfconf.DirOut {
 			c.refuse(r, "urpf-failed needs the inbound interface; use it on \"in\" rules")
-			return
+			ok = false
 		}
 		out = false
+	}
+	if !ok {
+		return
 	}
 	part := 0
 	for _, dir := range []struct {
