@@ -213,7 +213,8 @@
 // given in order of first use in the ruleset) in the connection mark
 // (CtMarkTagMask): it stays with the connection as pf's stays with the
 // state, replies included, and pfsync carries it to the peer with the
-// mark. tagged compares it. A connection that no rule passed with state
+// mark (the numbers follow the ruleset: both nodes must load the same one,
+// as pfsync needs anyway). tagged compares it. A connection that no rule passed with state
 // keeps its tag too (conntrack tracks every connection): where pf would
 // evaluate a later packet of a stateless connection untagged, here it
 // still has the tag its first packet got.
