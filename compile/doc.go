@@ -123,7 +123,8 @@
 //     (SourceSetName "src") whose elements carry "ct count N"; an element
 //     goes when its source's last connection does (pf's source node with
 //     src.track 0). The set holds at most max-src-nodes sources
-//     (default DefaultSrcNodes, pf's "set limit src-nodes").
+//     (default: pf.conf's "set limit src-nodes", which bounds each set here and
+//     all source nodes together in pf, else DefaultSrcNodes).
 //   - max-src-conn N: the same in a second set ("conn"). pf counts TCP
 //     connections that completed the handshake, until their states are
 //     purged; conntrack counts connections from their first packet until

@@ -2,6 +2,8 @@ package compile
 
 import (
 	"fmt"
+	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/google/nftables/expr"
@@ -12,8 +14,27 @@ import (
 )
 
 // DefaultSrcNodes bounds a source set when the rule gives no
-// max-src-nodes: pf's default "set limit src-nodes".
+// max-src-nodes and pf.conf no "set limit src-nodes": pf's default.
 const DefaultSrcNodes = 10000
+
+var srcNodesRe = regexp.MustCompile(`(?m)^set limit src-nodes (\d+)$`)
+
+// srcNodes is the size of a source set without max-src-nodes: pf.conf's
+// "set limit src-nodes" (pf's limit is for all rules together; here it
+// bounds each set), else DefaultSrcNodes.
+func (c *compiler) srcNodes() uint32 {
+	n := uint32(DefaultSrcNodes)
+	for _, decl := range c.rs.Decls {
+		if o, ok := decl.(*pfconf.OptionDecl); ok && o.Name == "limit" {
+			for _, m := range srcNodesRe.FindAllStringSubmatch(o.Text, -1) {
+				if v, err := strconv.ParseUint(m[1], 10, 32); err == nil && v > 0 {
+					n = uint32(v)
+				}
+			}
+		}
+	}
+	return n
+}
 
 // SourceSetName is the dynamic set of sources of one kind ("src", "conn",
 // "rate") of filter rule nr (global: nr < 0) and one family.
@@ -116,7 +137,7 @@ func (c *compiler) limitTails(b *builder, r *pfconf.Rule, fam byte, pass func(*b
 		if states == 0 {
 			states, text = ^uint32(0), ""
 		}
-		size := uint32(DefaultSrcNodes)
+		size := c.srcNodes()
 		if so.MaxSrcNodes != 0 {
 			size = so.MaxSrcNodes
 		}
@@ -134,7 +155,7 @@ func (c *compiler) limitTails(b *builder, r *pfconf.Rule, fam byte, pass func(*b
 	srcSet(k)
 	if so.MaxSrcConn != 0 {
 		name := SourceSetName("conn", nr, v6)
-		c.addSet(&nft.Set{Name: name, Kind: nft.SetSource, V6: v6, Size: DefaultSrcNodes})
+		c.addSet(&nft.Set{Name: name, Kind: nft.SetSource, V6: v6, Size: c.srcNodes()})
 		src := k.loadAddr(false, fam, false, 1)
 		k.add(fmt.Sprintf("add @%s { %s ct count %d }", name, src, so.MaxSrcConn),
 			&expr.Dynset{SrcRegKey: 1, SetName: name, Operation: unix.NFT_DYNSET_OP_ADD,
@@ -143,7 +164,7 @@ func (c *compiler) limitTails(b *builder, r *pfconf.Rule, fam byte, pass func(*b
 	if rt := so.MaxSrcConnRate; rt.Limit != 0 {
 		name := SourceSetName("rate", nr, v6)
 		ttl := time.Duration(rt.Seconds) * time.Second
-		c.addSet(&nft.Set{Name: name, Kind: nft.SetSource, V6: v6, Size: DefaultSrcNodes, Timeout: ttl})
+		c.addSet(&nft.Set{Name: name, Kind: nft.SetSource, V6: v6, Size: c.srcNodes(), Timeout: ttl})
 		src := k.loadAddr(false, fam, false, 1)
 		k.add(fmt.Sprintf("update @%s { %s limit rate %d/%ds burst %d packets }", name, src, rt.Limit, rt.Seconds, rt.Limit),
 			&expr.Dynset{SrcRegKey: 1, SetName: name, Operation: unix.NFT_DYNSET_OP_UPDATE, Timeout: ttl,
