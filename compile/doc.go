@@ -158,6 +158,10 @@
 // into filter_in and filter_out, whose "max" counts are kept apart (the
 // per-source sets are shared).
 //
+// A reload starts these counters afresh (the sets are new; the connections
+// that exist go on but no longer count), as it empties an overload table the
+// file defines, like pf's reload of a table.
+//
 // pfsync replicates connections, not these counters: on the node that takes
 // over, the lists behind ct count and the source sets hold only the
 // connections its own rules passed (the replicated ones do not count against
