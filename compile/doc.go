@@ -159,8 +159,8 @@
 // per-source sets are shared).
 //
 // A reload starts these counters afresh (the sets are new; the connections
-// that exist go on but no longer count), as it empties an overload table the
-// file defines, like pf's reload of a table.
+// that exist go on but no longer count), and it empties the overload sets
+// (every table gets the file's addresses).
 //
 // pfsync replicates connections, not these counters: on the node that takes
 // over, the lists behind ct count and the source sets hold only the
