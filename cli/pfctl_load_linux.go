@@ -26,6 +26,9 @@ func loadRuleset(env *Env, rs *pfconf.Ruleset, k *kernelFlags, verbose int) erro
 		io.WriteString(env.Stderr, "pfctl: the kernel cannot enforce this ruleset: pf rules not loaded\n")
 		return &ExitError{Code: 1}
 	}
+	for _, w := range prog.Warnings {
+		fmt.Fprintf(env.Stderr, "pfctl: warning: %s\n", w)
+	}
 	if verbose >= 3 {
 		io.WriteString(env.Stdout, prog.String())
 	}

@@ -91,15 +91,15 @@ func TestPfctlKernel(t *testing.T) {
 	run("", "-e")
 	// A ruleset the kernel cannot enforce: refused with its line, and the
 	// loaded one stays.
-	_, serr, code := pfctlIn(t, ns, "pass in quick on eth0\npass in proto tcp to port 22 modulate state\n", "-f", "-")
-	if code != 1 || !strings.Contains(serr, "stdin:2: modulate state is not supported") || !strings.Contains(serr, "pf rules not loaded") {
+	_, serr, code := pfctlIn(t, ns, "pass in quick on eth0\npass in proto tcp to port 22 probability 50%\n", "-f", "-")
+	if code != 1 || !strings.Contains(serr, "stdin:2: probability is not supported") || !strings.Contains(serr, "pf rules not loaded") {
 		t.Errorf("refused load: exit %d, %q", code, serr)
 	}
 	if out, _ := run("", "-s", "r"); !strings.Contains(out, "label \"bad\"") {
 		t.Errorf("the old ruleset is gone after a refused load: %q", out)
 	}
 	// -n still accepts it.
-	run("pass in proto tcp to port 22 modulate state\n", "-nf", "-")
+	run("pass in proto tcp to port 22 probability 50%\n", "-nf", "-")
 	run("", "-F", "rules")
 	if out, _ := run("", "-s", "rules"); out != "" {
 		t.Errorf("-s rules after -F rules: %q", out)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/nftables"
 
+	"github.com/pfcarp/pfcarp/netdb"
 	"github.com/pfcarp/pfcarp/nft"
 	"github.com/pfcarp/pfcarp/pfconf"
 )
@@ -19,6 +20,14 @@ const (
 	// CtMarkRuleMask holds the number + 1 of the filter rule that created
 	// the state (0: none).
 	CtMarkRuleMask uint32 = 0x0000ffff
+	// CtMarkTagMask holds the connection's pf tag, a number the compiler
+	// gives each tag name of the ruleset (0: none).
+	CtMarkTagMask uint32 = 0x003f0000
+	// CtMarkPrioMask holds the connection's set prio + 1 (0: none).
+	CtMarkPrioMask uint32 = 0x03c00000
+	// CtMarkScrubMask holds the connection's scrub profile (0: none): the
+	// scrub options of the match or pass rules it matched.
+	CtMarkScrubMask uint32 = 0x1c000000
 	// CtMarkPass marks a connection passed by "nat pass"/"rdr pass".
 	CtMarkPass uint32 = 1 << 29
 	// CtMarkState marks a connection passed by a keep-state rule: its
@@ -72,6 +81,10 @@ type Options struct {
 	// RuleText returns the rule as pfctl prints it, for the records; nil
 	// means the compiler's own short description.
 	RuleText func(kind nft.Kind, r *pfconf.Rule) string
+	// Host, when set, fills the dynamic interface address sets of the
+	// program with its addresses (nft.Conn.Load fills them from the
+	// kernel's interfaces in any case).
+	Host netdb.Host
 }
 
 // compiler holds one Compile call.
@@ -87,11 +100,26 @@ type compiler struct {
 	sets   map[string]bool
 	sticky time.Duration
 
+	errSeen  map[string]bool
+	warnSeen map[string]bool
+	warns    []string
+	// globalRule is the first rule with source-track global and limits;
+	// the others must have its limits.
+	globalRule *pfconf.Rule
+	tags       tagNames
+	profiles   []scrubProfile
+	prioUsed   [8]bool
+
 	filterIn, filterOut, rdr, nat []*nft.Rule
+	scrubIn, scrubOut             []*nft.Rule
+	scrubUsed                     bool
 }
 
 type tableSets struct {
 	v4, v6 *nft.Set
+	// ovl4, ovl6 are the overload sets of a table rules overload (nil
+	// otherwise).
+	ovl4, ovl6 *nft.Set
 }
 
 // Compile translates rs. On error it returns nil and an *pfconf.ErrorList
@@ -100,7 +128,8 @@ func Compile(rs *pfconf.Ruleset, opts Options) (*nft.Program, error) {
 	if opts.LogGroup == 0 {
 		opts.LogGroup = DefaultLogGroup
 	}
-	c := &compiler{rs: rs, opts: opts, prog: &nft.Program{}, tables: map[string]*tableSets{}, sets: map[string]bool{}, nrs: map[*pfconf.Rule]int{}}
+	c := &compiler{rs: rs, opts: opts, prog: &nft.Program{}, tables: map[string]*tableSets{}, sets: map[string]bool{}, nrs: map[*pfconf.Rule]int{},
+		errSeen: map[string]bool{}, warnSeen: map[string]bool{}}
 	c.sticky = c.stickyTimeout()
 	c.decls()
 	if rs.Main != nil {
@@ -110,6 +139,8 @@ func Compile(rs *pfconf.Ruleset, opts Options) (*nft.Program, error) {
 			}
 		}
 		c.anchorRules(rs.Main)
+		c.overloadTables(rs.Main.Filter)
+		c.firstGlobal(rs.Main.Filter)
 		for _, r := range rs.Main.Scrub {
 			c.record(nft.KindScrub, r)
 			c.scrub(r)
@@ -133,6 +164,7 @@ func Compile(rs *pfconf.Ruleset, opts Options) (*nft.Program, error) {
 		return nil, err
 	}
 	c.assemble()
+	c.prog.Warnings = c.warns
 	return c.prog, nil
 }
 
@@ -150,8 +182,24 @@ func (c *compiler) anchorRules(a *pfconf.Anchor) {
 	}
 }
 
+// errorf reports a refusal at pos, once per position and message (the
+// rules one statement expands to share both).
 func (c *compiler) errorf(pos pfconf.Pos, format string, args ...any) {
-	c.errs.Add(c.rs.Sources.Position(pos), fmt.Sprintf(format, args...))
+	p, msg := c.rs.Sources.Position(pos), fmt.Sprintf(format, args...)
+	if key := p.String() + "\x00" + msg; !c.errSeen[key] {
+		c.errSeen[key] = true
+		c.errs.Add(p, msg)
+	}
+}
+
+// warnf notes that what is at pos loads with a difference from pf, once
+// per position and message.
+func (c *compiler) warnf(pos pfconf.Pos, format string, args ...any) {
+	w := c.rs.Sources.Position(pos).String() + ": " + fmt.Sprintf(format, args...)
+	if !c.warnSeen[w] {
+		c.warnSeen[w] = true
+		c.warns = append(c.warns, w)
+	}
 }
 
 // refuse reports that rule r uses something the kernel here cannot enforce.
@@ -289,6 +337,7 @@ func (c *compiler) assemble() {
 	base := func(name string, h *nft.Hook, state bool, skipOut bool, target string) *nft.Chain {
 		ch := &nft.Chain{Name: name, Hook: h}
 		if state {
+			ch.Rules = append(ch.Rules, c.preState(name)...)
 			ch.Rules = append(ch.Rules, stateRule(), natPassRule())
 		}
 		for _, ifn := range c.rs.Skip {
@@ -313,6 +362,18 @@ func (c *compiler) assemble() {
 		base(ChainOut, hook(nftables.ChainTypeFilter, nftables.ChainHookOutput, 0), true, true, ChainFilterOut),
 		base(ChainSNAT, hook(nftables.ChainTypeNAT, nftables.ChainHookPostrouting, 100), false, true, ChainNAT),
 	}
+	c.prog.Chains = append(c.prog.Chains, c.scrubChains()...)
+}
+
+// preState returns the rules a base filter chain has before the state
+// shortcut: the drops of flushed states (limits.go) and, in hook_fwd and
+// hook_out, the priority of connections with set prio (tags.go).
+func (c *compiler) preState(chain string) []*nft.Rule {
+	out := c.flushRules()
+	if chain != ChainIn {
+		out = append(out, c.prioRules()...)
+	}
+	return out
 }
 
 // dropInvalid reports whether hook_in drops conntrack-invalid packets (see

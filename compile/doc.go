@@ -20,6 +20,12 @@
 //	hook_out   filter output         0  state; set skip; jump filter_out
 //	hook_snat  nat    postrouting  100  set skip; jump nat       (binat out, nat, nat-to: first match)
 //
+// and, only when the ruleset scrubs (see Scrub):
+//
+//	hook_scrub_pre    filter prerouting  -150  jump scrub_in  (scrub in rules: first match)
+//	hook_scrub_post   filter postrouting   50  jump scrub_out (scrub out rules), then the connection's scrub profile
+//	hook_scrub_input  filter input        300  the connection's scrub profile
+//
 // filter_in holds every rule that applies inbound (in or no direction),
 // matching the interface with iifname; filter_out every rule that applies
 // outbound, matching oifname. filter_in runs in prerouting after DNAT, so
@@ -34,10 +40,11 @@
 // # Evaluation order
 //
 // pf takes the last matching rule unless a quick rule matches first. The
-// filter chains therefore hold: match rules (no verdict: log and count) in
-// file order, then quick rules in file order, then the other rules in
-// reverse file order, each with a terminal verdict; a packet that matches
-// none passes by the chain's policy (pf's default pass, without state).
+// filter chains therefore hold: match rules (no verdict: log, count, tag),
+// quick rules and the tag setters of the other rules (see Tags) in file
+// order, then the other rules in reverse file order, each with a terminal
+// verdict; a packet that matches none passes by the chain's policy (pf's
+// default pass, without state).
 // Translation chains are first match in file order, binat before nat/rdr, as
 // pf evaluates them; "no nat" and "no rdr" are accept (stop translating).
 //
@@ -53,6 +60,20 @@
 // and writes its rule number + 1 into the low 16 bits (CtMarkRuleMask), so
 // states can be counted per rule. nat pass / rdr pass set CtMarkPass, which
 // lets the connection's first packet through the filter chains.
+//
+// The connection mark, bit by bit (pfsync replicates all of it):
+//
+//	0-15   CtMarkRuleMask   filter rule number + 1 of the rule that kept state
+//	16-21  CtMarkTagMask    tag number (see Tags)
+//	22-25  CtMarkPrioMask   set prio + 1
+//	26-28  CtMarkScrubMask  scrub profile (see Scrub)
+//	29     CtMarkPass       nat pass / rdr pass
+//	30     CtMarkState      kept state: later packets pass without rules
+//	31     CtMarkNoSync     (no-sync): pfsync skips the connection
+//
+// Before the state shortcut, hook_in, hook_fwd and hook_out drop the
+// packets of flushed states (see State limits), and hook_fwd and hook_out
+// give the packets of a connection with set prio their priority.
 //
 // # Invalid packets
 //
@@ -88,6 +109,174 @@
 // 0): a first rule looks the source up and refreshes its entry, a second
 // chooses from the pool and records the choice. The maps are named so pfsync
 // can replicate them.
+//
+// # State limits and source tracking
+//
+// keep state (max N, max-src-states N, max-src-nodes N, max-src-conn N,
+// max-src-conn-rate N/S, overload <t> [flush [global]], source-track):
+//
+//   - max N: "ct count N" in the rule: the kernel keeps the list of
+//     connections that passed this kernel rule and are alive; the
+//     (N+1)th is dropped by the next kernel rule, as pf drops a packet
+//     when the rule's state limit is reached.
+//   - max-src-states N, max-src-nodes N: a dynamic set of sources
+//     (SourceSetName "src") whose elements carry "ct count N"; an element
+//     goes when its source's last connection does (pf's source node with
+//     src.track 0). The set holds at most max-src-nodes sources
+//     (default: pf.conf's "set limit src-nodes", which bounds each set here and
+//     all source nodes together in pf, else DefaultSrcNodes).
+//   - max-src-conn N: the same in a second set ("conn"). pf counts TCP
+//     connections that completed the handshake, until their states are
+//     purged; conntrack counts connections from their first packet until
+//     they close (TIME_WAIT and CLOSE do not count), so a half-open
+//     connection counts here and a closing one does not.
+//   - max-src-conn-rate N/S: a set of sources ("rate") whose elements
+//     carry "limit rate N/S burst N" (a token bucket: N connections at
+//     once, then N per S seconds) and expire after S seconds unused. pf
+//     averages established connections over S seconds; here first
+//     packets are counted.
+//   - overload <t>: a source that exceeds max-src-conn or
+//     max-src-conn-rate is added to t (its overload set: the kernel cannot
+//     add to t's interval set from a rule, see nft.OverloadSetName) and
+//     the packet is dropped. pf lets the handshake complete and then
+//     kills the state; here the connection's first packet is dropped.
+//   - flush [global]: pf kills the source's states of this rule (global:
+//     all its states) once, when it is overloaded. Deleting conntrack
+//     entries needs user space; instead the base chains drop, before the
+//     state shortcut, every packet of an established connection of this
+//     rule (global: of any rule) whose original source is in t. The
+//     entries stay until they time out; while the source stays in t its
+//     established connections cannot pass (new ones meet the rules, where
+//     the usual "block quick from <t>" stops them).
+//   - source-track rule|global: rule (pf's default with limits) gives
+//     each rule its own sets; global shares one set per kind among the
+//     rules with "source-track global", which must then have the same
+//     limits (each set element carries one limit). source-track without
+//     limits only names pf's bookkeeping and changes nothing here.
+//
+// Counting is per kernel rule: a pf rule without direction is compiled
+// into filter_in and filter_out, whose "max" counts are kept apart (the
+// per-source sets are shared).
+//
+// A reload starts these counters afresh (the sets are new; the connections
+// that exist go on but no longer count), and it empties the overload sets
+// (every table gets the file's addresses).
+//
+// pfsync replicates connections, not these counters: on the node that takes
+// over, the lists behind ct count and the source sets hold only the
+// connections its own rules passed (the replicated ones do not count against
+// the limits), and a table's overload set is the node's own, as pf's tables
+// are not synced either.
+//
+// # Scrub
+//
+// FreeBSD's scrub rules are stateless and first match: every packet
+// (fragments are reassembled by conntrack before any rule sees them) is
+// checked against them in file order, and the first that matches applies
+// its options; "no scrub" stops the search. "scrub in" rules are in chain
+// scrub_in (hook_scrub_pre, prerouting after conntrack and before rdr),
+// "scrub out" rules in scrub_out (hook_scrub_post, postrouting before nat:
+// pf normalises before it translates),
+// rules without direction in both.
+//
+// The scrub chains skip "set skip" interfaces, as pf does.
+//
+// OpenBSD's scrub options on match and pass rules ("match in all scrub
+// (max-mss 1440)") belong to the state: pf applies them to every packet of
+// the connection, both directions. Here each distinct set of such options
+// is a profile (at most 7 per ruleset) whose number the rule writes into
+// the connection mark (CtMarkScrubMask; pfsync carries it); hook_scrub_post
+// (postrouting) and hook_scrub_input (input) apply the profile to every
+// packet of the connection that leaves or is delivered locally. When
+// several rules with scrub options match one connection, the last one's
+// options apply (pf merges them option by option).
+//
+// The options:
+//
+//   - max-mss N: a TCP SYN (or SYN+ACK) whose MSS option is larger gets N
+//     ("tcp option maxseg size set", checksum updated).
+//   - min-ttl N: an IPv4 TTL or IPv6 hop limit below N is raised to N.
+//   - set-tos N (and OpenBSD's set tos): the DSCP bits of the IPv4 TOS or
+//     IPv6 traffic class become N's, the ECN bits stay (as in pf).
+//   - no-df: the IPv4 don't-fragment bit is cleared.
+//   - random-id: an unfragmented IPv4 packet gets a random ID (numgen
+//     random), as pf's random-id.
+//   - reassemble tcp: pf's TCP normalisation (timestamp modulation, TTL
+//     kept from going down within a connection, ...) has no Linux
+//     equivalent; the rule loads without it and the compiler warns.
+//     conntrack's window tracking (always on) still drops segments
+//     outside the window.
+//   - fragment reassemble is what the kernel does anyway; "fragment no
+//     reassemble" cannot be had and is refused.
+//
+// # Tags and priorities
+//
+// A pf tag is a name a rule gives the packets it matches (tag NAME); a
+// later rule can match it (tagged NAME), in the same evaluation or when
+// the packet is filtered again on the way out, and a state keeps its tag
+// for all its packets, both directions. Here a tag is a number (1..63,
+// given in order of first use in the ruleset) in the connection mark
+// (CtMarkTagMask): it stays with the connection as pf's stays with the
+// state, replies included, and pfsync carries it to the peer with the
+// mark (the numbers follow the ruleset: both nodes must load the same one,
+// as pfsync needs anyway). tagged compares it. A connection that no rule passed with state
+// keeps its tag too (conntrack tracks every connection): where pf would
+// evaluate a later packet of a stateless connection untagged, here it
+// still has the tag its first packet got.
+//
+// pf sets the tag of every rule that matches, in file order, also of a
+// non-quick rule that a later rule overrides. The filter chains evaluate
+// non-quick rules last to first, so a non-quick rule with a tag is also
+// compiled, in file order with the match and quick rules, into a rule
+// that only sets the tag. A non-quick rule's tagged therefore sees the tag
+// as it is at the end of the file-order part; that is pf's tag at the
+// rule's own place unless a match rule after it retags, or the rule
+// retags itself: both are refused.
+//
+// prio N matches the packet's priority (skb priority, "meta priority"):
+// pf's default priority is 3, Linux's 0 for a packet nobody set one for.
+// set prio N sets it (the default qdisc's bands follow the Linux meaning:
+// 6 and 7 first, 0 best effort), for the packet and, through the
+// connection mark (CtMarkPrioMask), for all later packets of the
+// connection in both directions, as pf keeps it with the state. set prio
+// with two values (pf's second one is for ACKs without data and lowdelay
+// packets) is refused: nftables cannot test for a segment without data.
+//
+// # Dynamic interface addresses
+//
+// "(if)", "(if:network)", "(if:broadcast)", "(if:peer)", "(if:0)" and with a
+// netmask "(if)/24".
+//
+// As a rule's address, each (interface, modifiers, netmask, family) is an
+// interval set, nft.DynIfSetName, that nft.Conn.Load fills from the
+// interface's addresses at load time and nft.Conn.RefreshDynIf rewrites in
+// one transaction when they change (the daemon's link watcher calls it).
+// Options.Host, when given, fills them in the compiled program too (for
+// pfctl -nvvv and the golden tests).
+//
+// As a translation target, "nat on X ... -> (X)" (no modifiers, or :0) is
+// masquerade: the kernel picks X's primary address for the destination's
+// route when the connection starts, follows address changes without a
+// reload and forgets the connections of an address X loses (pf keeps such
+// states, which then cannot work anyway). pf would round-robin over X's
+// addresses for "(X)" without :0; masquerade uses one. Any other "-> (if)"
+// (nat to another interface's address, rdr to (if)) is a map
+// nft.DynIfSetName(..., pool) holding the interface's first address of the
+// family, which RefreshDynIf keeps current: translation uses the first
+// address (pf's "(if:0)"; pf round-robins over all of them without :0).
+// With no address of the family the map is empty and the rule translates
+// nothing. binat to (if) and pool options with (if) (sticky-address,
+// bitmask, random, source-hash) are refused.
+//
+// # Refusals and warnings
+//
+// Compile refuses what the kernel cannot enforce with the rule's
+// file:line:col and the feature, every unsupported feature of a rule (not
+// only the first) and each once per statement (not once per rule the
+// statement expands to). What loads with a weaker effect than pf's, where
+// Linux has no equivalent of a hardening (reassemble tcp, modulate state),
+// loads with a warning in Program.Warnings naming the rule and the
+// difference; pfctl -f prints them and the daemon logs them.
 //
 // # Counters and records
 //

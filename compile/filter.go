@@ -12,9 +12,12 @@ import (
 )
 
 // filter compiles the filter ruleset: translations of pass/match rules in
-// file order, then the filter chains in pf's evaluation order.
+// file order, then the filter chains in pf's evaluation order: match
+// rules, quick rules and the tag setters of the other rules in file order,
+// then the other rules in reverse file order.
 func (c *compiler) filter(rules []*pfconf.Rule) {
-	var matches, quick, rest []*pfconf.Rule
+	var first []filterEntry
+	var rest []*pfconf.Rule
 	for _, r := range rules {
 		c.record(nft.KindFilter, r)
 		if !r.RDR.Empty() {
@@ -28,86 +31,121 @@ func (c *compiler) filter(rules []*pfconf.Rule) {
 			c.translation(r, nft.KindFilter, r.NAT, false)
 		}
 		switch {
-		case r.Action == pfconf.ActMatch:
-			matches = append(matches, r)
-		case r.Quick:
-			quick = append(quick, r)
+		case r.Action == pfconf.ActMatch || r.Quick:
+			first = append(first, filterEntry{r: r})
 		default:
+			if r.Tag != "" {
+				first = append(first, filterEntry{r: r, tagOnly: true})
+			}
 			rest = append(rest, r)
 		}
 	}
-	order := append(matches, quick...)
-	for i := len(rest) - 1; i >= 0; i-- {
-		order = append(order, rest[i])
+	c.checkTagOrder(rules)
+	for _, e := range first {
+		c.filterRule(e.r, e.tagOnly)
 	}
-	for _, r := range order {
-		c.filterRule(r)
+	for i := len(rest) - 1; i >= 0; i-- {
+		c.filterRule(rest[i], false)
 	}
 }
 
-// unsupported returns why r cannot be enforced here, or "".
-func unsupported(r *pfconf.Rule) string {
-	switch {
-	case r.Queue != "" || r.PQueue != "":
-		return "queue " + r.Queue + ": ALTQ queues are not supported (Linux has no ALTQ)"
-	case r.KeepState == pfconf.StateModulate:
-		return "modulate state is not supported: Linux conntrack does not modulate TCP sequence numbers"
-	case r.RouteType != pfconf.RouteNone:
-		return "route-to, reply-to, dup-to and fastroute are not supported yet"
-	case r.Tag != "" || r.Tagged != "":
-		return "tag and tagged are not supported yet"
-	case r.OS != "":
-		return "os fingerprints are not supported"
-	case r.Prob != 0:
-		return "probability is not supported yet"
-	case r.Rtable >= 0 && r.Rtable != 0:
-		return "rtable is not supported"
-	case r.DivertPort != 0 || r.DivertAddr.IsValid() || r.DivertReply:
-		return "divert-to and divert-reply are not supported"
-	case r.Dnpipe != 0 || r.Dnrpipe != 0:
-		return "dummynet pipes and queues are not supported"
-	case r.MaxPktRate.Limit != 0 || r.MaxPktSize != 0:
-		return "max-pkt-rate and max-pkt-size are not supported yet"
-	case r.Prio != 0 || r.SetPrioSet || r.SetTOSSet:
-		return "prio, set prio and set-tos are not supported yet"
-	case r.Once:
-		return "once is not supported"
-	case r.StateLimiterSet:
-		return "state limiters are not supported"
-	case r.Scrub.Set:
-		return "scrub options on filter rules are not supported yet"
-	}
-	so := r.StateOpts
-	switch {
-	case so.Max != 0 || so.MaxSrcStates != 0 || so.MaxSrcConn != 0 || so.MaxSrcConnRate.Limit != 0 || so.MaxSrcNodes != 0:
-		return "state limits (max, max-src-*) are not supported yet"
-	case so.SourceTrack || so.SourceTrackRule || so.Overload != "":
-		return "source-track and overload are not supported yet"
-	case so.IfBound:
-		return "if-bound states are not supported: conntrack states are floating"
-	case so.Pflow:
-		return "pflow is not supported"
-	}
-	for _, t := range so.Timeouts {
-		if t != 0 {
-			return "per-rule state timeouts are not supported yet"
+type filterEntry struct {
+	r       *pfconf.Rule
+	tagOnly bool
+}
+
+// checkTagOrder refuses the non-quick rules whose tagged would see another
+// tag than pf's (see tags.go).
+func (c *compiler) checkTagOrder(rules []*pfconf.Rule) {
+	for i, r := range rules {
+		if r.Tagged == "" || r.Quick || r.Action == pfconf.ActMatch {
+			continue
+		}
+		if r.Tag != "" && r.Tag != r.Tagged {
+			c.refuse(r, "tagged %s with tag %s on a rule that is not quick is not supported (non-quick rules are evaluated last to first, after the tags are set): make it quick or a match rule", r.Tagged, r.Tag)
+			continue
+		}
+		for _, l := range rules[i+1:] {
+			if l.Action == pfconf.ActMatch && l.Tag != "" {
+				at := c.rs.Sources.Position(l.Pos)
+				c.refuse(r, "tagged %s on a rule that is not quick, followed by the match rule at %s that tags, is not supported (non-quick rules see the tag at the end of the file): make it quick or move the match rule before it", r.Tagged, at)
+				break
+			}
 		}
 	}
-	return ""
 }
 
-// filterRule compiles one filter rule into filter_in and/or filter_out.
-func (c *compiler) filterRule(r *pfconf.Rule) {
+// unsupported returns why r cannot be enforced here: one message per
+// feature, none when it can.
+func unsupported(r *pfconf.Rule) []string {
+	var out []string
+	add := func(cond bool, msg string) {
+		if cond {
+			out = append(out, msg)
+		}
+	}
+	add(r.Queue != "" || r.PQueue != "", "queue "+r.Queue+": ALTQ queues are not supported (Linux has no ALTQ)")
+	add(r.RouteType != pfconf.RouteNone, "route-to, reply-to, dup-to and fastroute are not supported yet")
+	add(r.OS != "", "os fingerprints are not supported")
+	add(r.Prob != 0, "probability is not supported yet")
+	add(r.Rtable >= 0 && r.Rtable != 0, "rtable is not supported")
+	add(r.DivertPort != 0 || r.DivertAddr.IsValid() || r.DivertReply, "divert-to and divert-reply are not supported")
+	add(r.Dnpipe != 0 || r.Dnrpipe != 0, "dummynet pipes and queues are not supported")
+	add(r.MaxPktRate.Limit != 0, "max-pkt-rate is not supported yet")
+	add(r.MaxPktSize != 0, "max-pkt-size is not supported yet")
+	add(r.Once, "once is not supported")
+	// The kernel's synproxy expression is valid in the input and forward
+	// hooks only; filter_in runs in prerouting and filter_out in output
+	// too, so every ruleset with it was refused at load.
+	add(r.KeepState == pfconf.StateSynproxy, "synproxy state is not supported yet: the kernel's synproxy works in the input and forward hooks only, and pf's rules are evaluated in prerouting and output here")
+	add(r.StateLimiterSet, "state limiters are not supported")
+	so := r.StateOpts
+	add(so.IfBound, "if-bound states are not supported: conntrack states are floating")
+	add(so.Pflow, "pflow is not supported")
+	for _, t := range so.Timeouts {
+		if t != 0 {
+			out = append(out, "per-rule state timeouts are not supported yet")
+			break
+		}
+	}
+	return out
+}
+
+// refuseAll reports every unsupported feature of r; it returns false when
+// there was one.
+func (c *compiler) refuseAll(r *pfconf.Rule) bool {
+	msgs := unsupported(r)
+	for _, m := range msgs {
+		c.refuse(r, "%s", m)
+	}
+	return len(msgs) == 0
+}
+
+// filterRule compiles one filter rule into filter_in and/or filter_out;
+// tagOnly compiles only the setting of its tag (see filter).
+func (c *compiler) filterRule(r *pfconf.Rule, tagOnly bool) {
 	if r.Anchor != nil || r.AnchorCall != "" {
 		return // refused by anchorRules
 	}
-	if msg := unsupported(r); msg != "" {
-		c.refuse(r, "%s", msg)
-		return
-	}
+	ok := c.refuseAll(r)
+	ok = c.checkLimits(r) && ok
+	ok = c.checkPrio(r) && ok
 	if r.Action != pfconf.ActPass && r.Action != pfconf.ActBlock && r.Action != pfconf.ActMatch {
 		c.refuse(r, "action %d is not a filter action", r.Action)
 		return
+	}
+	if r.KeepState == pfconf.StateModulate {
+		c.warnf(r.Pos, "modulate state: loaded as keep state: Linux conntrack does not modulate TCP initial sequence numbers (the hosts' own are used)")
+	}
+	if r.Scrub.Set || r.SetTOSSet {
+		c.scrubWarnings(r)
+		if r.Scrub.NoReassemble {
+			c.refuse(r, "fragment no reassemble is not possible: the kernel reassembles for connection tracking")
+			ok = false
+		}
+		if _, pok := c.profile(r); !pok {
+			ok = false
+		}
 	}
 	in, out := r.Direction != pfconf.DirOut, r.Direction != pfconf.DirIn
 	if r.UID.Set || r.GID.Set {
@@ -115,16 +153,19 @@ func (c *compiler) filterRule(r *pfconf.Rule) {
 		// which pf's user never matches either); prerouting has none.
 		if r.Direction == pfconf.DirIn {
 			c.refuse(r, "user and group on inbound rules are not supported (the kernel knows no socket before routing)")
-			return
+			ok = false
 		}
 		in = false
 	}
 	if r.Src.Addr.Type == pfconf.AddrURPF {
 		if r.Direction == pfconf.DirOut {
 			c.refuse(r, "urpf-failed needs the inbound interface; use it on \"in\" rules")
-			return
+			ok = false
 		}
 		out = false
+	}
+	if !ok {
+		return
 	}
 	part := 0
 	for _, dir := range []struct {
@@ -136,20 +177,28 @@ func (c *compiler) filterRule(r *pfconf.Rule) {
 			continue
 		}
 		part = 0
+		if tagOnly {
+			part = 100 // after the rule's own kernel rules: evaluations count there
+		}
 		for _, fam := range ruleFamilies(r) {
 			for _, v := range flagVariants(r) {
-				b := &builder{}
-				b.counter()
-				if !c.match(b, v.r, matchOpts{out: dir.out, fam: fam, orig: !r.RDR.Empty(), notTCP: v.notTCP}) {
-					return
-				}
-				tails, ok := c.verdicts(b, r, fam, dir.out)
-				if !ok {
-					return
-				}
-				for _, v := range tails {
-					*dir.chain = append(*dir.chain, v.rule(nft.Ref{Kind: nft.KindFilter, Nr: c.nr(r), Part: part}))
-					part++
+				for _, ov := range c.overloadVariants(r) {
+					b := &builder{}
+					b.counter()
+					if !c.match(b, v.r, matchOpts{out: dir.out, fam: fam, orig: !r.RDR.Empty(), notTCP: v.notTCP, ovl: ov}) {
+						return
+					}
+					var tails []*builder
+					if tagOnly {
+						c.setTag(b, r)
+						tails = []*builder{b}
+					} else if tails, ok = c.verdicts(b, r, fam, dir.out); !ok {
+						return
+					}
+					for _, v := range tails {
+						*dir.chain = append(*dir.chain, v.rule(nft.Ref{Kind: nft.KindFilter, Nr: c.nr(r), Part: part}))
+						part++
+					}
 				}
 			}
 		}
@@ -185,28 +234,45 @@ func (c *compiler) verdicts(b *builder, r *pfconf.Rule, fam byte, out bool) ([]*
 		verdict(b)
 		return b
 	}
+	// Tags: match and quick rules set theirs here; the other rules' tags
+	// were set in file order (see filter).
+	if r.Action == pfconf.ActMatch || r.Quick {
+		c.setTag(b, r)
+	}
+	keep := r.KeepState != pfconf.StateNone || r.Action == pfconf.ActMatch
+	c.setPrio(b, r, keep)
+	// A stateless pass rule's packets each meet the rule again and set it
+	// again; its connection's other packets (replies) get the profile too.
+	c.setProfile(b, r)
 	switch r.Action {
 	case pfconf.ActMatch:
 		return []*builder{finish(b, func(*builder) {})}, true
 	case pfconf.ActPass:
-		return []*builder{finish(b, func(b *builder) {
-			if r.KeepState != pfconf.StateNone {
-				bits := CtMarkState
-				if r.StateOpts.NoSync {
-					bits |= CtMarkNoSync
+		pass := func(b *builder) *builder {
+			return finish(b, func(b *builder) {
+				if r.KeepState != pfconf.StateNone {
+					bits := CtMarkState
+					if r.StateOpts.NoSync {
+						bits |= CtMarkNoSync
+					}
+					nr := uint32(c.nr(r) + 1)
+					if nr > CtMarkRuleMask {
+						nr = 0
+					}
+					setMark(b, bits, nr)
 				}
-				nr := uint32(c.nr(r) + 1)
-				if nr > CtMarkRuleMask {
-					nr = 0
-				}
-				if r.KeepState == pfconf.StateSynproxy {
-					b.needs = "synproxy state (the nft_synproxy module)"
-					b.add("synproxy", &expr.SynProxy{})
-				}
-				setMark(b, bits, nr)
+				b.add("accept", &expr.Verdict{Kind: expr.VerdictAccept})
+			})
+		}
+		if hasLimits(&r.StateOpts) {
+			drop := func(b *builder) *builder {
+				b.counter()
+				b.add("drop", &expr.Verdict{Kind: expr.VerdictDrop})
+				return b
 			}
-			b.add("accept", &expr.Verdict{Kind: expr.VerdictAccept})
-		})}, true
+			return c.limitTails(b, r, fam, pass, drop), true
+		}
+		return []*builder{pass(b)}, true
 	}
 	// block
 	rst := func(b *builder) {

@@ -49,7 +49,7 @@ func TestGolden(t *testing.T) {
 func compileText(t *testing.T, src string) string {
 	t.Helper()
 	rs := ruleset(t, src)
-	prog, err := Compile(rs, Options{RuleText: RuleTexts(rs)})
+	prog, err := Compile(rs, Options{RuleText: RuleTexts(rs), Host: testHost})
 	if err != nil {
 		el, ok := err.(*pfconf.ErrorList)
 		if !ok {
@@ -61,7 +61,11 @@ func compileText(t *testing.T, src string) string {
 		}
 		return b.String()
 	}
-	return prog.String()
+	out := prog.String()
+	for _, w := range prog.Warnings {
+		out += "# warning: " + w + "\n"
+	}
+	return out
 }
 
 // diffLines shows the first differing lines.

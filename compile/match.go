@@ -192,7 +192,7 @@ func (b *builder) loadAddr(dst bool, fam byte, orig bool, reg uint32) string {
 
 // address adds the match of one rule side's address. It returns an error
 // message for what it cannot compile.
-func (c *compiler) address(b *builder, ra *pfconf.RuleAddr, dst bool, fam byte, orig, inChain bool) string {
+func (c *compiler) address(b *builder, ra *pfconf.RuleAddr, dst bool, fam byte, orig, inChain, ovl bool) string {
 	a := ra.Addr
 	switch a.Type {
 	case pfconf.AddrMask:
@@ -225,13 +225,21 @@ func (c *compiler) address(b *builder, ra *pfconf.RuleAddr, dst bool, fam byte, 
 			&expr.Range{Op: op, Register: 1, FromData: a.Addr.AsSlice(), ToData: a.To.AsSlice()})
 	case pfconf.AddrTable:
 		ts := c.table(a.Name)
-		set := ts.v4
+		set, oset := ts.v4, ts.ovl4
 		if fam == famV6 {
-			set = ts.v6
+			set, oset = ts.v6, ts.ovl6
+		}
+		if ovl && oset != nil && !ra.Neg {
+			set = oset
 		}
 		name := b.loadAddr(dst, fam, orig, 1)
 		b.add(fmt.Sprintf("%s %s@%s", name, negText(ra.Neg), set.Name),
 			&expr.Lookup{SourceRegister: 1, SetName: set.Name, Invert: ra.Neg})
+		if ra.Neg && oset != nil {
+			// not in the table: in neither of its sets
+			b.add(fmt.Sprintf("%s != @%s", name, oset.Name),
+				&expr.Lookup{SourceRegister: 1, SetName: oset.Name, Invert: true})
+		}
 	case pfconf.AddrNoRoute:
 		side, flag := "saddr", &expr.Fib{Register: 1, FlagSADDR: true, ResultOIF: true, FlagPRESENT: true}
 		if dst {
@@ -258,7 +266,7 @@ func (c *compiler) address(b *builder, ra *pfconf.RuleAddr, dst bool, fam byte, 
 			&expr.Fib{Register: 1, FlagSADDR: true, FlagIIF: true, ResultOIF: true, FlagPRESENT: true},
 			&expr.Cmp{Op: cmpOp(ra.Neg), Register: 1, Data: []byte{0}})
 	case pfconf.AddrDynIf:
-		return fmt.Sprintf("dynamic interface address (%s) in a filter rule is not supported: write %s without parentheses (its addresses at load time)", a.Name, a.Name)
+		return c.dynIfAddress(b, ra, dst, fam, orig)
 	default:
 		return fmt.Sprintf("address kind %d is not supported", a.Type)
 	}
@@ -374,6 +382,7 @@ func ruleFamilies(r *pfconf.Rule) []byte {
 		return []byte{famV6}
 	}
 	split := r.Src.Addr.Type == pfconf.AddrTable || r.Dst.Addr.Type == pfconf.AddrTable || r.TOS != 0 ||
+		r.Src.Addr.Type == pfconf.AddrDynIf || r.Dst.Addr.Type == pfconf.AddrDynIf || hasSrcLimits(&r.StateOpts) ||
 		(r.Action == pfconf.ActBlock && r.Return == pfconf.ReturnICMP)
 	if split {
 		return []byte{famV4, famV6}
@@ -394,6 +403,10 @@ type matchOpts struct {
 	// notTCP adds "meta l4proto != tcp" (the non-TCP half of a rule
 	// without protocol whose flags only apply to TCP).
 	notTCP bool
+	// ovl selects, for a positive match of an overload table, the
+	// table's overload set instead of its interval set: bit 0 for the
+	// source, bit 1 for the destination (see overloadVariants).
+	ovl uint8
 }
 
 func (c *compiler) match(b *builder, r *pfconf.Rule, o matchOpts) bool {
@@ -425,8 +438,8 @@ func (c *compiler) match(b *builder, r *pfconf.Rule, o matchOpts) bool {
 		fail("address needs an address family")
 		return false
 	}
-	fail(c.address(b, &r.Src, false, fam, false, !out))
-	fail(c.address(b, &r.Dst, true, fam, orig, !out))
+	fail(c.address(b, &r.Src, false, fam, false, !out, o.ovl&1 != 0))
+	fail(c.address(b, &r.Dst, true, fam, orig, !out, o.ovl&2 != 0))
 	if r.Src.PortOp != pfconf.OpNone || r.Dst.PortOp != pfconf.OpNone {
 		if r.Proto != protoTCP && r.Proto != protoUDP && r.Proto != protoSCTP {
 			fail("port matches need proto tcp, udp or sctp")
@@ -448,6 +461,9 @@ func (c *compiler) match(b *builder, r *pfconf.Rule, o matchOpts) bool {
 				&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 4, Size: 4})
 			fail(cmpNumber(b, m.kw, m.id.Op, m.id.ID[0], m.id.ID[1], be32Any))
 		}
+	}
+	if !c.matchTagged(b, r) {
+		return false
 	}
 	// pf checks flags on TCP packets only; filterRule splits rules without
 	// protocol.
@@ -490,7 +506,7 @@ func addrNeedsFamily(a pfconf.Addr) bool {
 	switch a.Type {
 	case pfconf.AddrMask:
 		return a.Addr.IsValid()
-	case pfconf.AddrRange, pfconf.AddrTable:
+	case pfconf.AddrRange, pfconf.AddrTable, pfconf.AddrDynIf:
 		return true
 	}
 	return false

@@ -17,8 +17,7 @@ const maxPoolAddrs = 4096
 
 // natRule compiles an old-style nat or no nat rule into the nat chain.
 func (c *compiler) natRule(r *pfconf.Rule) {
-	if msg := unsupported(r); msg != "" {
-		c.refuse(r, "%s", msg)
+	if !c.refuseAll(r) || !c.checkPrio(r) {
 		return
 	}
 	switch r.Action {
@@ -31,8 +30,7 @@ func (c *compiler) natRule(r *pfconf.Rule) {
 
 // rdrRule compiles an old-style rdr or no rdr rule into the rdr chain.
 func (c *compiler) rdrRule(r *pfconf.Rule) {
-	if msg := unsupported(r); msg != "" {
-		c.refuse(r, "%s", msg)
+	if !c.refuseAll(r) || !c.checkPrio(r) {
 		return
 	}
 	switch r.Action {
@@ -45,8 +43,7 @@ func (c *compiler) rdrRule(r *pfconf.Rule) {
 
 // binat compiles binat (both directions) and no binat.
 func (c *compiler) binat(r *pfconf.Rule) {
-	if msg := unsupported(r); msg != "" {
-		c.refuse(r, "%s", msg)
+	if !c.refuseAll(r) || !c.checkPrio(r) {
 		return
 	}
 	if r.Action == pfconf.ActNoBINAT {
@@ -102,9 +99,7 @@ func (c *compiler) natTo(b *builder, r *pfconf.Rule, dnat bool, fam byte, from, 
 		typ, kw = expr.NATTypeDestNAT, "dnat"
 	}
 	b.counter()
-	if r.NatPass {
-		setMark(b, CtMarkPass|CtMarkState, 0)
-	}
+	c.translationMarks(b, r)
 	if to.IsSingleIP() {
 		b.add(fmt.Sprintf("%s %s to %s", kw, ipWord(fam), to.Addr()),
 			&expr.Immediate{Register: 1, Data: to.Addr().AsSlice()},
@@ -142,6 +137,9 @@ func prefixLast(p netip.Prefix) netip.Addr {
 // noTranslation compiles "no nat" / "no rdr" / "no binat": stop looking
 // for a translation.
 func (c *compiler) noTranslation(r *pfconf.Rule, kind nft.Kind, dnat bool) {
+	if !c.translationAddrsOK(r) {
+		return
+	}
 	for i, fam := range ruleFamilies(r) {
 		b := &builder{}
 		b.counter()
@@ -232,6 +230,8 @@ func (c *compiler) poolAddrs(pool pfconf.Pool, fam byte) ([]netip.Addr, string) 
 					return nil, msg
 				}
 			}
+		case pfconf.AddrDynIf:
+			return nil, fmt.Sprintf("pool address %s: an interface's address is supported as the only address of a pool, not among others", addrString(a))
 		default:
 			return nil, fmt.Sprintf("pool address %s is not supported here", addrString(a))
 		}
@@ -242,44 +242,71 @@ func (c *compiler) poolAddrs(pool pfconf.Pool, fam byte) ([]netip.Addr, string) 
 // translation compiles one translation pool of rule r into the rdr chain
 // (dnat) or the nat chain.
 func (c *compiler) translation(r *pfconf.Rule, kind nft.Kind, pool pfconf.Pool, dnat bool) {
+	if !c.translationAddrsOK(r) {
+		return
+	}
 	if pool.EndpointIndependent || pool.MapE.Offset != 0 {
 		c.refuse(r, "endpoint-independent and map-e-portset are not supported")
 		return
 	}
 	// Masquerade: nat to the outgoing interface's own address.
-	if !dnat && len(pool.Addrs) == 1 && pool.Addrs[0].Addr.Type == pfconf.AddrDynIf {
-		a := pool.Addrs[0].Addr
-		if r.Ifname == "" || a.Name != r.Ifname || r.IfNot {
-			c.refuse(r, "nat to (%s) follows the address of %s only on rules \"on %s\" (the kernel's masquerade uses the outgoing interface)", a.Name, a.Name, a.Name)
-			return
-		}
-		b := &builder{}
-		b.counter()
-		fams := ruleFamilies(r)
-		if len(fams) > 1 {
-			fams = []byte{famAny}
-		}
-		if !c.match(b, r, matchOpts{out: true, fam: fams[0]}) {
-			return
-		}
-		b.counter()
-		if r.NatPass {
-			setMark(b, CtMarkPass|CtMarkState, 0)
-		}
-		m := &expr.Masq{}
-		text := "masquerade"
-		if c.portsApply(r) && (pool.ProxyPort[0] != 0 || pool.ProxyPort[1] != 0) {
-			b.add("", &expr.Immediate{Register: 3, Data: be16(pool.ProxyPort[0])},
-				&expr.Immediate{Register: 4, Data: be16(pool.ProxyPort[1])})
-			m.ToPorts, m.RegProtoMin, m.RegProtoMax = true, 3, 4
-			text += fmt.Sprintf(" to :%d-%d", pool.ProxyPort[0], pool.ProxyPort[1])
-		}
-		b.add(text, m)
-		c.nat = append(c.nat, b.rule(nft.Ref{Kind: kind, Nr: c.nr(r)}))
+	if len(pool.Addrs) == 0 {
+		c.refuse(r, "the translation has no target address")
 		return
+	}
+	if a := pool.Addrs[0].Addr; !dnat && len(pool.Addrs) == 1 && a.Type == pfconf.AddrDynIf &&
+		r.Ifname != "" && a.Name == r.Ifname && !r.IfNot && a.IfFlags&^pfconf.IfNoAlias == 0 && a.Bits >= 128 {
+		fams := ruleFamilies(r)
+		if len(fams) > 1 && !addrNeedsFamily(r.Src.Addr) && !addrNeedsFamily(r.Dst.Addr) {
+			fams = []byte{famAny} // one masquerade rule serves both
+		}
+		for i, fam := range fams {
+			b := &builder{}
+			b.counter()
+			if !c.match(b, r, matchOpts{out: true, fam: fam}) {
+				return
+			}
+			b.counter()
+			c.translationMarks(b, r)
+			m := &expr.Masq{}
+			text := "masquerade"
+			if c.portsApply(r) && (pool.ProxyPort[0] != 0 || pool.ProxyPort[1] != 0) {
+				b.add("", &expr.Immediate{Register: 3, Data: be16(pool.ProxyPort[0])},
+					&expr.Immediate{Register: 4, Data: be16(pool.ProxyPort[1])})
+				m.ToPorts, m.RegProtoMin, m.RegProtoMax = true, 3, 4
+				text += fmt.Sprintf(" to :%d-%d", pool.ProxyPort[0], pool.ProxyPort[1])
+			}
+			b.add(text, m)
+			c.nat = append(c.nat, b.rule(nft.Ref{Kind: kind, Nr: c.nr(r), Part: i}))
+		}
+		return
+	}
+	var dyn *pfconf.Addr
+	if len(pool.Addrs) == 1 && pool.Addrs[0].Addr.Type == pfconf.AddrDynIf {
+		dyn = &pool.Addrs[0].Addr
+		if pool.Sticky || pool.Type == pfconf.PoolBitmask || pool.Type == pfconf.PoolSourceHash || pool.Type == pfconf.PoolRandom {
+			c.refuse(r, "a translation to (%s) uses its first address: pool options (sticky-address, bitmask, random, source-hash) are not supported with it", dyn.Name)
+			return
+		}
 	}
 	part := 0
 	for _, fam := range poolFamilies(r, pool) {
+		if dyn != nil {
+			rules, ok := c.poolRules(r, kind, pool, dnat, fam, nil, dyn)
+			if !ok {
+				return
+			}
+			for _, b := range rules {
+				ref := nft.Ref{Kind: kind, Nr: c.nr(r), Part: part}
+				part++
+				if dnat {
+					c.rdr = append(c.rdr, b.rule(ref))
+				} else {
+					c.nat = append(c.nat, b.rule(ref))
+				}
+			}
+			continue
+		}
 		addrs, msg := c.poolAddrs(pool, fam)
 		if msg != "" {
 			c.refuse(r, "%s", msg)
@@ -288,7 +315,7 @@ func (c *compiler) translation(r *pfconf.Rule, kind nft.Kind, pool pfconf.Pool, 
 		if len(addrs) == 0 {
 			continue
 		}
-		rules, ok := c.poolRules(r, kind, pool, dnat, fam, addrs)
+		rules, ok := c.poolRules(r, kind, pool, dnat, fam, addrs, nil)
 		if !ok {
 			return
 		}
@@ -303,7 +330,14 @@ func (c *compiler) translation(r *pfconf.Rule, kind nft.Kind, pool pfconf.Pool, 
 		}
 	}
 	if part == 0 {
-		c.refuse(r, "the translation pool has no address of the rule's address family")
+		msg := "the translation pool has no address of the rule's address family"
+		for _, pa := range pool.Addrs {
+			if pa.Addr.Type == pfconf.AddrTable {
+				msg += fmt.Sprintf(" (a pool's table is read when the ruleset is compiled: <%s> holds none)", pa.Addr.Name)
+				break
+			}
+		}
+		c.refuse(r, "%s", msg)
 	}
 }
 
@@ -314,7 +348,7 @@ func (c *compiler) portsApply(r *pfconf.Rule) bool {
 
 // poolRules builds the kernel rules of one family of a translation: one,
 // or two with sticky-address (reuse a recorded choice; choose and record).
-func (c *compiler) poolRules(r *pfconf.Rule, kind nft.Kind, pool pfconf.Pool, dnat bool, fam byte, addrs []netip.Addr) ([]*builder, bool) {
+func (c *compiler) poolRules(r *pfconf.Rule, kind nft.Kind, pool pfconf.Pool, dnat bool, fam byte, addrs []netip.Addr, dyn *pfconf.Addr) ([]*builder, bool) {
 	typ, kw := expr.NATTypeSourceNAT, "snat"
 	if dnat {
 		typ, kw = expr.NATTypeDestNAT, "dnat"
@@ -350,9 +384,7 @@ func (c *compiler) poolRules(r *pfconf.Rule, kind nft.Kind, pool pfconf.Pool, dn
 	}
 	nat := func(b *builder, target string) {
 		b.counter()
-		if r.NatPass {
-			setMark(b, CtMarkPass|CtMarkState, 0)
-		}
+		c.translationMarks(b, r)
 		b.add("", portExprs...)
 		b.add(fmt.Sprintf("%s %s to %s%s", kw, ip, target, portText),
 			&expr.NAT{Type: typ, Family: uint32(fam), RegAddrMin: 2, RegProtoMin: pmin, RegProtoMax: pmax})
@@ -361,6 +393,14 @@ func (c *compiler) poolRules(r *pfconf.Rule, kind nft.Kind, pool pfconf.Pool, dn
 		b := &builder{}
 		b.counter()
 		return b, c.match(b, r, matchOpts{out: !dnat, fam: fam})
+	}
+	if dyn != nil {
+		b, ok := match()
+		if !ok {
+			return nil, false
+		}
+		nat(b, c.dynIfTarget(b, *dyn, fam))
+		return []*builder{b}, true
 	}
 	if len(addrs) == 1 && pool.Type != pfconf.PoolBitmask {
 		b, ok := match()
@@ -449,16 +489,26 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// scrub accepts what Linux does anyway (reassembly: conntrack reassembles
-// fragments before any rule sees them) and refuses the normalisations it
-// does not do yet.
-func (c *compiler) scrub(r *pfconf.Rule) {
-	s := r.Scrub
-	switch {
-	case r.Action == pfconf.ActNoScrub:
-	case s.NoDF, s.RandomID, s.MinTTL != 0, s.MaxMSS != 0, s.SetTOSSet, s.ReassembleTCP:
-		c.refuse(r, "scrub options no-df, random-id, min-ttl, max-mss, set-tos and reassemble tcp are not supported yet")
-	case s.NoReassemble:
-		c.refuse(r, "fragment no reassemble is not possible: the kernel reassembles for connection tracking")
+// translationMarks adds what a translation rule writes into the
+// connection mark: nat pass / rdr pass, its tag (old-style nat, rdr and
+// binat rules; pass and match rules with nat-to or rdr-to set theirs in
+// the filter chains) and set prio.
+func (c *compiler) translationMarks(b *builder, r *pfconf.Rule) {
+	if r.NatPass {
+		setMark(b, CtMarkPass|CtMarkState, 0)
 	}
+	if r.Action == pfconf.ActNAT || r.Action == pfconf.ActRDR || r.Action == pfconf.ActBINAT {
+		c.setTag(b, r)
+		c.setPrio(b, r, true)
+	}
+}
+
+// translationAddrsOK refuses a translation rule that matches an overload
+// table (it would need one kernel rule per set of the table).
+func (c *compiler) translationAddrsOK(r *pfconf.Rule) bool {
+	if len(c.overloadVariants(r)) > 1 {
+		c.refuse(r, "a table that rules overload is not supported as the address of a translation rule")
+		return false
+	}
+	return true
 }

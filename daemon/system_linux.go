@@ -92,7 +92,8 @@ func (s *LinuxSystem) LoadPF(cfg *config.Node) error {
 		return fmt.Errorf("pf_rules: %w", err)
 	}
 	f, perr := pfconf.Parse(path, src, pfconf.ParseOptions{ReadFile: os.ReadFile})
-	rs, eerr := pfconf.Expand(f, cfg.Host(netdb.System()))
+	host := cfg.Host(netdb.System())
+	rs, eerr := pfconf.Expand(f, host)
 	if err := errors.Join(perr, eerr); err != nil {
 		return fmt.Errorf("pf_rules: %w", err)
 	}
@@ -100,7 +101,12 @@ func (s *LinuxSystem) LoadPF(cfg *config.Node) error {
 	if err != nil {
 		return fmt.Errorf("pf_rules: the kernel cannot enforce this ruleset, nothing loaded: %w", err)
 	}
-	if err := nft.Open().Load(prog); err != nil {
+	for _, w := range prog.Warnings {
+		s.log().Warn("pf rule loaded with a difference from pf", "pf_rules", path, "warning", w)
+	}
+	// (if) sets are filled with the interfaces' addresses as the node sees
+	// them (carpN: its virtual addresses).
+	if err := nft.Open(nft.WithHost(host)).Load(prog); err != nil {
 		return fmt.Errorf("pf_rules: %w", err)
 	}
 	return nil

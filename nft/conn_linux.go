@@ -11,6 +11,8 @@ import (
 	"github.com/google/nftables/expr"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/pfcarp/pfcarp/netdb"
 )
 
 // elemChunk is how many set elements go into one netlink message: a nested
@@ -23,6 +25,7 @@ const elemChunk = 512
 type Conn struct {
 	netnsFD int // -1: the caller's namespace
 	table   string
+	host    netdb.Host // interface addresses for dynamic-address sets; nil: the namespace's
 }
 
 // Option configures Open.
@@ -134,7 +137,11 @@ func (c *Conn) Load(p *Program) error {
 	b.AddTable(t) // so that the delete cannot fail on a missing table
 	b.DelTable(t)
 	b.AddTable(t)
-	if err := addProgram(b.Conn, t, p, -1, true); err != nil {
+	full, err := c.withDynIf(p)
+	if err != nil {
+		return err
+	}
+	if err := addProgram(b.Conn, t, full, -1, true); err != nil {
 		return err
 	}
 	if err := c.send(b, &flags); err != nil {
@@ -278,6 +285,22 @@ func librarySet(t *nftables.Table, s *Set) (*nftables.Set, []nftables.SetElement
 		ns.IsMap, ns.Dynamic, ns.HasTimeout = true, true, true
 		ns.DataType = addrType
 		ns.Timeout = s.Timeout
+	case SetSource:
+		ns.Dynamic, ns.Size = true, s.Size
+		if s.Timeout > 0 {
+			ns.HasTimeout, ns.Timeout = true, s.Timeout
+		}
+	case SetOverload:
+		ns.Dynamic = true
+	case SetDynIf:
+		ns.Interval = true
+		els = rangeElements(MergePrefixes(append([]netip.Prefix(nil), s.Prefixes...)))
+	case SetDynIfPool:
+		ns.IsMap = true
+		ns.KeyType, ns.DataType = nftables.TypeInteger, addrType
+		if len(s.Pool) > 0 {
+			els = append(els, nftables.SetElement{Key: binary.NativeEndian.AppendUint32(nil, 0), Val: s.Pool[0].AsSlice()})
+		}
 	default:
 		return nil, nil, fmt.Errorf("set %s: unknown kind %d", s.Name, s.Kind)
 	}

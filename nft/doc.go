@@ -63,4 +63,20 @@
 //     report the count, and reports none (Uncounted) past 50,000 ranges;
 //     show dumps: 1,000,000 addresses take over a minute (see
 //     BenchmarkTable1M).
+//
+// A table that rules overload (overload <t>) has two more sets,
+// OverloadSetName: hash sets of single addresses that the packet path fills
+// (the kernel cannot add to an interval set from a rule). -T show and test
+// include their addresses, delete removes the overloaded addresses inside
+// the deleted prefixes, flush and replace empty them; add goes to the
+// interval sets as for any table.
+//
+// # Interface addresses
+//
+// Sets of kind SetDynIf and SetDynIfPool follow an interface's addresses
+// ("(if)" in pf.conf). Load fills them from the interfaces as they are
+// (the Conn's namespace, or WithHost's view); RefreshDynIf rewrites all of
+// them in one transaction, for the daemon to call when addresses change.
+// Their names (DynIfSetName) say which interface and modifiers they
+// follow, so RefreshDynIf needs nothing but the kernel's table.
 package nft

@@ -131,7 +131,37 @@ const (
 	// SetSticky is a dynamic map source address -> pool address whose
 	// entries expire after Timeout (sticky-address).
 	SetSticky
+	// SetSource is a dynamic hash set of source addresses filled from the
+	// packet path (pf's source nodes for max-src-*): at most Size
+	// elements (0: the kernel's default); elements carry the per-source
+	// counters the updating rule attaches (ct count, limit), and without
+	// Timeout they go when their connection count drops to zero.
+	SetSource
+	// SetOverload is the part of pf table Table that the packet path
+	// fills (overload <table>): a dynamic hash set of single addresses,
+	// since the kernel cannot add to an interval set from a rule. Table
+	// reads and edits include it (see OverloadSetName).
+	SetOverload
+	// SetDynIf is an interval set of an interface's addresses (pf's
+	// "(if)", "(if:network)", ...): DynIf says which; Prefixes are the
+	// addresses at compile time, RefreshDynIf keeps them current.
+	SetDynIf
+	// SetDynIfPool is a map 0 -> the first address of DynIf, the target of
+	// a translation to "(if)"; RefreshDynIf keeps it current. Pool holds
+	// the address at compile time (empty: none yet).
+	SetDynIfPool
 )
+
+// DynIf names the addresses a SetDynIf holds: those of interface Ifname,
+// selected and shaped as pf does for "(Ifname[:mod])[/Bits]".
+type DynIf struct {
+	Ifname string
+	// Flags are pfconf's If* modifiers (IfNetwork, IfBroadcast, IfPeer,
+	// IfNoAlias).
+	Flags uint8
+	// Bits is the netmask applied to each address (128: none).
+	Bits int
+}
 
 // Set is a named set or map of the table.
 type Set struct {
@@ -146,8 +176,13 @@ type Set struct {
 	Pool []netip.Addr
 	// Timeout is SetSticky's element lifetime.
 	Timeout time.Duration
-	// Table is the pf table name of a SetAddr set ("" otherwise).
+	// Table is the pf table name of a SetAddr or SetOverload set (""
+	// otherwise).
 	Table string
+	// Size bounds a SetSource (0: no bound of pfcarp's).
+	Size uint32
+	// DynIf is what a SetDynIf or SetDynIfPool follows.
+	DynIf DynIf
 }
 
 // Hook attaches a base chain to a netfilter hook.
@@ -194,6 +229,10 @@ type Program struct {
 	Sets    []*Set
 	Chains  []*Chain
 	Records []Record
+	// Warnings name what was loaded with a difference from pf
+	// ("pf.conf:3:1: scrub reassemble tcp: ..."), one per problem; they
+	// are not stored in the kernel.
+	Warnings []string
 }
 
 // Record returns the record of ref's pf rule, if any.
@@ -293,6 +332,41 @@ func writeSet(b *strings.Builder, s *Set) {
 		b.WriteString(" }; }\n")
 	case SetSticky:
 		fmt.Fprintf(b, "\tmap %s { type %s : %s; flags dynamic,timeout; timeout %s; }\n", s.Name, key, key, s.Timeout)
+	case SetSource:
+		fmt.Fprintf(b, "\tset %s { type %s; flags dynamic", s.Name, key)
+		if s.Timeout > 0 {
+			fmt.Fprintf(b, ",timeout; timeout %s", s.Timeout)
+		}
+		b.WriteString(";")
+		if s.Size > 0 {
+			fmt.Fprintf(b, " size %d;", s.Size)
+		}
+		b.WriteString(" }\n")
+	case SetOverload:
+		fmt.Fprintf(b, "\tset %s { type %s; flags dynamic; comment %q; }\n", s.Name, key, "pf table <"+s.Table+"> (overload)")
+	case SetDynIf:
+		fmt.Fprintf(b, "\tset %s { type %s; flags interval; comment %q;", s.Name, key, s.DynIf.String())
+		if len(s.Prefixes) > 0 {
+			b.WriteString(" elements = { ")
+			for i, p := range s.Prefixes {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				if p.IsSingleIP() {
+					b.WriteString(p.Addr().String())
+				} else {
+					b.WriteString(p.String())
+				}
+			}
+			b.WriteString(" };")
+		}
+		b.WriteString(" }\n")
+	case SetDynIfPool:
+		fmt.Fprintf(b, "\tmap %s { type integer : %s; comment %q;", s.Name, key, s.DynIf.String())
+		if len(s.Pool) > 0 {
+			fmt.Fprintf(b, " elements = { 0 : %s };", s.Pool[0])
+		}
+		b.WriteString(" }\n")
 	}
 }
 

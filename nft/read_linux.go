@@ -292,7 +292,7 @@ func (c *Conn) TableRanges(name string) ([]Range, error) {
 		}
 		out = append(out, rs...)
 	}
-	return out, nil
+	return c.withOverloadRanges(nc, name, out)
 }
 
 // setRanges dumps an interval set (see dumpElems for the cost and limit).
@@ -344,6 +344,15 @@ func (c *Conn) TableTest(name string, addrs []netip.Addr) ([]bool, error) {
 			// holds the key; check it rather than trust it.
 			if st, ok := netip.AddrFromSlice(e.key); ok && !e.end && !addrs[idx[k]].Less(st) {
 				out[idx[k]] = true
+			}
+		}
+	}
+	if _, ovl, err := c.overloadAddrs(nc, name); err != nil {
+		return nil, err
+	} else {
+		for i, a := range addrs {
+			for _, o := range append(ovl[0], ovl[1]...) {
+				out[i] = out[i] || o == a
 			}
 		}
 	}
@@ -403,6 +412,15 @@ func (c *Conn) ChangeTable(name string, op TableOp, ps []netip.Prefix) (changed 
 	if err != nil {
 		return 0, err
 	}
+	ovl, err := c.overloadChange(nc, name, op, ps)
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		if err == nil && changed != Uncounted && (op == TableDelete || op == TableFlush) {
+			changed += ovl
+		}
+	}()
 	switch op {
 	case TableAdd:
 		// Fast path: add the new ranges as they are. The kernel refuses
