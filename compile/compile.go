@@ -2,10 +2,10 @@ package compile
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/nftables"
@@ -88,6 +88,8 @@ type compiler struct {
 	sticky time.Duration
 
 	filterIn, filterOut, rdr, nat []*nft.Rule
+
+	anc *anchorState // anchor.go
 }
 
 type tableSets struct {
@@ -103,6 +105,7 @@ func Compile(rs *pfconf.Ruleset, opts Options) (*nft.Program, error) {
 	c := &compiler{rs: rs, opts: opts, prog: &nft.Program{}, tables: map[string]*tableSets{}, sets: map[string]bool{}, nrs: map[*pfconf.Rule]int{}}
 	c.sticky = c.stickyTimeout()
 	c.decls()
+	c.anchors().declTables = maps.Clone(c.tables)
 	if rs.Main != nil {
 		for _, list := range [][]*pfconf.Rule{rs.Main.Scrub, rs.Main.Filter, rs.Main.NAT, rs.Main.RDR, rs.Main.BINAT} {
 			for i, r := range list {
@@ -136,17 +139,10 @@ func Compile(rs *pfconf.Ruleset, opts Options) (*nft.Program, error) {
 	return c.prog, nil
 }
 
-// anchorRules refuses anchors (not supported yet) and ether rules.
+// anchorRules refuses ether rules (anchors: anchor.go).
 func (c *compiler) anchorRules(a *pfconf.Anchor) {
 	for _, r := range a.Ether {
 		c.errorf(r.Pos, "ether rules are not supported: nftables' inet table does not see layer 2")
-	}
-	for _, list := range [][]*pfconf.Rule{a.Scrub, a.Filter, a.NAT, a.RDR, a.BINAT} {
-		for _, r := range list {
-			if r.Anchor != nil || r.AnchorCall != "" {
-				c.errorf(r.Pos, "anchors are not supported yet (anchor %q)", r.AnchorCall)
-			}
-		}
 	}
 }
 
@@ -361,27 +357,7 @@ func addrString(a pfconf.Addr) string {
 // the "@N" lines in pfctl's print order: scrub, nat, rdr, binat, filter.)
 // Rules it cannot match up get the compiler's short description.
 func RuleTexts(rs *pfconf.Ruleset) func(nft.Kind, *pfconf.Rule) string {
-	texts := map[*pfconf.Rule]string{}
-	if rs.Main != nil {
-		var b strings.Builder
-		if err := rs.Print(&b, 2); err == nil {
-			var lines []string
-			for _, l := range strings.Split(b.String(), "\n") {
-				if m := atNrRe.FindStringSubmatch(l); m != nil {
-					lines = append(lines, m[1])
-				}
-			}
-			var rules []*pfconf.Rule
-			for _, list := range [][]*pfconf.Rule{rs.Main.Scrub, rs.Main.NAT, rs.Main.RDR, rs.Main.BINAT, rs.Main.Filter} {
-				rules = append(rules, list...)
-			}
-			if len(lines) == len(rules) {
-				for i, r := range rules {
-					texts[r] = lines[i]
-				}
-			}
-		}
-	}
+	texts := allRuleTexts(rs) // anchor.go: inline anchors too
 	return func(_ nft.Kind, r *pfconf.Rule) string { return texts[r] }
 }
 

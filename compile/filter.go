@@ -28,6 +28,14 @@ func (c *compiler) filter(rules []*pfconf.Rule) {
 			c.translation(r, nft.KindFilter, r.NAT, false)
 		}
 		switch {
+		case r.AnchorCall != "": // anchor.go: in both halves
+			if !c.anchorRef(r) {
+				continue
+			}
+			quick = append(quick, r)
+			if !r.Quick {
+				rest = append(rest, r)
+			}
 		case r.Action == pfconf.ActMatch:
 			matches = append(matches, r)
 		case r.Quick:
@@ -40,7 +48,11 @@ func (c *compiler) filter(rules []*pfconf.Rule) {
 	for i := len(rest) - 1; i >= 0; i-- {
 		order = append(order, rest[i])
 	}
-	for _, r := range order {
+	for i, r := range order {
+		if r.AnchorCall != "" {
+			c.filterCall(r, i < len(matches)+len(quick))
+			continue
+		}
 		c.filterRule(r)
 	}
 }
@@ -196,8 +208,8 @@ func (c *compiler) verdicts(b *builder, r *pfconf.Rule, fam byte, out bool) ([]*
 					bits |= CtMarkNoSync
 				}
 				nr := uint32(c.nr(r) + 1)
-				if nr > CtMarkRuleMask {
-					nr = 0
+				if nr > CtMarkRuleMask || c.inAnchor() {
+					nr = 0 // the mark numbers main ruleset rules only
 				}
 				if r.KeepState == pfconf.StateSynproxy {
 					b.needs = "synproxy state (the nft_synproxy module)"

@@ -17,6 +17,9 @@ const maxPoolAddrs = 4096
 
 // natRule compiles an old-style nat or no nat rule into the nat chain.
 func (c *compiler) natRule(r *pfconf.Rule) {
+	if c.transCall(r, nft.KindNAT) { // nat-anchor: anchor.go
+		return
+	}
 	if msg := unsupported(r); msg != "" {
 		c.refuse(r, "%s", msg)
 		return
@@ -31,6 +34,9 @@ func (c *compiler) natRule(r *pfconf.Rule) {
 
 // rdrRule compiles an old-style rdr or no rdr rule into the rdr chain.
 func (c *compiler) rdrRule(r *pfconf.Rule) {
+	if c.transCall(r, nft.KindRDR) {
+		return
+	}
 	if msg := unsupported(r); msg != "" {
 		c.refuse(r, "%s", msg)
 		return
@@ -45,6 +51,9 @@ func (c *compiler) rdrRule(r *pfconf.Rule) {
 
 // binat compiles binat (both directions) and no binat.
 func (c *compiler) binat(r *pfconf.Rule) {
+	if c.transCall(r, nft.KindBINAT) {
+		return
+	}
 	if msg := unsupported(r); msg != "" {
 		c.refuse(r, "%s", msg)
 		return
