@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -53,5 +54,21 @@ func TestPfctlAnchorKernel(t *testing.T) {
 	}
 	if _, serr, code := pfctlIn(t, ns, "", "-a", "nosuch", "-s", "rules"); code != 1 || !strings.Contains(serr, `anchor "nosuch" does not exist`) {
 		t.Errorf("-a nosuch: exit %d, %q", code, serr)
+	}
+
+	// load anchor: installed with the main ruleset, replaced by its next
+	// load; the anchor loaded with -a stays.
+	dir := t.TempDir()
+	writeFile(t, dir, "lb.conf", "pass in proto tcp to port 443\n")
+	run("anchor \"lb\"\nload anchor \"lb\" from \""+filepath.Join(dir, "lb.conf")+"\"\n", "-f", "-")
+	if out, _ := run("", "-a", "lb", "-s", "rules"); out != "pass in proto tcp from any to any port = https flags S/SA keep state\n" {
+		t.Fatalf("-a lb -s rules after load anchor:\n%s", out)
+	}
+	run("anchor \"lb\"\n", "-f", "-")
+	if out, _ := run("", "-a", "lb", "-s", "rules"); out != "" {
+		t.Fatalf("-a lb -s rules after a main load without load anchor:\n%s", out)
+	}
+	if out, _ := run("", "-a", "relayd/web", "-s", "Tables"); out != "web\n" {
+		t.Fatalf("anchor relayd/web after main loads: tables %q", out)
 	}
 }

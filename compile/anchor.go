@@ -10,6 +10,7 @@ import (
 
 	"github.com/pfcarp/pfcarp/nft"
 	"github.com/pfcarp/pfcarp/pfconf"
+	"github.com/pfcarp/pfcarp/pflog"
 )
 
 // Anchors
@@ -69,6 +70,23 @@ type anchorState struct {
 	// declTables are the tables declared before any rule was compiled:
 	// inline anchors share them.
 	declTables map[string]*tableSets
+	// callNr is the number of the rule that calls an inline anchor (pflog's
+	// rule number for the anchor's packets); 0 when loaded on its own.
+	callNr int
+}
+
+// anchorLogMeta fills in what pflog reports for a rule inside an anchor:
+// the anchor's name (its last path component, as pf_log_packet copies
+// anchor->name), the rule's number in it as the subrule, and the calling
+// rule's number.
+func (c *compiler) anchorLogMeta(m *pflog.Meta) {
+	if !c.inAnchor() {
+		return
+	}
+	path := c.anc.path
+	m.Anchor = path[strings.LastIndexByte(path, '/')+1:]
+	m.SubRule = m.Rule
+	m.Rule = uint32(c.anc.callNr)
 }
 
 func (c *compiler) anchors() *anchorState {
@@ -91,10 +109,10 @@ func ResolveAnchor(cur, name string) (string, error) {
 	if strings.HasPrefix(name, "/") {
 		return strings.TrimPrefix(name, "/"), nil
 	}
-	path := cur
+	path, orig := cur, name
 	for strings.HasPrefix(name, "../") {
 		if path == "" {
-			return "", fmt.Errorf("anchor %q: .. beyond the main ruleset", name)
+			return "", fmt.Errorf("anchor %q: .. beyond the main ruleset", orig)
 		}
 		if i := strings.LastIndexByte(path, '/'); i >= 0 {
 			path = path[:i]
@@ -171,6 +189,7 @@ func (c *compiler) defineInline(r *pfconf.Rule, path string, a *pfconf.Anchor) {
 	root.anc.defined[a] = path
 	root.anc.paths[path] = true
 	sub := c.newSub(path, c.anc.declTables)
+	sub.anc.callNr = c.nr(r)
 	sub.prog.FromMain = root.anc.path == "" || root.prog.FromMain
 	sub.compileAnchor(a)
 	c.errs.List = append(c.errs.List, sub.errs.List...)

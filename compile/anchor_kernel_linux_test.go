@@ -3,6 +3,7 @@ package compile
 import (
 	"errors"
 	"net/netip"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -199,5 +200,24 @@ block return in quick proto tcp from <bad> to any
 	}
 	if got, err := b.get(clientB, "192.0.2.51:80"); err == nil {
 		t.Fatalf("rdr after flushing the anchor's nat: %q", got)
+	}
+}
+
+// TestKernelAnchorMainReload: inline anchors belong to the main ruleset's
+// load; anchors loaded on their own survive it and are evaluated once a
+// rule calls them.
+func TestKernelAnchorMainReload(t *testing.T) {
+	b := newBed(t)
+	b.load(t, "set skip on lo\nanchor \"a\" in on eth0 {\n  block return in proto tcp to port 80\n}\n")
+	b.expectRefused(t, "inline anchor", clientA, "198.51.100.20:80")
+	b.load(t, "set skip on lo\npass all\n")
+	b.expectPass(t, "inline anchor gone with the main ruleset", clientA, "198.51.100.20:80", "s1")
+	b.loadAnchor(t, "a", "block return in quick proto tcp to port 80\n")
+	b.expectPass(t, "anchor nobody calls", clientA, "198.51.100.20:80", "s1")
+	b.load(t, "set skip on lo\npass all\nanchor \"a\"\n")
+	b.expectRefused(t, "anchor called by the reloaded main ruleset", clientA, "198.51.100.20:80")
+	anchors, err := b.conn.Anchors()
+	if err != nil || strings.Join(anchors, " ") != "a" {
+		t.Fatalf("anchors: %v, %v", anchors, err)
 	}
 }

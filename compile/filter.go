@@ -269,6 +269,7 @@ func (c *compiler) verdicts(b *builder, r *pfconf.Rule, fam byte, out bool) ([]*
 // logMeta is the pflog metadata of r's packets in one direction.
 func (c *compiler) logMeta(r *pfconf.Rule, out bool) pflog.Meta {
 	m := pflog.Meta{Rule: uint32(c.nr(r)), Action: pflog.Action(r.Action), Dir: pflog.DirIn, RIdentifier: r.Ridentifier}
+	c.anchorLogMeta(&m) // anchor.go
 	if out {
 		m.Dir = pflog.DirOut
 	}
