@@ -247,23 +247,37 @@ func (c *compiler) compileAnchor(a *pfconf.Anchor) {
 	var quick, rest []*pfconf.Rule
 	for _, r := range a.Filter {
 		c.record(nft.KindFilter, r)
+		// as filter() does: translations of filter rules first match in
+		// file order
+		if !r.RDR.Empty() {
+			c.translation(r, nft.KindFilter, r.RDR, true)
+		}
+		if !r.NAT.Empty() {
+			if r.AFTo {
+				c.refuse(r, "af-to (NAT64) is not supported")
+				continue
+			}
+			c.translation(r, nft.KindFilter, r.NAT, false)
+		}
 		switch {
 		case r.AnchorCall != "":
 			if !c.anchorRef(r) {
 				continue
 			}
+			c.xlateCall(r)
 			quick = append(quick, r)
 			if !r.Quick {
 				rest = append(rest, r)
 			}
-		case !r.RDR.Empty() || !r.NAT.Empty():
-			c.refuse(r, "nat-to, rdr-to and binat-to inside anchors are not supported yet; use nat, rdr and binat rules with nat-anchor, rdr-anchor and binat-anchor")
 		case r.Action == pfconf.ActMatch || r.Quick:
 			quick = append(quick, r)
 		default:
 			rest = append(rest, r)
 		}
 	}
+	chain(nft.PartXRDR, c.rdr)
+	chain(nft.PartXNAT, c.nat)
+	c.rdr, c.nat = nil, nil
 	for _, r := range quick {
 		if r.AnchorCall != "" {
 			c.filterCall(r, true)
@@ -371,6 +385,35 @@ func (c *compiler) transCall(r *pfconf.Rule, kind nft.Kind) bool {
 		emit(&in, false, nft.PartBINATIn, &c.rdr)
 	}
 	return true
+}
+
+// xlateCall adds the jumps of filter anchor rule r to the anchor's filter
+// translations (rdr-to inbound, nat-to outbound), in place among the
+// calling ruleset's filter translations.
+func (c *compiler) xlateCall(r *pfconf.Rule) {
+	path, ok := c.anchors().calls[r]
+	if !ok {
+		return
+	}
+	for _, side := range []struct {
+		on   bool
+		out  bool
+		part string
+		into *[]*nft.Rule
+	}{{r.Direction != pfconf.DirOut, false, nft.PartXRDR, &c.rdr}, {r.Direction != pfconf.DirIn, true, nft.PartXNAT, &c.nat}} {
+		if !side.on {
+			continue
+		}
+		for _, fam := range ruleFamilies(r) {
+			b := &builder{}
+			if !c.match(b, r, matchOpts{out: side.out, fam: fam}) {
+				return
+			}
+			target := nft.AnchorChain(path, side.part)
+			b.add("jump "+target, &expr.Verdict{Kind: expr.VerdictJump, Chain: target})
+			*side.into = append(*side.into, b.rule(nft.Ref{Kind: nft.KindFilter, Nr: c.nr(r), Part: c.nextPart(r)}))
+		}
+	}
 }
 
 // nextPart numbers the kernel rules of anchor rule r after its first

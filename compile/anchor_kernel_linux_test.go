@@ -221,3 +221,14 @@ func TestKernelAnchorMainReload(t *testing.T) {
 		t.Fatalf("anchors: %v, %v", anchors, err)
 	}
 }
+
+// TestKernelAnchorRdrTo: a pass rule with rdr-to in a child of
+// anchor "relayd/*" (how OpenBSD's relayd writes its redirections).
+func TestKernelAnchorRdrTo(t *testing.T) {
+	b := newBed(t)
+	b.load(t, "set skip on lo\nanchor \"relayd/*\"\n")
+	b.loadAnchor(t, "relayd/web", "pass in quick on eth0 proto tcp to 192.0.2.51 port 80 rdr-to 198.51.100.150\n"+
+		"block return in quick on eth0 proto tcp from 192.0.2.101 to 192.0.2.51 port 8080 rdr-to 198.51.100.20 port 80\n")
+	b.expectPass(t, "rdr-to in the anchor", clientA, "192.0.2.51:80", "s2")
+	b.expectRefused(t, "block with rdr-to in the anchor", clientB, "192.0.2.51:8080")
+}

@@ -42,7 +42,9 @@ func chainRefs(p *nft.Program, name string) []string {
 				continue
 			}
 			for _, r := range ch.Rules {
-				s := r.Ref.String()
+				ref := r.Ref
+				ref.Part = 0 // part numbers only tell a rule's kernel rules apart
+				s := ref.String()
 				if i := strings.Index(r.Text, "jump "); i >= 0 {
 					s += " " + r.Text[i:]
 				}
@@ -85,22 +87,24 @@ pass in on eth0 proto tcp to port 84
 	check(ChainFilterIn,
 		"pf filter 1 jump @a:in_q",
 		"pf filter 3",
-		"pf filter 1/1 jump @a:in_r",
+		"pf filter 1 jump @a:in_r",
 		"pf filter 0")
 	check(ChainFilterOut,
 		"pf filter 2 jump @relayd/*:out_q",
-		"pf filter 2/1 jump @relayd/*:out_r")
-	check(ChainNAT, "pf binat 0 jump @x:binat_out", "pf nat 0 jump @relayd/*:nat")
-	check(ChainRDR, "pf binat 0/1 jump @x:binat_in", "pf rdr 0 jump @relayd/*:rdr")
+		"pf filter 2 jump @relayd/*:out_r")
+	// Filter translations (rdr-to, nat-to) in anchors: first match among
+	// the filter rules' translations, after nat and rdr rules.
+	check(ChainNAT, "pf binat 0 jump @x:binat_out", "pf nat 0 jump @relayd/*:nat", "pf filter 2 jump @relayd/*:xnat")
+	check(ChainRDR, "pf binat 0 jump @x:binat_in", "pf rdr 0 jump @relayd/*:rdr", "pf filter 1 jump @a:xrdr")
 	// Inside a: quick rule, then the quick anchor b (its quick and its
 	// rest chain, so b's last match is final), then the relative call.
 	check(nft.AnchorChain("a", nft.PartInQuick),
 		"pf filter 1",
 		"pf filter 2 jump @a/b:in_q",
-		"pf filter 2/1 jump @a/b:in_r",
+		"pf filter 2 jump @a/b:in_r",
 		"pf filter 3 jump @c:in_q")
 	check(nft.AnchorChain("a", nft.PartInRest),
-		"pf filter 3/1 jump @c:in_r",
+		"pf filter 3 jump @c:in_r",
 		"pf filter 0")
 	check(nft.AnchorChain("a/b", nft.PartInRest), "pf filter 0")
 	if got, want := strings.Join(p.Calls, " "), "x relayd/* a"; got != want {
@@ -175,7 +179,6 @@ pass in quick proto tcp from <web>
 	// Refusals name the rule.
 	for _, tc := range []struct{ src, want string }{
 		{"set block-policy return\npass all\n", "pf.conf:1:1: set options are not allowed within anchors"},
-		{"pass in on eth0 proto tcp to port 80 rdr-to 198.51.100.20\n", "pf.conf:1:1: nat-to, rdr-to and binat-to inside anchors are not supported yet"},
 		{"anchor \"../../../x\"\n", "pf.conf:1:1: anchor \"../../../x\": .. beyond the main ruleset"},
 	} {
 		_, err := CompileAnchor("relayd/web", ruleset(t, tc.src), Options{})

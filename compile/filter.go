@@ -32,6 +32,7 @@ func (c *compiler) filter(rules []*pfconf.Rule) {
 			if !c.anchorRef(r) {
 				continue
 			}
+			c.xlateCall(r)
 			quick = append(quick, r)
 			if !r.Quick {
 				rest = append(rest, r)

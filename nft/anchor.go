@@ -24,7 +24,7 @@ import (
 // that part or not: a call must find its target.
 var AnchorParts = []string{
 	PartInQuick, PartInRest, PartOutQuick, PartOutRest,
-	PartRDR, PartNAT, PartBINATIn, PartBINATOut,
+	PartRDR, PartNAT, PartBINATIn, PartBINATOut, PartXRDR, PartXNAT,
 }
 
 // Anchor chain parts.
@@ -44,7 +44,11 @@ const (
 	PartNAT      = "nat"
 	PartBINATIn  = "binat_in"
 	PartBINATOut = "binat_out"
-	partMeta     = "meta"
+	// PartXRDR and PartXNAT hold the translations of filter rules
+	// (rdr-to, nat-to, binat-to on pass and match rules).
+	PartXRDR = "xrdr"
+	PartXNAT = "xnat"
+	partMeta = "meta"
 )
 
 // MaxAnchorPath bounds an anchor path so that its chain and set names fit
