@@ -232,3 +232,29 @@ func TestKernelAnchorRdrTo(t *testing.T) {
 	b.expectPass(t, "rdr-to in the anchor", clientA, "192.0.2.51:80", "s2")
 	b.expectRefused(t, "block with rdr-to in the anchor", clientB, "192.0.2.51:8080")
 }
+
+// TestKernelAnchorLoop: an anchor that calls itself is refused by the
+// kernel; the loaded ruleset stays as it was.
+func TestKernelAnchorLoop(t *testing.T) {
+	b := newBed(t)
+	b.load(t, "set skip on lo\nanchor \"a\" in on eth0 {\n  block return in proto tcp to port 80\n}\n")
+	f, err := pfconf.Parse("pf.conf", []byte("anchor \"b\" {\n  anchor \"/b\"\n  pass all\n}\n"), pfconf.ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := pfconf.Expand(f, testHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := Compile(rs, Options{RuleText: RuleTexts(rs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = b.conn.Load(prog)
+	var le *nft.LoadError
+	if !errors.As(err, &le) || !strings.Contains(err.Error(), "anchors call each other in a loop") || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Fatalf("self-calling anchor: %v, want a LoadError about the loop", err)
+	}
+	t.Logf("refused: %v", err)
+	b.expectRefused(t, "ruleset after the refused load", clientA, "198.51.100.20:80")
+}

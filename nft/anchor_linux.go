@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -329,4 +330,10 @@ func (c *Conn) Anchors() ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// isJumpLimit reports whether err is the kernel's refusal of a jump loop
+// or of jumps nested deeper than NFT_JUMP_STACK_SIZE.
+func isJumpLimit(err error) bool {
+	return errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EMLINK)
 }

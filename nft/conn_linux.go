@@ -344,6 +344,9 @@ func (e *LoadError) Error() string {
 		}
 		b.WriteString(")")
 	}
+	if isJumpLimit(e.Err) { // anchor_linux.go
+		b.WriteString(" (anchors call each other in a loop, or jumps nest deeper than the kernel's 16 levels)")
+	}
 	fmt.Fprintf(&b, ": %v; nothing was changed", e.Err)
 	return b.String()
 }
