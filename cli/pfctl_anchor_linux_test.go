@@ -56,6 +56,17 @@ func TestPfctlAnchorKernel(t *testing.T) {
 		t.Errorf("-a nosuch: exit %d, %q", code, serr)
 	}
 
+	run("pass all\n", "-a", "relayd/web/x", "-f", "-")
+	if out, _ := run("", "-s", "Anchors"); out != "  relayd\n" {
+		t.Errorf("-s Anchors: %q", out)
+	}
+	if out, _ := run("", "-v", "-s", "Anchors"); out != "  relayd\n  relayd/web\n  relayd/web/x\n" {
+		t.Errorf("-v -s Anchors: %q", out)
+	}
+	if out, _ := run("", "-a", "relayd", "-s", "Anchors"); out != "  relayd/web\n" {
+		t.Errorf("-a relayd -s Anchors: %q", out)
+	}
+
 	// load anchor: installed with the main ruleset, replaced by its next
 	// load; the anchor loaded with -a stays.
 	dir := t.TempDir()

@@ -54,7 +54,7 @@ func (k *kernelFlags) check() error {
 	}
 	var err error
 	if *k.show != "" {
-		if *k.show, err = expandWord(*k.show, "show", []string{"rules", "nat", "info", "tables", "Tables", "labels", "all", "states"}); err != nil {
+		if *k.show, err = expandWord(*k.show, "show", []string{"rules", "nat", "info", "tables", "Tables", "labels", "all", "states", "Anchors"}); err != nil {
 			return err
 		}
 		if *k.show == "Tables" {

@@ -63,7 +63,11 @@ func runKernelOps(env *Env, k *kernelFlags, args []string, verbose int) error {
 			return err
 		}
 	}
-	if *k.show != "" {
+	if *k.show == "Anchors" {
+		if err := showAnchors(env, *k.anchor, verbose); err != nil { // pfctl_anchor_linux.go
+			return fail(err)
+		}
+	} else if *k.show != "" {
 		if err := show(env, c, *k.show, verbose); err != nil {
 			return fail(err)
 		}
