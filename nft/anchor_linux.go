@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sort"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -85,6 +87,20 @@ func (c *Conn) LoadAnchor(p *Program) error {
 // its anchors into a table that already holds anchors, replacing the
 // chains and sets of what it installs and keeping every other anchor.
 func (c *Conn) install(root *Program, anchorLoad bool) error {
+	var err error
+	for range 8 {
+		var gen uint32
+		if gen, err = c.genID(); err != nil {
+			return err
+		}
+		if err = c.installOnce(root, anchorLoad, gen); !errors.Is(err, unix.ERESTART) {
+			return err
+		}
+	}
+	return fmt.Errorf("nftables: the ruleset kept changing during the load: %w", err)
+}
+
+func (c *Conn) installOnce(root *Program, anchorLoad bool, gen uint32) error {
 	ks, err := c.kernelState()
 	if err != nil {
 		return err
@@ -117,6 +133,7 @@ func (c *Conn) install(root *Program, anchorLoad bool) error {
 	if err != nil {
 		return err
 	}
+	b.genID = gen
 	t := c.tableRef(flags)
 	b.AddTable(t)
 
@@ -228,6 +245,9 @@ func (c *Conn) install(root *Program, anchorLoad bool) error {
 		return err
 	}
 	if err := c.send(b, &flags); err != nil {
+		if errors.Is(err, unix.ERESTART) {
+			return err
+		}
 		flat := &Program{}
 		for _, p := range order {
 			flat.Sets = append(flat.Sets, p.Sets...)
@@ -336,4 +356,51 @@ func (c *Conn) Anchors() ([]string, error) {
 // or of jumps nested deeper than NFT_JUMP_STACK_SIZE.
 func isJumpLimit(err error) bool {
 	return errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EMLINK)
+}
+
+// setBatchGenID adds NFNL_BATCH_GENID to the batch-begin message.
+func setBatchGenID(msgs []netlink.Message, gen uint32) {
+	attr := binary.NativeEndian.AppendUint16(nil, 8)
+	attr = binary.NativeEndian.AppendUint16(attr, unix.NFNL_BATCH_GENID)
+	attr = binary.BigEndian.AppendUint32(attr, gen)
+	msgs[0].Data = append(msgs[0].Data, attr...)
+	msgs[0].Header.Length = 0 // recomputed when sent
+}
+
+// genID returns the kernel's nftables ruleset generation: install reads
+// the table, then commits only if no other transaction came in between
+// (two anchor loads at once would otherwise each rewrite the wildcard
+// dispatch chains without the other's new anchor).
+func (c *Conn) genID() (uint32, error) {
+	cfg := &netlink.Config{}
+	if c.netnsFD >= 0 {
+		cfg.NetNS = c.netnsFD
+	}
+	nl, err := netlink.Dial(unix.NETLINK_NETFILTER, cfg)
+	if err != nil {
+		return 0, fmt.Errorf("nftables: %w", err)
+	}
+	defer nl.Close()
+	replies, err := nl.Execute(netlink.Message{
+		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETGEN), Flags: netlink.Request},
+		Data:   []byte{unix.AF_UNSPEC, 0, 0, 0},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("nftables: reading the generation: %w", err)
+	}
+	for _, m := range replies {
+		if len(m.Data) < 4 {
+			continue
+		}
+		attrs, err := netlink.UnmarshalAttributes(m.Data[4:])
+		if err != nil {
+			return 0, err
+		}
+		for _, a := range attrs {
+			if a.Type == unix.NFTA_GEN_ID && len(a.Data) == 4 {
+				return binary.BigEndian.Uint32(a.Data), nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("nftables: no generation in the kernel's answer")
 }
