@@ -18,16 +18,16 @@ func compileLoad(rs *pfconf.Ruleset, k *kernelFlags) (*nft.Program, error) {
 	var prog *nft.Program
 	var err error
 	if *k.anchor != "" {
-		prog, err = compile.CompileAnchor(*k.anchor, rs, compile.Options{RuleText: compile.RuleTexts(rs)})
+		prog, err = compile.CompileAnchor(*k.anchor, rs, compile.Options{RuleText: compile.RuleTexts(rs), LoadAnchors: true})
 	} else {
-		prog, err = compile.Compile(rs, compile.Options{RuleText: compile.RuleTexts(rs)})
+		prog, err = compile.Compile(rs, compile.Options{RuleText: compile.RuleTexts(rs), LoadAnchors: true})
 	}
 	if err != nil {
 		return nil, err
 	}
 	var errs pfconf.ErrorList
 	for _, l := range k.loads {
-		p, err := compile.CompileAnchor(l.path, l.rs, compile.Options{RuleText: compile.RuleTexts(l.rs)})
+		p, err := compile.CompileAnchor(l.path, l.rs, compile.Options{RuleText: compile.RuleTexts(l.rs), LoadAnchors: true})
 		if err != nil {
 			if el, ok := err.(*pfconf.ErrorList); ok {
 				errs.List = append(errs.List, el.List...)

@@ -75,6 +75,16 @@ type anchorState struct {
 	callNr int
 }
 
+// refuseLoads refuses "load anchor" unless the caller handles it.
+func (c *compiler) refuseLoads() {
+	if c.opts.LoadAnchors {
+		return
+	}
+	for _, l := range c.rs.Loads {
+		c.errorf(l.Pos, "load anchor %s from %s: this loader does not read anchor files; load them with pfctl -f, or with pfctl -a %s -f %s", l.Name, l.File, l.Name, l.File)
+	}
+}
+
 // anchorLogMeta fills in what pflog reports for a rule inside an anchor:
 // the anchor's name (its last path component, as pf_log_packet copies
 // anchor->name), the rule's number in it as the subrule, and the calling
@@ -498,6 +508,7 @@ func CompileAnchor(path string, rs *pfconf.Ruleset, opts Options) (*nft.Program,
 	}
 	c.sticky = c.stickyTimeout()
 	c.decls()
+	c.refuseLoads()
 	for _, s := range c.prog.Sets {
 		s.Name = nft.AnchorSet(path, s.Name)
 	}

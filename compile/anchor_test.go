@@ -190,3 +190,13 @@ pass in quick proto tcp from <web>
 		t.Error("CompileAnchor accepted a wildcard path")
 	}
 }
+
+func TestCompileLoadAnchorRefused(t *testing.T) {
+	rs := ruleset(t, "anchor \"foo\"\nload anchor \"foo\" from \"foo.conf\"\n")
+	if _, err := Compile(rs, Options{}); err == nil || !strings.Contains(err.Error(), "pf.conf:2:1: load anchor foo from foo.conf: this loader does not read anchor files") {
+		t.Errorf("load anchor without Options.LoadAnchors: %v", err)
+	}
+	if _, err := Compile(rs, Options{LoadAnchors: true}); err != nil {
+		t.Errorf("with LoadAnchors: %v", err)
+	}
+}

@@ -72,6 +72,11 @@ type Options struct {
 	// RuleText returns the rule as pfctl prints it, for the records; nil
 	// means the compiler's own short description.
 	RuleText func(kind nft.Kind, r *pfconf.Rule) string
+	// LoadAnchors says the caller compiles the ruleset's "load anchor"
+	// files itself (CompileAnchor) and adds them to Program.Anchors; without
+	// it a ruleset with load anchor statements is refused rather than
+	// loaded without them.
+	LoadAnchors bool
 }
 
 // compiler holds one Compile call.
@@ -106,6 +111,7 @@ func Compile(rs *pfconf.Ruleset, opts Options) (*nft.Program, error) {
 	c.sticky = c.stickyTimeout()
 	c.decls()
 	c.anchors().declTables = maps.Clone(c.tables)
+	c.refuseLoads() // anchor.go
 	if rs.Main != nil {
 		for _, list := range [][]*pfconf.Rule{rs.Main.Scrub, rs.Main.Filter, rs.Main.NAT, rs.Main.RDR, rs.Main.BINAT} {
 			for i, r := range list {

@@ -23,7 +23,10 @@ type kernelState struct {
 	fromMain map[string]bool
 }
 
-func (c *Conn) kernelState() (*kernelState, error) {
+// kernelState reads the table's chains and sets; with owners also which
+// anchors the last main load installed (one read per anchor: only main
+// loads need it).
+func (c *Conn) kernelState(owners bool) (*kernelState, error) {
 	ks := &kernelState{chains: map[string]bool{}, anchors: map[string]bool{}, fromMain: map[string]bool{}}
 	t, err := c.current()
 	if err != nil || t == nil {
@@ -48,7 +51,7 @@ func (c *Conn) kernelState() (*kernelState, error) {
 			continue
 		}
 		ks.anchors[path] = true
-		if part == partMeta {
+		if part == partMeta && owners {
 			rules, err := nc.GetRules(t, ch)
 			if err != nil {
 				return nil, fmt.Errorf("nftables: listing chain %s: %w", ch.Name, err)
@@ -101,7 +104,7 @@ func (c *Conn) install(root *Program, anchorLoad bool) error {
 }
 
 func (c *Conn) installOnce(root *Program, anchorLoad bool, gen uint32) error {
-	ks, err := c.kernelState()
+	ks, err := c.kernelState(!anchorLoad)
 	if err != nil {
 		return err
 	}
@@ -335,7 +338,7 @@ func (c *Conn) ownSet(kernel string) string {
 // Anchors returns the paths of the anchors in the table, sorted, without
 // the wildcard dispatch chains (pfctl -s Anchors -v).
 func (c *Conn) Anchors() ([]string, error) {
-	ks, err := c.kernelState()
+	ks, err := c.kernelState(false)
 	if err != nil {
 		return nil, err
 	}
