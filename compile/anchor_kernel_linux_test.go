@@ -168,10 +168,12 @@ func TestKernelRdrAnchor(t *testing.T) {
 	b := newBed(t)
 	b.load(t, `
 set skip on lo
+nat-anchor "relayd/*"
 rdr-anchor "relayd/*"
 anchor "relayd/*"
 pass in on eth0 proto tcp to port 80
 `)
+	b.expectPass(t, "no nat yet", clientA, "198.51.100.20:7", clientA.String())
 	if _, err := b.get(clientA, "192.0.2.51:80"); err == nil {
 		t.Fatal("VIP port 80 answered before any rdr")
 	}
@@ -179,8 +181,10 @@ pass in on eth0 proto tcp to port 80
 table <web> { 198.51.100.150 }
 table <bad> { 192.0.2.66 }
 rdr on eth0 proto tcp to 192.0.2.51 port 80 -> <web>
+nat on eth1 from 192.0.2.0/24 to any -> 198.51.100.1
 block return in quick proto tcp from <bad> to any
 `)
+	b.expectPass(t, "nat in the anchor", clientA, "198.51.100.20:7", "198.51.100.1")
 	b.expectPass(t, "rdr in the anchor", clientA, "192.0.2.51:80", "s2")
 	b.expectRefused(t, "anchor table", clientBad, "192.0.2.51:80")
 	c := nft.Open(nft.WithNetNS(b.router.FD()), nft.WithAnchor("relayd/web"))
