@@ -127,6 +127,9 @@ func runPfctl(env *Env, args []string, host netdb.Host) error {
 			errs.Dropped += el.Dropped
 		}
 	}
+	if *kf.anchor != "" && rs != nil {
+		anchorOptionErrors(rs, &errs) // pfctl_anchor.go
+	}
 	if errs.Len() > 0 {
 		writeErrors(env.Stderr, &errs, name, src, read)
 		if *node == "" && missingInterface(errs.PfctlString()) {
@@ -143,6 +146,12 @@ func runPfctl(env *Env, args []string, host netdb.Host) error {
 			return &ExitError{Code: 1, Err: err}
 		}
 	}
+	loads, ok := readLoadAnchors(env, rs, *kf.anchor, read, host, *defines, *verbose)
+	if !ok {
+		io.WriteString(env.Stderr, "pfctl: load anchors\n")
+		return &ExitError{Code: 1}
+	}
+	kf.loads = loads
 	if !*noAction {
 		return loadRuleset(env, rs, kf, *verbose) // pfctl_load_linux.go
 	}

@@ -18,6 +18,8 @@ type kernelFlags struct {
 	table   *string
 	tcmd    *string
 	kill    *[]string // pfctl_states_linux.go
+	anchor  *string   // -a: pfctl_anchor.go
+	loads   []loadedAnchor
 }
 
 func addKernelFlags(fs *pflag.FlagSet) *kernelFlags {
@@ -29,6 +31,7 @@ func addKernelFlags(fs *pflag.FlagSet) *kernelFlags {
 		table:   fs.StringP("table", "t", "", "table for -T"),
 		tcmd:    fs.StringP("tcommand", "T", "", "table command: add|delete|show|flush|replace|test"),
 		kill:    fs.StringArrayP("kill", "k", nil, "kill states from host (-k host -k host: from, to)"),
+		anchor:  fs.StringP("anchor", "a", "", "load, show or flush anchor NAME instead of the main ruleset"),
 	}
 }
 
@@ -46,9 +49,12 @@ func (k *kernelFlags) check() error {
 	if (*k.table == "") != (*k.tcmd == "") {
 		return fmt.Errorf("-t and -T go together: pfctl -t TABLE -T add|delete|show|flush|replace|test [address ...]")
 	}
+	if err := checkAnchorName(*k.anchor, false); err != nil {
+		return err
+	}
 	var err error
 	if *k.show != "" {
-		if *k.show, err = expandWord(*k.show, "show", []string{"rules", "nat", "info", "tables", "Tables", "labels", "all", "states"}); err != nil {
+		if *k.show, err = expandWord(*k.show, "show", []string{"rules", "nat", "info", "tables", "Tables", "labels", "all", "states", "Anchors"}); err != nil {
 			return err
 		}
 		if *k.show == "Tables" {

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/pfcarp/pfcarp/compile"
-	"github.com/pfcarp/pfcarp/nft"
 	"github.com/pfcarp/pfcarp/pfconf"
 )
 
@@ -15,7 +13,7 @@ import (
 // -s ...). A refusal names the rule, its line and the reason, and nothing
 // is changed.
 func loadRuleset(env *Env, rs *pfconf.Ruleset, k *kernelFlags, verbose int) error {
-	prog, err := compile.Compile(rs, compile.Options{RuleText: compile.RuleTexts(rs)})
+	prog, err := compileLoad(rs, k) // pfctl_anchor_linux.go: -a, load anchor
 	if err != nil {
 		var el *pfconf.ErrorList
 		if errors.As(err, &el) {
@@ -32,7 +30,7 @@ func loadRuleset(env *Env, rs *pfconf.Ruleset, k *kernelFlags, verbose int) erro
 	if verbose >= 3 {
 		io.WriteString(env.Stdout, prog.String())
 	}
-	if err := nft.Open().Load(prog); err != nil {
+	if err := install(prog); err != nil {
 		fmt.Fprintf(env.Stderr, "pfctl: %v\n", err)
 		io.WriteString(env.Stderr, "pfctl: pf rules not loaded\n")
 		return &ExitError{Code: 1}

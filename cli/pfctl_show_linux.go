@@ -19,7 +19,7 @@ import (
 // runKernelOps carries out -e/-d, -F, -t/-T and -s against the loaded
 // ruleset, in pfctl's order (flush, enable/disable, table, show).
 func runKernelOps(env *Env, k *kernelFlags, args []string, verbose int) error {
-	c := nft.Open()
+	c := nft.Open(nft.WithAnchor(*k.anchor)) // -a: that anchor's rules and tables
 	fail := func(err error) error {
 		if nft.IsNotLoaded(err) {
 			fmt.Fprintf(env.Stderr, "pfctl: %v\n", err)
@@ -35,7 +35,11 @@ func runKernelOps(env *Env, k *kernelFlags, args []string, verbose int) error {
 	switch *k.flush {
 	case "":
 	case "rules", "nat", "Tables", "states", "all":
-		if err := flush(env, c, *k.flush); err != nil {
+		what := *k.flush
+		if what == "all" && *k.anchor != "" {
+			what = "anchor" // pfctl -a NAME -F all: the anchor's rules, nat and tables only
+		}
+		if err := flush(env, c, what); err != nil {
 			return fail(err)
 		}
 	}
@@ -59,7 +63,11 @@ func runKernelOps(env *Env, k *kernelFlags, args []string, verbose int) error {
 			return err
 		}
 	}
-	if *k.show != "" {
+	if *k.show == "Anchors" {
+		if err := showAnchors(env, *k.anchor, verbose); err != nil { // pfctl_anchor_linux.go
+			return fail(err)
+		}
+	} else if *k.show != "" {
 		if err := show(env, c, *k.show, verbose); err != nil {
 			return fail(err)
 		}
@@ -68,7 +76,7 @@ func runKernelOps(env *Env, k *kernelFlags, args []string, verbose int) error {
 }
 
 func flush(env *Env, c *nft.Conn, what string) error {
-	all := what == "all"
+	all := what == "all" || what == "anchor"
 	if what == "rules" || all {
 		if _, err := c.FlushKinds(nft.KindScrub, nft.KindFilter); err != nil {
 			return err
@@ -93,7 +101,7 @@ func flush(env *Env, c *nft.Conn, what string) error {
 		}
 		fmt.Fprintf(env.Stderr, "%d tables flushed.\n", len(names))
 	}
-	if what == "states" || all {
+	if what == "states" || what == "all" {
 		ct, err := conntrack.Dial(nil)
 		if err != nil {
 			return fmt.Errorf("conntrack: %w", err)

@@ -2,10 +2,10 @@ package compile
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/nftables"
@@ -85,6 +85,11 @@ type Options struct {
 	// program with its addresses (nft.Conn.Load fills them from the
 	// kernel's interfaces in any case).
 	Host netdb.Host
+	// LoadAnchors says the caller compiles the ruleset's "load anchor"
+	// files itself (CompileAnchor) and adds them to Program.Anchors; without
+	// it a ruleset with load anchor statements is refused rather than
+	// loaded without them.
+	LoadAnchors bool
 }
 
 // compiler holds one Compile call.
@@ -113,6 +118,8 @@ type compiler struct {
 	filterIn, filterOut, rdr, nat []*nft.Rule
 	scrubIn, scrubOut             []*nft.Rule
 	scrubUsed                     bool
+
+	anc *anchorState // anchor.go
 }
 
 type tableSets struct {
@@ -132,6 +139,8 @@ func Compile(rs *pfconf.Ruleset, opts Options) (*nft.Program, error) {
 		errSeen: map[string]bool{}, warnSeen: map[string]bool{}}
 	c.sticky = c.stickyTimeout()
 	c.decls()
+	c.anchors().declTables = maps.Clone(c.tables)
+	c.refuseLoads() // anchor.go
 	if rs.Main != nil {
 		for _, list := range [][]*pfconf.Rule{rs.Main.Scrub, rs.Main.Filter, rs.Main.NAT, rs.Main.RDR, rs.Main.BINAT} {
 			for i, r := range list {
@@ -168,17 +177,10 @@ func Compile(rs *pfconf.Ruleset, opts Options) (*nft.Program, error) {
 	return c.prog, nil
 }
 
-// anchorRules refuses anchors (not supported yet) and ether rules.
+// anchorRules refuses ether rules (anchors: anchor.go).
 func (c *compiler) anchorRules(a *pfconf.Anchor) {
 	for _, r := range a.Ether {
 		c.errorf(r.Pos, "ether rules are not supported: nftables' inet table does not see layer 2")
-	}
-	for _, list := range [][]*pfconf.Rule{a.Scrub, a.Filter, a.NAT, a.RDR, a.BINAT} {
-		for _, r := range list {
-			if r.Anchor != nil || r.AnchorCall != "" {
-				c.errorf(r.Pos, "anchors are not supported yet (anchor %q)", r.AnchorCall)
-			}
-		}
 	}
 }
 
@@ -422,27 +424,7 @@ func addrString(a pfconf.Addr) string {
 // the "@N" lines in pfctl's print order: scrub, nat, rdr, binat, filter.)
 // Rules it cannot match up get the compiler's short description.
 func RuleTexts(rs *pfconf.Ruleset) func(nft.Kind, *pfconf.Rule) string {
-	texts := map[*pfconf.Rule]string{}
-	if rs.Main != nil {
-		var b strings.Builder
-		if err := rs.Print(&b, 2); err == nil {
-			var lines []string
-			for _, l := range strings.Split(b.String(), "\n") {
-				if m := atNrRe.FindStringSubmatch(l); m != nil {
-					lines = append(lines, m[1])
-				}
-			}
-			var rules []*pfconf.Rule
-			for _, list := range [][]*pfconf.Rule{rs.Main.Scrub, rs.Main.NAT, rs.Main.RDR, rs.Main.BINAT, rs.Main.Filter} {
-				rules = append(rules, list...)
-			}
-			if len(lines) == len(rules) {
-				for i, r := range rules {
-					texts[r] = lines[i]
-				}
-			}
-		}
-	}
+	texts := allRuleTexts(rs) // anchor.go: inline anchors too
 	return func(_ nft.Kind, r *pfconf.Rule) string { return texts[r] }
 }
 

@@ -48,6 +48,16 @@
 // Translation chains are first match in file order, binat before nat/rdr, as
 // pf evaluates them; "no nat" and "no rdr" are accept (stop translating).
 //
+// # Anchors
+//
+// Each anchor is its own set of chains, @PATH:PART, and its own
+// nft.Program (CompileAnchor for one loaded on its own, as pfctl -a and
+// relayd load them). An anchor rule jumps to the anchor's quick chain in
+// the quick half of the calling chain and to its rest chain in the rest
+// half, each at the anchor rule's place, which keeps pf's last match
+// across the anchor boundary; wildcard calls ("relayd/*") go through
+// dispatch chains that every anchor load rewrites. Details in anchor.go.
+//
 // # State
 //
 // Every connection is tracked by conntrack, but only those a keep-state rule

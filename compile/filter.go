@@ -31,6 +31,15 @@ func (c *compiler) filter(rules []*pfconf.Rule) {
 			c.translation(r, nft.KindFilter, r.NAT, false)
 		}
 		switch {
+		case r.AnchorCall != "": // anchor.go: in both halves
+			if !c.anchorRef(r) {
+				continue
+			}
+			c.xlateCall(r)
+			first = append(first, filterEntry{r: r})
+			if !r.Quick {
+				rest = append(rest, r)
+			}
 		case r.Action == pfconf.ActMatch || r.Quick:
 			first = append(first, filterEntry{r: r})
 		default:
@@ -42,9 +51,17 @@ func (c *compiler) filter(rules []*pfconf.Rule) {
 	}
 	c.checkTagOrder(rules)
 	for _, e := range first {
+		if e.r.AnchorCall != "" {
+			c.filterCall(e.r, true)
+			continue
+		}
 		c.filterRule(e.r, e.tagOnly)
 	}
 	for i := len(rest) - 1; i >= 0; i-- {
+		if rest[i].AnchorCall != "" {
+			c.filterCall(rest[i], false)
+			continue
+		}
 		c.filterRule(rest[i], false)
 	}
 }
@@ -102,8 +119,10 @@ func unsupported(r *pfconf.Rule) []string {
 	so := r.StateOpts
 	add(so.IfBound, "if-bound states are not supported: conntrack states are floating")
 	add(so.Pflow, "pflow is not supported")
-	for _, t := range so.Timeouts {
-		if t != 0 {
+	for i, t := range so.Timeouts {
+		// src.track is how long a source node outlives its states; the
+		// per-source sets expire on their own (limits.go)
+		if t != 0 && i != int(pfconf.TmSrcNode) {
 			out = append(out, "per-rule state timeouts are not supported yet")
 			break
 		}
@@ -256,8 +275,8 @@ func (c *compiler) verdicts(b *builder, r *pfconf.Rule, fam byte, out bool) ([]*
 						bits |= CtMarkNoSync
 					}
 					nr := uint32(c.nr(r) + 1)
-					if nr > CtMarkRuleMask {
-						nr = 0
+					if nr > CtMarkRuleMask || c.inAnchor() {
+						nr = 0 // the mark numbers main ruleset rules only
 					}
 					setMark(b, bits, nr)
 				}
@@ -323,6 +342,7 @@ func (c *compiler) verdicts(b *builder, r *pfconf.Rule, fam byte, out bool) ([]*
 // logMeta is the pflog metadata of r's packets in one direction.
 func (c *compiler) logMeta(r *pfconf.Rule, out bool) pflog.Meta {
 	m := pflog.Meta{Rule: uint32(c.nr(r)), Action: pflog.Action(r.Action), Dir: pflog.DirIn, RIdentifier: r.Ridentifier}
+	c.anchorLogMeta(&m) // anchor.go
 	if out {
 		m.Dir = pflog.DirOut
 	}

@@ -17,6 +17,9 @@ const maxPoolAddrs = 4096
 
 // natRule compiles an old-style nat or no nat rule into the nat chain.
 func (c *compiler) natRule(r *pfconf.Rule) {
+	if c.transCall(r, nft.KindNAT) { // nat-, rdr-, binat-anchor: anchor.go
+		return
+	}
 	if !c.refuseAll(r) || !c.checkPrio(r) {
 		return
 	}
@@ -30,6 +33,9 @@ func (c *compiler) natRule(r *pfconf.Rule) {
 
 // rdrRule compiles an old-style rdr or no rdr rule into the rdr chain.
 func (c *compiler) rdrRule(r *pfconf.Rule) {
+	if c.transCall(r, nft.KindRDR) { // nat-, rdr-, binat-anchor: anchor.go
+		return
+	}
 	if !c.refuseAll(r) || !c.checkPrio(r) {
 		return
 	}
@@ -43,6 +49,9 @@ func (c *compiler) rdrRule(r *pfconf.Rule) {
 
 // binat compiles binat (both directions) and no binat.
 func (c *compiler) binat(r *pfconf.Rule) {
+	if c.transCall(r, nft.KindBINAT) { // nat-, rdr-, binat-anchor: anchor.go
+		return
+	}
 	if !c.refuseAll(r) || !c.checkPrio(r) {
 		return
 	}

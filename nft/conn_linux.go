@@ -26,6 +26,7 @@ type Conn struct {
 	netnsFD int // -1: the caller's namespace
 	table   string
 	host    netdb.Host // interface addresses for dynamic-address sets; nil: the namespace's
+	anchor  string     // WithAnchor
 }
 
 // Option configures Open.
@@ -121,6 +122,12 @@ func (c *Conn) SetEnabled(on bool) error {
 // enabled/disabled state is kept; a new table is enabled. When the kernel
 // refuses p, the error is a *LoadError.
 func (c *Conn) Load(p *Program) error {
+	if anchored, err := c.anchored(p); err != nil || anchored {
+		if err != nil {
+			return err
+		}
+		return c.install(p, false) // anchor_linux.go
+	}
 	old, err := c.current()
 	if err != nil {
 		return err
@@ -154,62 +161,83 @@ func (c *Conn) Load(p *Program) error {
 // (in chain order) are added when maxRules >= 0; elements are added iff
 // withElems. Records are added iff maxRules < 0.
 func addProgram(nc *nftables.Conn, t *nftables.Table, p *Program, maxRules int, withElems bool) error {
+	return addPrograms(nc, t, []*Program{p}, maxRules, withElems)
+}
+
+// addPrograms is addProgram for programs installed together (the main
+// ruleset and its anchors): sets of all first, then chains, rules and each
+// program's records in its own meta chain.
+func addPrograms(nc *nftables.Conn, t *nftables.Table, progs []*Program, maxRules int, withElems bool) error {
 	sets := map[string]*nftables.Set{}
-	for _, s := range p.Sets {
-		ns, els, err := librarySet(t, s)
-		if err != nil {
-			return err
-		}
-		if !withElems && !ns.Constant {
-			els = nil
-		}
-		if err := nc.AddSet(ns, nil); err != nil {
-			return fmt.Errorf("nftables: set %s: %w", s.Name, err)
-		}
-		for len(els) > 0 {
-			n := min(len(els), elemChunk)
-			if err := nc.SetAddElements(ns, els[:n]); err != nil {
+	for _, p := range progs {
+		for _, s := range p.Sets {
+			ns, els, err := librarySet(t, s)
+			if err != nil {
+				return err
+			}
+			if !withElems && !ns.Constant {
+				els = nil
+			}
+			if err := nc.AddSet(ns, nil); err != nil {
 				return fmt.Errorf("nftables: set %s: %w", s.Name, err)
 			}
-			els = els[n:]
+			for len(els) > 0 {
+				n := min(len(els), elemChunk)
+				if err := nc.SetAddElements(ns, els[:n]); err != nil {
+					return fmt.Errorf("nftables: set %s: %w", s.Name, err)
+				}
+				els = els[n:]
+			}
+			sets[s.Name] = ns
 		}
-		sets[s.Name] = ns
 	}
 	accept := nftables.ChainPolicyAccept
 	chains := map[string]*nftables.Chain{}
-	for _, ch := range p.Chains {
-		lc := &nftables.Chain{Name: ch.Name, Table: t}
-		if ch.Hook != nil {
-			num, prio := ch.Hook.Num, nftables.ChainPriority(ch.Hook.Priority)
-			lc.Type, lc.Hooknum, lc.Priority, lc.Policy = ch.Hook.Type, &num, &prio, &accept
+	for _, p := range progs {
+		for _, ch := range p.Chains {
+			lc := &nftables.Chain{Name: ch.Name, Table: t}
+			if ch.Hook != nil {
+				num, prio := ch.Hook.Num, nftables.ChainPriority(ch.Hook.Priority)
+				lc.Type, lc.Hooknum, lc.Priority, lc.Policy = ch.Hook.Type, &num, &prio, &accept
+			}
+			chains[ch.Name] = nc.AddChain(lc)
 		}
-		chains[ch.Name] = nc.AddChain(lc)
 	}
 	added := 0
-	for _, ch := range p.Chains {
-		for _, r := range ch.Rules {
-			if maxRules >= 0 && added >= maxRules {
-				return nil
+	for _, p := range progs {
+		for _, ch := range p.Chains {
+			for _, r := range ch.Rules {
+				if maxRules >= 0 && added >= maxRules {
+					return nil
+				}
+				exprs, err := bindSets(r.Exprs, sets)
+				if err != nil {
+					return fmt.Errorf("nftables: chain %s: %s: %w", ch.Name, r.Text, err)
+				}
+				lr := &nftables.Rule{Table: t, Chain: chains[ch.Name], Exprs: exprs}
+				if !r.Ref.IsZero() {
+					lr.UserData = commentData(r.Ref.String())
+				}
+				nc.AddRule(lr)
+				added++
 			}
-			exprs, err := bindSets(r.Exprs, sets)
-			if err != nil {
-				return fmt.Errorf("nftables: chain %s: %s: %w", ch.Name, r.Text, err)
-			}
-			lr := &nftables.Rule{Table: t, Chain: chains[ch.Name], Exprs: exprs}
-			if !r.Ref.IsZero() {
-				lr.UserData = commentData(r.Ref.String())
-			}
-			nc.AddRule(lr)
-			added++
 		}
 	}
 	if maxRules >= 0 {
 		return nil
 	}
-	meta := nc.AddChain(&nftables.Chain{Name: MetaChain, Table: t})
-	for _, rec := range p.Records {
-		for _, chunk := range encodeRecord(rec) {
-			nc.AddRule(&nftables.Rule{Table: t, Chain: meta, UserData: commentData(chunk)})
+	for _, p := range progs {
+		if p.noMeta {
+			continue
+		}
+		meta := nc.AddChain(&nftables.Chain{Name: p.metaChain(), Table: t})
+		if p.Anchor != "" && p.FromMain {
+			nc.AddRule(&nftables.Rule{Table: t, Chain: meta, UserData: commentData(ownerMain)})
+		}
+		for _, rec := range p.Records {
+			for _, chunk := range encodeRecord(rec) {
+				nc.AddRule(&nftables.Rule{Table: t, Chain: meta, UserData: commentData(chunk)})
+			}
 		}
 	}
 	return nil
@@ -338,6 +366,9 @@ func (e *LoadError) Error() string {
 			b.WriteString(", which this kernel lacks")
 		}
 		b.WriteString(")")
+	}
+	if isJumpLimit(e.Err) { // anchor_linux.go
+		b.WriteString(" (anchors call each other in a loop, or jumps nest deeper than the kernel's 16 levels)")
 	}
 	fmt.Fprintf(&b, ": %v; nothing was changed", e.Err)
 	return b.String()

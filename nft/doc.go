@@ -24,6 +24,20 @@
 // names the pf rule (Record: number, file:line, text) and the kernel feature
 // it needed, when the rule says which (Rule.Needs).
 //
+// # Anchors
+//
+// An anchor is a set of chains @PATH:PART and sets @PATH:NAME in the same
+// table (see anchor.go). LoadAnchor replaces one anchor in one transaction
+// (flushing and refilling its chains, so the jumps to them and the rules
+// that hold those jumps stay as they are) and rewrites the wildcard
+// dispatch chains @PARENT/*:PART, one jump per child anchor in name order.
+// Load keeps the anchors the main ruleset does not define, as pfctl does:
+// once the table holds anchors it replaces the main ruleset's chains and
+// sets without deleting the table. Anchors the previous main load
+// installed (inline anchors, load anchor) are emptied when the new one no
+// longer defines them. WithAnchor points Read, FlushKinds and the table
+// operations at one anchor (pfctl -a).
+//
 // # What is stored with the rules
 //
 // Every kernel rule that implements a pf rule carries a short comment

@@ -233,6 +233,19 @@ type Program struct {
 	// ("pf.conf:3:1: scrub reassemble tcp: ..."), one per problem; they
 	// are not stored in the kernel.
 	Warnings []string
+	// Anchor is the path of the anchor this program fills ("" for the
+	// main ruleset); its chains and sets carry AnchorChain/AnchorSet names.
+	// See anchor.go.
+	Anchor string
+	// Anchors are the anchors installed with this program in the same
+	// transaction (inline anchors, "load anchor").
+	Anchors []*Program
+	// Calls are the anchor paths the rules jump to ("relayd/*" for a
+	// wildcard call); missing ones are created empty.
+	Calls []string
+	// FromMain marks an anchor installed by the main ruleset's load.
+	FromMain bool
+	noMeta   bool // install's helper programs (empty and dispatch chains)
 }
 
 // Record returns the record of ref's pf rule, if any.
@@ -279,7 +292,7 @@ func (p *Program) String() string {
 		b.WriteString("\t}\n")
 	}
 	if len(p.Records) > 0 {
-		fmt.Fprintf(&b, "\tchain %s {\n", MetaChain)
+		fmt.Fprintf(&b, "\tchain %s {\n", p.metaChain())
 		for _, r := range p.Records {
 			fmt.Fprintf(&b, "\t\t# %s %d %s: %s", r.Kind, r.Nr, r.Pos, r.Text)
 			for _, l := range r.Labels {
@@ -290,6 +303,10 @@ func (p *Program) String() string {
 		b.WriteString("\t}\n")
 	}
 	b.WriteString("}\n")
+	for _, a := range p.Anchors {
+		fmt.Fprintf(&b, "# anchor %q\n", a.Anchor)
+		b.WriteString(a.String())
+	}
 	return b.String()
 }
 

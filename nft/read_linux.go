@@ -56,20 +56,28 @@ func (c *Conn) Read() (*Ruleset, error) {
 		return nil, fmt.Errorf("nftables: listing chains: %w", err)
 	}
 	rs := &Ruleset{Enabled: t.Flags&1 == 0, Stats: map[Ref]*Stats{}}
+	found := false
 	for _, ch := range chains {
 		if ch.Table.Name != c.table {
 			continue
 		}
+		isMeta, mine := c.ownsChain(ch.Name) // anchor_linux.go
+		if !mine {
+			continue
+		}
+		found = true
 		rs.Chains = append(rs.Chains, ch.Name)
 		rules, err := nc.GetRules(t, ch)
 		if err != nil {
 			return nil, fmt.Errorf("nftables: listing chain %s: %w", ch.Name, err)
 		}
-		if ch.Name == MetaChain {
+		if isMeta {
 			var comments []string
 			for _, r := range rules {
 				s, _ := dataComment(r.UserData)
-				comments = append(comments, s)
+				if s != ownerMain {
+					comments = append(comments, s)
+				}
 			}
 			if rs.Records, err = decodeRecords(comments); err != nil {
 				return nil, err
@@ -115,6 +123,9 @@ func (c *Conn) Read() (*Ruleset, error) {
 			}
 		}
 	}
+	if !found && c.anchor != "" {
+		return nil, fmt.Errorf("anchor %q does not exist", c.anchor)
+	}
 	return rs, nil
 }
 
@@ -153,6 +164,10 @@ func (c *Conn) FlushKinds(kinds ...Kind) (int, error) {
 		if ch.Table.Name != c.table {
 			continue
 		}
+		isMeta, mine := c.ownsChain(ch.Name)
+		if !mine {
+			continue
+		}
 		rules, err := nc.GetRules(t, ch)
 		if err != nil {
 			return 0, err
@@ -161,7 +176,7 @@ func (c *Conn) FlushKinds(kinds ...Kind) (int, error) {
 		for _, r := range rules {
 			s, _ := dataComment(r.UserData)
 			drop := false
-			if ch.Name == MetaChain {
+			if isMeta {
 				if strings.HasPrefix(s, "M") {
 					k, _, _ := strings.Cut(s[1:], " ")
 					kind, _ := ParseKind(k)
@@ -243,7 +258,7 @@ func (c *Conn) Tables() ([]string, error) {
 	seen := map[string]bool{}
 	var names []string
 	for _, s := range sets {
-		if n, _, ok := tableOfSet(s.Name); ok && !seen[n] {
+		if n, _, ok := tableOfSet(c.ownSet(s.Name)); ok && !seen[n] {
 			seen[n] = true
 			names = append(names, n)
 		}
@@ -263,7 +278,7 @@ func (c *Conn) tableSets(nc *nftables.Conn, name string) (*nftables.Table, [2]*n
 		return nil, sets, errNoTable
 	}
 	for i, v6 := range []bool{false, true} {
-		s, err := nc.GetSetByName(t, TableSetName(name, v6))
+		s, err := nc.GetSetByName(t, c.setName(TableSetName(name, v6)))
 		if err != nil {
 			return nil, sets, fmt.Errorf("pf table <%s> does not exist in the loaded ruleset", name)
 		}

@@ -25,6 +25,9 @@ type batch struct {
 	// exclElems makes adding an element that exists already an error
 	// (NLM_F_EXCL on NEWSETELEM).
 	exclElems bool
+	// genID, when not 0, makes the kernel refuse the batch with ERESTART
+	// unless the ruleset generation is still genID (anchor_linux.go).
+	genID uint32
 }
 
 func newBatch() (*batch, error) {
@@ -99,6 +102,9 @@ func (c *Conn) send(b *batch, tableFlags *uint32) error {
 		if err := setLastTableFlags(msgs, *tableFlags); err != nil {
 			return err
 		}
+	}
+	if b.genID != 0 {
+		setBatchGenID(msgs, b.genID)
 	}
 	cfg := &netlink.Config{}
 	if c.netnsFD >= 0 {

@@ -1,0 +1,99 @@
+package cli
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/pfcarp/pfcarp/compile"
+	"github.com/pfcarp/pfcarp/nft"
+	"github.com/pfcarp/pfcarp/pfconf"
+)
+
+// compileLoad compiles what pfctl -f loads: the main ruleset, or anchor
+// -a NAME, with the anchors of its "load anchor" statements, installed
+// in the same transaction (pfctl.c: pfctl_load_anchors adds them to the
+// main load's transaction).
+func compileLoad(rs *pfconf.Ruleset, k *kernelFlags) (*nft.Program, error) {
+	var prog *nft.Program
+	var err error
+	if *k.anchor != "" {
+		prog, err = compile.CompileAnchor(*k.anchor, rs, compile.Options{RuleText: compile.RuleTexts(rs), LoadAnchors: true})
+	} else {
+		prog, err = compile.Compile(rs, compile.Options{RuleText: compile.RuleTexts(rs), LoadAnchors: true})
+	}
+	if err != nil {
+		return nil, err
+	}
+	var errs pfconf.ErrorList
+	for _, l := range k.loads {
+		p, err := compile.CompileAnchor(l.path, l.rs, compile.Options{RuleText: compile.RuleTexts(l.rs), LoadAnchors: true})
+		if err != nil {
+			if el, ok := err.(*pfconf.ErrorList); ok {
+				errs.List = append(errs.List, el.List...)
+				continue
+			}
+			return nil, err
+		}
+		p.FromMain = *k.anchor == ""
+		prog.Anchors = append(prog.Anchors, p)
+	}
+	if err := errs.Err(); err != nil {
+		return nil, err
+	}
+	return prog, nil
+}
+
+// install loads prog: the main ruleset (keeping anchors it does not
+// define) or one anchor.
+func install(prog *nft.Program) error {
+	if prog.Anchor != "" {
+		return nft.Open().LoadAnchor(prog)
+	}
+	return nft.Open().Load(prog)
+}
+
+// showAnchors prints the anchors under parent (the main ruleset when ""),
+// as pfctl -s Anchors does: the children, and with -v all descendants,
+// one "  PATH" line each. Parents of loaded anchors count as anchors, as
+// pf creates them.
+func showAnchors(env *Env, parent string, verbose int) error {
+	paths, err := nft.Open().Anchors()
+	if err != nil {
+		return err
+	}
+	all := map[string]bool{}
+	for _, p := range paths {
+		for q := p; q != ""; {
+			all[q] = true
+			i := strings.LastIndexByte(q, '/')
+			if i < 0 {
+				break
+			}
+			q = q[:i]
+		}
+	}
+	if parent != "" && !all[parent] {
+		return fmt.Errorf("anchor %q does not exist", parent)
+	}
+	var out []string
+	prefix := ""
+	if parent != "" {
+		prefix = parent + "/"
+	}
+	for p := range all {
+		rest, ok := strings.CutPrefix(p, prefix)
+		if !ok || rest == "" || (verbose == 0 && strings.Contains(rest, "/")) {
+			continue
+		}
+		if verbose == 0 && strings.HasPrefix(rest, "_") {
+			continue
+		}
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	for _, p := range out {
+		fmt.Fprintf(env.Stdout, "  %s\n", p)
+	}
+	return nil
+}

@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestPfctlLoadAnchorNoAction(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "pf.conf", "anchor \"foo\"\nload anchor \"foo\" from \"foo.conf\"\npass all\n")
+	writeFile(t, dir, "foo.conf", "pass in proto tcp to port 22\nanchor \"bar\"\nload anchor \"bar\" from \"bar.conf\"\n")
+	writeFile(t, dir, "bar.conf", "block in proto udp\n")
+	out, serr, code := pfctlRun(t, dir, "", "-nvf", "pf.conf")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, serr)
+	}
+	wantOut := "anchor \"foo\" all\npass all flags S/SA keep state\n" +
+		"pass in proto tcp from any to any port = ssh flags S/SA keep state\nanchor \"bar\" all\n" +
+		"block drop in proto udp all\n"
+	if out != wantOut {
+		t.Errorf("stdout:\n%s\nwant:\n%s", out, wantOut)
+	}
+	if want := "\nLoading anchor foo from foo.conf\n\nLoading anchor foo/bar from bar.conf\n"; serr != want {
+		t.Errorf("stderr %q, want %q", serr, want)
+	}
+	// Quiet without -v; a missing or bad file fails the load, also under -n.
+	if out, serr, code := pfctlRun(t, dir, "", "-nf", "pf.conf"); code != 0 || out != "" || serr != "" {
+		t.Errorf("-nf: exit %d, %q, %q", code, out, serr)
+	}
+	writeFile(t, dir, "bar.conf", "set skip on lo\nblock in proto\n")
+	_, serr, code = pfctlRun(t, dir, "", "-nf", "pf.conf")
+	if code != 1 || !strings.Contains(serr, "bar.conf:1: set options are not allowed within anchors") ||
+		!strings.Contains(serr, "bar.conf:2:") || !strings.Contains(serr, "pfctl: load anchors") {
+		t.Errorf("bad anchor file: exit %d, %q", code, serr)
+	}
+	writeFile(t, dir, "pf.conf", "load anchor \"foo\" from \"nosuch.conf\"\n")
+	if _, serr, code := pfctlRun(t, dir, "", "-nf", "pf.conf"); code != 1 || !strings.Contains(serr, "pf.conf:1:1: cannot load anchor foo from nosuch.conf") {
+		t.Errorf("missing anchor file: exit %d, %q", code, serr)
+	}
+	// -a: options are refused, names checked.
+	writeFile(t, dir, "a.conf", "set block-policy return\npass all\n")
+	if _, serr, code := pfctlRun(t, dir, "", "-a", "foo", "-nf", "a.conf"); code != 1 || !strings.Contains(serr, "a.conf:1: set options are not allowed within anchors") {
+		t.Errorf("-a with options: exit %d, %q", code, serr)
+	}
+	if _, serr, code := pfctlRun(t, dir, "", "-a", "_x", "-nf", "a.conf"); code != 1 || !strings.Contains(serr, "reserved for internal use") {
+		t.Errorf("-a _x: exit %d, %q", code, serr)
+	}
+}
