@@ -246,6 +246,10 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		d.wg.Add(1)
 		go func() { defer d.wg.Done(); d.renewLease(ctx) }()
 	}
+	if cfg.PF.Enable {
+		d.wg.Add(1)
+		go func() { defer d.wg.Done(); d.watchAddrs(ctx) }()
+	}
 	d.log.Info("pfcarp running", "config", d.o.ConfigPath, "socket", d.sock, "carp_groups", len(cfg.CARP))
 	return nil
 }
@@ -475,6 +479,54 @@ func (d *Daemon) renewLease(ctx context.Context) {
 			}
 		}
 		t.Reset(leaseTTL(d.config()) / renewsPerLease)
+	}
+}
+
+// watchAddrs keeps pf's dynamic interface addresses ("(if)", as pf's
+// dynaddr does) current: each change of an interface address rewrites
+// them in one transaction. A subscription that ends is made again, and the
+// sets refreshed, since changes may have been missed meanwhile.
+func (d *Daemon) watchAddrs(ctx context.Context) {
+	for first := true; ; first = false {
+		if !first {
+			t := d.clk.NewTimer(retryDelay)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C():
+			}
+			d.refreshPFAddrs()
+		}
+		done := make(chan struct{})
+		ch, err := d.sys.WatchAddrs(done)
+		if err != nil {
+			close(done)
+			d.log.Warn("watching addresses for pf's (if) sets; trying again", "err", err)
+			continue
+		}
+		for open := true; open; {
+			select {
+			case <-ctx.Done():
+				close(done)
+				return
+			case _, open = <-ch:
+				if open {
+					d.refreshPFAddrs()
+				}
+			}
+		}
+		close(done)
+	}
+}
+
+func (d *Daemon) refreshPFAddrs() {
+	n, err := d.sys.RefreshPFAddrs(d.config())
+	switch {
+	case err != nil:
+		d.log.Warn("refreshing pf's (if) address sets", "err", err)
+	case n > 0:
+		d.log.Info("pf's (if) address sets refreshed", "sets", n)
 	}
 }
 

@@ -43,6 +43,7 @@ type fakeSystem struct {
 	pfsyncErr   error // StartPfsync fails with it
 	syncer      *fakeSyncer
 	links       *fakeLinks
+	addrCh      chan struct{}
 }
 
 func newFakeSystem(seg *carp.MemSegment, self string) *fakeSystem {
@@ -104,6 +105,18 @@ func (s *fakeSystem) StartPfsync(cfg *config.Node, h SyncHooks) (Syncer, error) 
 	return s.syncer, nil
 }
 func (s *fakeSystem) Links() LinkSource { return s.links }
+func (s *fakeSystem) WatchAddrs(done <-chan struct{}) (<-chan struct{}, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.addrCh == nil {
+		s.addrCh = make(chan struct{}, 1)
+	}
+	return s.addrCh, nil
+}
+func (s *fakeSystem) RefreshPFAddrs(*config.Node) (int, error) {
+	s.call("refresh-pf-addrs")
+	return 1, nil
+}
 func (s *fakeSystem) PFStats() (*PFStats, error) {
 	return &PFStats{Enabled: true, States: 7, StatesOK: true, Rules: []PFRuleStat{
 		{Kind: "filter", Nr: 0, Label: "web", Packets: 10, Bytes: 1500, Evaluations: 12}}}, nil
@@ -492,6 +505,14 @@ func TestDaemonFailedReload(t *testing.T) {
 	if err := a.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
+	// An address change refreshes pf's (if) sets.
+	until(t, clk, "address watch subscribed", func() bool {
+		a.sys.mu.Lock()
+		defer a.sys.mu.Unlock()
+		return a.sys.addrCh != nil
+	})
+	a.sys.addrCh <- struct{}{}
+	until(t, clk, "(if) sets refreshed", func() bool { return a.sys.count("refresh-pf-addrs") == 1 })
 }
 
 func TestDaemonFailedStartUnwinds(t *testing.T) {

@@ -43,6 +43,12 @@ type System interface {
 	Links() LinkSource
 	// PFStats reads pf's rule counters and the state table's size.
 	PFStats() (*PFStats, error)
+	// WatchAddrs reports (coalesced) that some interface address changed,
+	// until done is closed; the channel closes when the subscription ends.
+	WatchAddrs(done <-chan struct{}) (<-chan struct{}, error)
+	// RefreshPFAddrs sets pf's dynamic interface-address sets ("(if)") to
+	// the addresses as cfg's node sees them now, in one transaction.
+	RefreshPFAddrs(cfg *config.Node) (int, error)
 }
 
 // PFStats are pf's counters as the kernel has them.

@@ -224,3 +224,29 @@ func (s *LinuxSystem) PFStats() (*PFStats, error) {
 	}
 	return out, nil
 }
+
+// WatchAddrs implements System over RTNLGRP_IPV4_IFADDR/IPV6_IFADDR.
+func (s *LinuxSystem) WatchAddrs(done <-chan struct{}) (<-chan struct{}, error) {
+	ch := make(chan netlink.AddrUpdate, 64)
+	if err := netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{
+		ErrorCallback: func(err error) { s.log().Debug("watching addresses", "err", err) },
+	}); err != nil {
+		return nil, fmt.Errorf("watching addresses: %w", err)
+	}
+	out := make(chan struct{}, 1)
+	go func() {
+		defer close(out)
+		for range ch {
+			select {
+			case out <- struct{}{}:
+			default: // one pending report stands for any number
+			}
+		}
+	}()
+	return out, nil
+}
+
+// RefreshPFAddrs implements System.
+func (s *LinuxSystem) RefreshPFAddrs(cfg *config.Node) (int, error) {
+	return nft.Open().RefreshDynIf(cfg.Host(netdb.System()))
+}
