@@ -296,3 +296,52 @@ func TestPlainCreateCarriesNoNAT(t *testing.T) {
 		t.Fatalf("Inject: status %#x reply %+v, want DST_NAT(_DONE) and %+v", got.Status, got.Reply, s.Reply)
 	}
 }
+
+// TestInjectBatch applies one batch whose guesses are right and wrong: new
+// entries created, a known one updated, a "new" one that exists (EEXIST,
+// redone as an update) and a "known" one that has gone (ENOENT, redone as
+// a create); the kernel then holds every state as sent.
+func TestInjectBatch(t *testing.T) {
+	testenv.RequireRoot(t)
+	n := newNS(t, "batch")
+	pre := []State{benchState(1), benchState(2)}
+	for i := range pre {
+		injectIn(t, n, &pre[i])
+	}
+	batch := []State{benchState(1), benchState(2), benchState(3), benchState(4), benchState(5)}
+	exists := []bool{true, false, false, true, false}
+	for i := range batch {
+		batch[i].Mark = 0x100 + uint32(i)
+		batch[i].Timeout = 1000
+	}
+	batch[0].TCP.State = TCPFinWait
+	var errs []error
+	n.do(t, func() error {
+		ct, err := DialConntrack()
+		if err != nil {
+			return err
+		}
+		defer ct.Close()
+		errs = ct.InjectBatch(batch, exists)
+		return nil
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("state %d: %v", i, err)
+		}
+	}
+	got := map[Key]State{}
+	for _, s := range dumpIn(t, n) {
+		got[s.Key()] = s
+	}
+	for i := range batch {
+		s, ok := got[batch[i].Key()]
+		switch {
+		case !ok:
+			t.Errorf("state %d missing", i)
+		case s.Mark != batch[i].Mark || s.TCP.State != batch[i].TCP.State || s.Reply != batch[i].Reply:
+			t.Errorf("state %d: mark %#x tcp %d reply %v, want %#x %d %v", i, s.Mark, s.TCP.State, s.Reply,
+				batch[i].Mark, batch[i].TCP.State, batch[i].Reply)
+		}
+	}
+}

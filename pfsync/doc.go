@@ -62,9 +62,19 @@
 // Every node sends its own kernel events and applies the peer's, so
 // whichever node is MASTER is the source and flows begun on a backup while
 // it was master reach the old master on failback. Changes are queued per
-// state; a state updated maxupd times (default 128, pfsync(4)'s maxupd) is
-// sent at once, everything else after the flush interval (100 ms; FreeBSD
-// waits up to 1 s). Injected entries come back as kernel events: the first
+// state. A state the peer does not hold yet and a TCP handshake step
+// (SYN_RECV, ESTABLISHED) are prompt: they are sent as soon as the events
+// queued with them have been taken in (Options.PromptDelay; under load
+// the batches grow by themselves), since a connection whose handshake
+// completed on the master survives a failover only once the peer holds it
+// past SYN_SENT (a SYN_SENT entry takes the client's ACK for INVALID). A
+// state updated maxupd times (default 128, pfsync(4)'s maxupd) is sent at
+// once, every other change after the flush interval (100 ms; FreeBSD
+// waits up to 1 s). BenchmarkSyncLag measures the lag from a change in
+// one kernel to the peer's kernel. The receiver writes the states of one
+// message into its kernel with one netlink write (BatchTable), updating
+// the entries it knows and creating the others, and redoing alone a
+// request whose guess was wrong. Injected entries come back as kernel events: the first
 // event for an entry after a peer's version was written is that write's
 // echo, whatever it shows (the kernel leaves out window scales until both
 // directions have the flag, and can only set status bits and flags), and

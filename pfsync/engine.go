@@ -21,6 +21,16 @@ type Table interface {
 	Delete(s *State) error
 }
 
+// BatchTable is a Table that applies several of the peer's states at
+// once (KernelTable: one netlink write for a message's worth, not one
+// round trip each). exists[i] reports that the Engine already holds
+// states[i]'s entry, so the kernel most likely has it and an update is
+// tried first. It returns one error per state (nil: applied).
+type BatchTable interface {
+	Table
+	InjectBatch(states []State, exists []bool) []error
+}
+
 // StickyTable holds sticky-address bindings (nftables dynamic maps).
 type StickyTable interface {
 	Dump() ([]Sticky, error)
@@ -50,6 +60,14 @@ const (
 	// company. FreeBSD waits up to 1 s; pfcarp flushes sooner because the
 	// sync lag is the window in which a failover loses a new flow.
 	DefaultFlushInterval = 100 * time.Millisecond
+	// DefaultPromptDelay is how long a prompt change (a state the peer
+	// does not hold yet, or a TCP handshake step: SYN_RECV, ESTABLISHED)
+	// waits for company: zero, it goes out once the events already queued
+	// have been taken in (Options.PromptDelay). A connection whose
+	// handshake completed on the master survives a failover only once the
+	// peer holds it past SYN_SENT, so these do not wait for the flush
+	// interval; plain updates do, and coalesce.
+	DefaultPromptDelay = 0
 	// DefaultBulkTimeout and DefaultBulkTries: FreeBSD's bulk-fail callout
 	// is 5 s and a request is retried up to PFSYNC_MAX_BULKTRIES (12)
 	// times before it gives up and lifts the demotion anyway.
@@ -110,8 +128,14 @@ type Options struct {
 	NoSyncMask    uint32
 	MaxUpd        int
 	FlushInterval time.Duration
-	BulkTimeout   time.Duration
-	BulkTries     int
+	// PromptDelay is how long a prompt change (see DefaultPromptDelay)
+	// may wait to be sent with others. Zero: as soon as the Runner has
+	// taken in the events queued with it (Tick sends it). Negative: no
+	// prompt sends, every change waits for FlushInterval or MaxUpd (the
+	// behaviour before prompt sends, kept for the benchmark's baseline).
+	PromptDelay time.Duration
+	BulkTimeout time.Duration
+	BulkTries   int
 	// LinkRetry is how soon the first requests after LinkUp are repeated
 	// without an answer (default DefaultLinkRetry).
 	LinkRetry time.Duration
@@ -187,6 +211,7 @@ type pending struct {
 	// old entry before creating the new, since tuples and NAT bindings of
 	// a kernel entry cannot be changed.
 	replace bool
+	prompt  bool // listed in Engine.prompt: sent after PromptDelay
 }
 
 // Engine is pfsync's protocol core: it turns local table changes into
@@ -204,8 +229,12 @@ type Engine struct {
 	table map[Key]*entry
 
 	pend      map[Key]*pending
-	order     []Key
+	order     []Key // keys in queueing order; may hold keys sent since (skipped)
 	pendSince time.Time
+	// prompt holds the keys of pending prompt changes, promptSince when
+	// the first was queued (see DefaultPromptDelay).
+	prompt      []Key
+	promptSince time.Time
 
 	// requesting side
 	bulk        BulkState
@@ -229,6 +258,11 @@ type Engine struct {
 	serveSent uint64
 
 	replay map[uint32]*replayWindow
+
+	// the peer's states of the message being received, applied to the
+	// table together (flushInjects) before any delete and at its end
+	injQ     []State
+	injKnown []bool
 
 	stats Stats
 	buf   []byte
@@ -460,20 +494,41 @@ func (e *Engine) Local(ev *Event) {
 		e.stats.Echoes++
 		return
 	}
-	reused := false
+	reused, prompt := false, false
 	if cur == nil {
 		cur = &entry{}
 		e.table[k] = cur
+		prompt = true // the peer does not hold it yet
 	} else if (otherEntry && cur.s.ID != 0) || cur.s.Reply != s.Reply {
 		// A new connection on a known tuple: the peer must drop the old
 		// entry (tuples and NAT bindings cannot be updated).
-		reused = true
+		reused, prompt = true, true
+	} else if s.TCP.State != cur.s.TCP.State && (s.TCP.State == TCPSynRecv || s.TCP.State == TCPEstablished) {
+		// A handshake step: a peer that holds the entry in SYN_SENT
+		// would take the client's ACK after a takeover for INVALID.
+		prompt = true
 	}
 	cur.s, cur.updated, cur.peer = *s, now, false
 	e.queue(k, pendUpdate, s)
 	if reused {
 		e.pend[k].replace = true
 	}
+	if prompt {
+		e.markPrompt(k)
+	}
+}
+
+// markPrompt lists k's pending change for sending after PromptDelay.
+func (e *Engine) markPrompt(k Key) {
+	p := e.pend[k]
+	if p == nil || p.prompt || e.o.PromptDelay < 0 {
+		return
+	}
+	p.prompt = true
+	if len(e.prompt) == 0 {
+		e.promptSince = e.o.Clock.Now()
+	}
+	e.prompt = append(e.prompt, k)
 }
 
 // LocalSticky queues a sticky binding change for the peer.
@@ -511,32 +566,51 @@ func (e *Engine) queue(k Key, op pendOp, s *State) {
 
 // flushPending encodes every queued change and sends the messages.
 func (e *Engine) flushPending() {
-	now := e.o.Clock.Now().UnixNano()
 	for _, k := range e.order {
-		p := e.pend[k]
-		if p == nil {
-			continue
-		}
-		s := p.s
-		if p.op == pendUpdate && p.replace {
-			e.stats.DeletesSent++
-			e.addRecord(DeleteLen(&s), func(b []byte) []byte { return AppendDelete(b, &s) })
-		}
-		if p.op == pendDelete {
-			e.stats.DeletesSent++
-			e.addRecord(DeleteLen(&s), func(b []byte) []byte { return AppendDelete(b, &s) })
-		} else {
-			upd := now
-			if ent := e.table[k]; ent != nil {
-				upd = ent.updated
-			}
-			e.stats.StatesSent++
-			e.addRecord(StateLen(&s), func(b []byte) []byte { return AppendState(b, &s, upd) })
-		}
-		delete(e.pend, k)
+		e.encodePending(k)
 	}
 	e.order = e.order[:0]
+	e.prompt = e.prompt[:0]
 	e.flush()
+}
+
+// flushPrompt sends the pending prompt changes and leaves the others
+// queued (their keys stay in order, where sent ones are skipped).
+func (e *Engine) flushPrompt() {
+	for _, k := range e.prompt {
+		e.encodePending(k)
+	}
+	e.prompt = e.prompt[:0]
+	if len(e.pend) == 0 {
+		e.order = e.order[:0] // nothing left for the flush timer
+	}
+	e.flush()
+}
+
+// encodePending adds k's pending change, if any, to the message being
+// built and takes it off the queue.
+func (e *Engine) encodePending(k Key) {
+	p := e.pend[k]
+	if p == nil {
+		return
+	}
+	s := p.s
+	if p.op == pendUpdate && p.replace {
+		e.stats.DeletesSent++
+		e.addRecord(DeleteLen(&s), func(b []byte) []byte { return AppendDelete(b, &s) })
+	}
+	if p.op == pendDelete {
+		e.stats.DeletesSent++
+		e.addRecord(DeleteLen(&s), func(b []byte) []byte { return AppendDelete(b, &s) })
+	} else {
+		upd := e.o.Clock.Now().UnixNano()
+		if ent := e.table[k]; ent != nil {
+			upd = ent.updated
+		}
+		e.stats.StatesSent++
+		e.addRecord(StateLen(&s), func(b []byte) []byte { return AppendState(b, &s, upd) })
+	}
+	delete(e.pend, k)
 }
 
 // addRecord appends one record of size n, sending the message first when
@@ -580,6 +654,11 @@ func (e *Engine) Deadline() (t time.Time, ok bool) {
 	if len(e.order) > 0 {
 		t, ok = e.pendSince.Add(e.o.FlushInterval), true
 	}
+	if len(e.prompt) > 0 {
+		if p := e.promptSince.Add(e.o.PromptDelay); !ok || p.Before(t) {
+			t, ok = p, true
+		}
+	}
 	if e.bulk != BulkIdle && (!ok || e.bulkDue.Before(t)) {
 		t, ok = e.bulkDue, true
 	}
@@ -592,12 +671,16 @@ func (e *Engine) Deadline() (t time.Time, ok bool) {
 	return t, ok
 }
 
-// Tick runs what is due: the flush of queued changes, the bulk update's
+// Tick runs what is due: the flush of queued changes (prompt ones after
+// PromptDelay, the others after FlushInterval), the bulk update's
 // retry or give-up, and the next burst of a bulk update being served.
 func (e *Engine) Tick() {
 	now := e.o.Clock.Now()
 	if len(e.order) > 0 && !now.Before(e.pendSince.Add(e.o.FlushInterval)) {
 		e.flushPending()
+	}
+	if len(e.prompt) > 0 && !now.Before(e.promptSince.Add(e.o.PromptDelay)) {
+		e.flushPrompt()
 	}
 	if e.bulk != BulkIdle && !now.Before(e.bulkDue) {
 		switch {
@@ -770,6 +853,7 @@ func (e *Engine) Receive(b []byte) (Drop, bool) {
 			if _, ok := e.table[key]; ok {
 				delete(e.table, key)
 				delete(e.pend, key)
+				e.flushInjects()
 				if err := e.o.Table.Delete(&s); err != nil {
 					e.stats.InjectErrors++
 					e.log.Debug("pfsync: delete", "err", err)
@@ -799,6 +883,7 @@ func (e *Engine) Receive(b []byte) (Drop, bool) {
 			e.bulkStatus(st, n)
 		}
 	}
+	e.flushInjects()
 	if e.bulk == BulkReceiving {
 		e.bulkDue = e.o.Clock.Now().Add(e.o.BulkTimeout) // progress
 	}
@@ -839,6 +924,7 @@ func (e *Engine) applyState(s *State, upd int64) {
 		e.stats.Stale++
 		return
 	}
+	exists := cur != nil
 	if cur == nil {
 		cur = &entry{}
 		e.table[k] = cur
@@ -846,7 +932,9 @@ func (e *Engine) applyState(s *State, upd int64) {
 		// Another connection with the same original tuple (other NAT
 		// bindings): the kernel cannot change an entry's tuples, so the
 		// old one goes first.
+		exists = false
 		old := cur.s
+		e.flushInjects()
 		if err := e.o.Table.Delete(&old); err != nil {
 			e.stats.InjectErrors++
 			e.log.Debug("pfsync: delete before re-create", "err", err)
@@ -857,10 +945,32 @@ func (e *Engine) applyState(s *State, upd int64) {
 		delete(e.pend, k)
 	}
 	cur.s, cur.updated, cur.peer = *s, upd, true
-	if err := e.o.Table.Inject(s); err != nil {
-		e.stats.InjectErrors++
-		e.log.Debug("pfsync: inject", "err", err)
+	e.injQ = append(e.injQ, *s)
+	e.injKnown = append(e.injKnown, exists)
+}
+
+// flushInjects writes the queued peer states into the table.
+func (e *Engine) flushInjects() {
+	if len(e.injQ) == 0 {
+		return
 	}
+	if bt, ok := e.o.Table.(BatchTable); ok {
+		for _, err := range bt.InjectBatch(e.injQ, e.injKnown) {
+			if err != nil {
+				e.stats.InjectErrors++
+				e.log.Debug("pfsync: inject", "err", err)
+			}
+		}
+	} else {
+		for i := range e.injQ {
+			if err := e.o.Table.Inject(&e.injQ[i]); err != nil {
+				e.stats.InjectErrors++
+				e.log.Debug("pfsync: inject", "err", err)
+			}
+		}
+	}
+	clear(e.injQ) // (no references kept)
+	e.injQ, e.injKnown = e.injQ[:0], e.injKnown[:0]
 }
 
 func (e *Engine) drop(err error) Drop {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -878,5 +879,125 @@ func TestFirstEventOfOtherConnectionIsNoEcho(t *testing.T) {
 	p.advance(time.Second)
 	if got := p.ta.m[s.Key()]; got.Reply != other.Reply || p.b.Stats().Echoes != echoes {
 		t.Fatalf("A holds reply %v (B echoes %d->%d), want B's other connection %v", got.Reply, echoes, p.b.Stats().Echoes, other.Reply)
+	}
+}
+
+// TestPromptSends: a state the peer does not hold and the handshake steps
+// (SYN_RECV, ESTABLISHED) are sent at the next Tick, without waiting for
+// the flush interval, and together when they come together; plain updates
+// (here a FIN_WAIT and a new mark) wait for the flush interval.
+// PromptDelay delays prompt sends; a negative one turns them off.
+func TestPromptSends(t *testing.T) {
+	syn := tcpState(1)
+	syn.Status &^= StatusSeenReply | StatusAssured
+	syn.TCP.State = TCPSynSent
+	for _, tc := range []struct {
+		name  string
+		delay time.Duration
+		wait  time.Duration // fake time before the prompt sends go
+	}{
+		{"at once", 0, 0},
+		{"window", 500 * time.Microsecond, 500 * time.Microsecond},
+		{"off", -1, DefaultFlushInterval},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPair(t, func(o *Options) { o.PromptDelay = tc.delay })
+			p.pump()
+			p.toA, p.toB = nil, nil
+			base := p.a.Stats().MsgsSent
+			step := func(what string, ev Event, prompt bool) {
+				t.Helper()
+				p.a.Local(&ev)
+				want := ev.State
+				p.pump() // no time passes
+				if tc.wait > 0 && prompt {
+					if got := p.tb.m[keyOf(want)]; got.TCP.State == want.TCP.State && got.Mark == want.Mark {
+						t.Fatalf("%s: sent before PromptDelay %v", what, tc.delay)
+					}
+					p.clk.Advance(tc.wait)
+					p.pump()
+				}
+				got, ok := p.tb.m[keyOf(want)]
+				sent := ok && got.TCP.State == want.TCP.State && got.Mark == want.Mark
+				if sent != prompt {
+					t.Fatalf("%s: on B at once %v, want %v (B holds %+v)", what, sent, prompt, got)
+				}
+				if !prompt {
+					p.advance(DefaultFlushInterval)
+					if got := p.tb.m[keyOf(want)]; got.TCP.State != want.TCP.State || got.Mark != want.Mark {
+						t.Fatalf("%s: not on B after the flush interval: %+v", what, got)
+					}
+				}
+			}
+			on := tc.delay >= 0
+			step("new SYN_SENT", Event{Type: EventNew, State: syn}, on)
+			s := syn
+			s.TCP.State = TCPSynRecv
+			s.Status |= StatusSeenReply
+			step("SYN_RECV", Event{Type: EventUpdate, State: s}, on)
+			s.TCP.State = TCPEstablished
+			s.Status |= StatusAssured
+			step("ESTABLISHED", Event{Type: EventUpdate, State: s}, on)
+			s.Mark = 7
+			step("a new mark", Event{Type: EventUpdate, State: s}, false)
+			s.TCP.State = TCPFinWait
+			step("FIN_WAIT", Event{Type: EventUpdate, State: s}, false)
+
+			// Several new states that come together go in one message.
+			before := p.a.Stats().MsgsSent
+			for i := 10; i < 14; i++ {
+				p.a.Local(&Event{Type: EventNew, State: tcpState(i)})
+			}
+			p.advance(DefaultFlushInterval)
+			if n := p.a.Stats().MsgsSent - before; n != 1 {
+				t.Fatalf("4 new states in %d messages, want 1", n)
+			}
+			if p.a.Stats().MsgsSent == base {
+				t.Fatal("nothing sent")
+			}
+		})
+	}
+}
+
+// batchFake is a fakeTable that records InjectBatch calls.
+type batchFake struct {
+	*fakeTable
+	calls  int
+	exists [][]bool
+}
+
+func (f *batchFake) InjectBatch(ss []State, exists []bool) []error {
+	f.calls++
+	f.exists = append(f.exists, slices.Clone(exists))
+	for i := range ss {
+		f.fakeTable.Inject(&ss[i])
+	}
+	return make([]error, len(ss))
+}
+
+// TestReceiveInjectsInOneBatch: the states of one message reach a
+// BatchTable in one call, flagged as known when the Engine held them.
+func TestReceiveInjectsInOneBatch(t *testing.T) {
+	bt := &batchFake{fakeTable: newFakeTable()}
+	p := newPair(t, func(o *Options) {
+		o.PromptDelay = -1 // everything in the flush, for one message
+		if o.NodeID == 2 {
+			o.Table = bt
+		}
+	})
+	p.tb = bt.fakeTable
+	p.pump()
+	for i := 1; i <= 3; i++ {
+		p.a.Local(&Event{Type: EventNew, State: tcpState(i)})
+	}
+	p.advance(DefaultFlushInterval)
+	s := tcpState(2)
+	s.TCP.State = TCPFinWait
+	p.a.Local(&Event{Type: EventUpdate, State: s})
+	p.a.Local(&Event{Type: EventNew, State: tcpState(4)})
+	p.advance(DefaultFlushInterval)
+	want := [][]bool{{false, false, false}, {true, false}}
+	if !slices.EqualFunc(bt.exists, want, slices.Equal) || len(bt.m) != 4 {
+		t.Fatalf("batches %v (want %v), B holds %d", bt.exists, want, len(bt.m))
 	}
 }

@@ -23,7 +23,9 @@ type syncNode struct {
 	mu     sync.Mutex
 }
 
-func startSyncNode(t testing.TB, n *testNS, dev string, id uint32, key []byte) *syncNode {
+// startSyncNode starts a node with a 10 ms flush interval; mut, if
+// non-nil, changes its Options before the Runner is built.
+func startSyncNode(t testing.TB, n *testNS, dev string, id uint32, key []byte, mut ...func(*Options)) *syncNode {
 	t.Helper()
 	sn := &syncNode{stop: make(chan struct{})}
 	var ct *Conntrack
@@ -41,9 +43,13 @@ func startSyncNode(t testing.TB, n *testNS, dev string, id uint32, key []byte) *
 		return err
 	})
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	r, err := NewRunner(Options{Clock: clock.Real{}, Logger: log, Table: &KernelTable{CT: ct, NoSyncMask: NoSyncMark},
+	o := Options{Clock: clock.Real{}, Logger: log, Table: &KernelTable{CT: ct, NoSyncMask: NoSyncMark},
 		NodeID: id, Key: key, NoSyncMask: NoSyncMark, FlushInterval: 10 * time.Millisecond, SyncDev: dev,
-		Demote: func(d int, _ string) { sn.mu.Lock(); sn.demote += d; sn.mu.Unlock() }}, tr)
+		Demote: func(d int, _ string) { sn.mu.Lock(); sn.demote += d; sn.mu.Unlock() }}
+	for _, m := range mut {
+		m(&o)
+	}
+	r, err := NewRunner(o, tr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -192,3 +192,9 @@ func Watch(r *Runner, stop <-chan struct{}, dial func() (*conntrack.Conn, error)
 		c.Close() // its one worker has returned after reporting the error
 	}
 }
+
+// InjectBatch creates or updates several entries with one netlink write
+// (Engine: the states of one received message).
+func (k *KernelTable) InjectBatch(states []State, exists []bool) []error {
+	return k.CT.InjectBatch(states, exists)
+}
