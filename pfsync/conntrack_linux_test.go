@@ -345,3 +345,67 @@ func TestInjectBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestHandshakeStateOnPeer pins what a peer needs to carry on a
+// connection whose handshake completed on the master when the sync of its
+// ESTABLISHED state had not arrived yet. The connection is established
+// through router A; B gets A's entry as it was during the handshake; the
+// routes move to B. With the entry in SYN_RECV (the SYN/ACK seen) the
+// client's next segments move B's entry to ESTABLISHED and the flow
+// carries on, translations intact. In SYN_SENT the kernel takes the
+// client's ACK for INVALID (no transition from SYN_SENT on an ACK of the
+// original direction), so the segments are not translated and the flow
+// stalls: hence the Engine's prompt send of handshake steps.
+func TestHandshakeStateOnPeer(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		state   uint8
+		carries bool
+	}{
+		{"SYN_RECV", TCPSynRecv, true},
+		{"SYN_SENT", TCPSynSent, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newFailoverBed(t)
+			echoServer(t, b.s, bedBackend.String())
+			c := dialIn(t, b.c, bedVIP.String())
+			roundTrip(t, c, 4<<10, 1)
+			src := findFlow(t, dumpIn(t, b.ra), bedVIP)
+			hs := *src
+			hs.TCP.State = tc.state
+			hs.Status &^= StatusAssured
+			hs.Timeout = 60
+			if tc.state == TCPSynSent { // the SYN/ACK not seen yet
+				hs.Status &^= StatusSeenReply
+				hs.TCP.Flags[1], hs.TCP.WScale[1] = 0, 0
+			}
+			injectIn(t, b.rb, &hs)
+			if got := findFlow(t, dumpIn(t, b.rb), bedVIP); got.TCP.State != tc.state {
+				t.Fatalf("B's entry in tcp state %d, want %d", got.TCP.State, tc.state)
+			}
+			b.moveToB(t)
+			if !tc.carries {
+				// A negative check: nothing can make an echo come back
+				// early, so the deadline only bounds the wait.
+				c.SetDeadline(time.Now().Add(2 * time.Second))
+				if _, err := c.Write([]byte("after takeover")); err != nil {
+					t.Fatalf("write: %v", err)
+				}
+				if n, err := c.Read(make([]byte, 64)); err == nil {
+					t.Fatalf("the flow carried on through B's %s entry (%d bytes echoed): the kernel fact changed", tc.name, n)
+				}
+				if got := findFlow(t, dumpIn(t, b.rb), bedVIP); got.TCP.State != tc.state {
+					t.Fatalf("B's entry moved to tcp state %d", got.TCP.State)
+				}
+				return
+			}
+			for i := 0; i < 3; i++ {
+				roundTrip(t, c, 64<<10, byte(i))
+			}
+			after := findFlow(t, dumpIn(t, b.rb), bedVIP)
+			if after.TCP.State != TCPEstablished || after.Reply != src.Reply {
+				t.Fatalf("B's entry after takeover: tcp state %d reply %+v, want ESTABLISHED %+v", after.TCP.State, after.Reply, src.Reply)
+			}
+		})
+	}
+}
