@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/pfcarp/pfcarp/internal/clock"
@@ -68,6 +69,12 @@ const (
 	// peer holds it past SYN_SENT, so these do not wait for the flush
 	// interval; plain updates do, and coalesce.
 	DefaultPromptDelay = 0
+	// DefaultDeferTimeout and DefaultDeferMax bound `defer`, as FreeBSD's
+	// if_pfsync.c does: a held packet goes after PFSYNC_DEFER_TIMEOUT
+	// (20 ms) without the peer's ack, and when 128 packets are held (its
+	// limit per bucket) the oldest goes at once.
+	DefaultDeferTimeout = 20 * time.Millisecond
+	DefaultDeferMax     = 128
 	// DefaultBulkTimeout and DefaultBulkTries: FreeBSD's bulk-fail callout
 	// is 5 s and a request is retried up to PFSYNC_MAX_BULKTRIES (12)
 	// times before it gives up and lifts the demotion anyway.
@@ -134,8 +141,12 @@ type Options struct {
 	// prompt sends, every change waits for FlushInterval or MaxUpd (the
 	// behaviour before prompt sends, kept for the benchmark's baseline).
 	PromptDelay time.Duration
-	BulkTimeout time.Duration
-	BulkTries   int
+	// DeferTimeout and DeferMax bound the packets held by Defer (defaults
+	// DefaultDeferTimeout, DefaultDeferMax).
+	DeferTimeout time.Duration
+	DeferMax     int
+	BulkTimeout  time.Duration
+	BulkTries    int
 	// LinkRetry is how soon the first requests after LinkUp are repeated
 	// without an answer (default DefaultLinkRetry).
 	LinkRetry time.Duration
@@ -212,6 +223,14 @@ type pending struct {
 	// a kernel entry cannot be changed.
 	replace bool
 	prompt  bool // listed in Engine.prompt: sent after PromptDelay
+	ack     bool // sent with RecFlagAck: a packet is held until the peer acks
+}
+
+// deferral is a packet held until the peer acknowledges its state.
+type deferral struct {
+	k       Key
+	due     time.Time
+	release func(acked bool)
 }
 
 // Engine is pfsync's protocol core: it turns local table changes into
@@ -263,6 +282,13 @@ type Engine struct {
 	// table together (flushInjects) before any delete and at its end
 	injQ     []State
 	injKnown []bool
+	// acks are the keys of the message being received whose states asked
+	// for an ack; sent once they are in the table
+	acks []State
+
+	// deferred packets, oldest first (they share one timeout, so this is
+	// also the order they fall due)
+	deferred []deferral
 
 	stats Stats
 	buf   []byte
@@ -291,6 +317,11 @@ type Stats struct {
 	// ResyncRepairs counts entries a resync found changed or gone without
 	// an event having told us (each is sent to the peer).
 	ResyncRepairs uint64
+	// Defer: packets held, released on the peer's ack, released after
+	// DeferTimeout, released early because DeferMax were held; acks sent
+	// and received.
+	Deferred, DeferAcked, DeferTimeouts, DeferOverflows uint64
+	AcksSent, AcksReceived                              uint64
 }
 
 // NewEngine returns an Engine; it sends nothing until Start.
@@ -324,6 +355,12 @@ func NewEngine(o Options) (*Engine, error) {
 	}
 	if o.StickyPoll <= 0 {
 		o.StickyPoll = DefaultStickyPoll
+	}
+	if o.DeferTimeout <= 0 {
+		o.DeferTimeout = DefaultDeferTimeout
+	}
+	if o.DeferMax <= 0 {
+		o.DeferMax = DefaultDeferMax
 	}
 	if o.MTU < 20+HeaderLen+MACLen+recHdrLen+stateFixed+4*16+8 {
 		return nil, fmt.Errorf("pfsync: MTU %d too small for one state", o.MTU)
@@ -518,6 +555,62 @@ func (e *Engine) Local(ev *Event) {
 	}
 }
 
+// Defer is pf's `defer` for one packet: the caller holds the first packet
+// of the new local state s (read from the kernel's queue before the entry
+// is confirmed, so before its NEW event) and passes it on when release is
+// called. The Engine records s as a local change and sends it at once,
+// asking the peer for an ack; release runs (once, on the Engine's
+// goroutine) with acked true when the ack arrives, or with false after
+// DeferTimeout, or at once when DeferMax packets are held already (the
+// oldest goes), as FreeBSD's pfsync_defer bounds it. A state that cannot
+// be synced (no valid tuple, no-sync mark) is released at once.
+func (e *Engine) Defer(s *State, release func(acked bool)) {
+	if !s.Orig.Src.IsValid() || !s.Orig.Dst.IsValid() || e.noSync(s) {
+		release(false)
+		return
+	}
+	for len(e.deferred) >= e.o.DeferMax {
+		e.stats.DeferOverflows++
+		e.undefer(0, false)
+	}
+	k := s.Key()
+	e.Local(&Event{Type: EventNew, State: *s})
+	p := e.pend[k]
+	if p == nil {
+		// Nothing new to send (the peer's version, or an unchanged entry):
+		// a pending ack would never come.
+		p = &pending{op: pendUpdate, s: *s}
+		e.pend[k] = p
+	}
+	p.ack = true
+	if !p.prompt {
+		p.prompt = true
+		e.prompt = append(e.prompt, k)
+	}
+	e.stats.Deferred++
+	e.deferred = append(e.deferred, deferral{k: k, due: e.o.Clock.Now().Add(e.o.DeferTimeout), release: release})
+	e.flushPrompt() // at once, as pfsync_defer pushes
+}
+
+// acked releases the packets held for k's state.
+func (e *Engine) acked(k Key) {
+	for i := 0; i < len(e.deferred); {
+		if e.deferred[i].k == k {
+			e.stats.DeferAcked++
+			e.undefer(i, true)
+			continue
+		}
+		i++
+	}
+}
+
+// undefer takes the i'th held packet off the list and releases it.
+func (e *Engine) undefer(i int, acked bool) {
+	d := e.deferred[i]
+	e.deferred = slices.Delete(e.deferred, i, i+1)
+	d.release(acked)
+}
+
 // markPrompt lists k's pending change for sending after PromptDelay.
 func (e *Engine) markPrompt(k Key) {
 	p := e.pend[k]
@@ -607,8 +700,12 @@ func (e *Engine) encodePending(k Key) {
 		if ent := e.table[k]; ent != nil {
 			upd = ent.updated
 		}
+		var fl uint8
+		if p.ack {
+			fl = RecFlagAck
+		}
 		e.stats.StatesSent++
-		e.addRecord(StateLen(&s), func(b []byte) []byte { return AppendState(b, &s, upd) })
+		e.addRecord(StateLen(&s), func(b []byte) []byte { return AppendStateFlags(b, &s, upd, fl) })
 	}
 	delete(e.pend, k)
 }
@@ -662,6 +759,9 @@ func (e *Engine) Deadline() (t time.Time, ok bool) {
 	if e.bulk != BulkIdle && (!ok || e.bulkDue.Before(t)) {
 		t, ok = e.bulkDue, true
 	}
+	if len(e.deferred) > 0 && (!ok || e.deferred[0].due.Before(t)) {
+		t, ok = e.deferred[0].due, true
+	}
 	if e.o.Sticky != nil && !e.stickyDue.IsZero() && (!ok || e.stickyDue.Before(t)) {
 		t, ok = e.stickyDue, true
 	}
@@ -681,6 +781,10 @@ func (e *Engine) Tick() {
 	}
 	if len(e.prompt) > 0 && !now.Before(e.promptSince.Add(e.o.PromptDelay)) {
 		e.flushPrompt()
+	}
+	for len(e.deferred) > 0 && !now.Before(e.deferred[0].due) {
+		e.stats.DeferTimeouts++
+		e.undefer(0, false)
 	}
 	if e.bulk != BulkIdle && !now.Before(e.bulkDue) {
 		switch {
@@ -846,6 +950,13 @@ func (e *Engine) Receive(b []byte) (Drop, bool) {
 		case RecState:
 			upd, _ := DecodeState(rb, &s)
 			e.applyState(&s, upd)
+			if recs.Flags()&RecFlagAck != 0 {
+				e.acks = append(e.acks, s)
+			}
+		case RecStateAck:
+			DecodeStateAck(rb, &s)
+			e.stats.AcksReceived++
+			e.acked(s.Key())
 		case RecDelete:
 			DecodeDelete(rb, &s)
 			e.stats.DeletesRecv++
@@ -884,6 +995,17 @@ func (e *Engine) Receive(b []byte) (Drop, bool) {
 		}
 	}
 	e.flushInjects()
+	if len(e.acks) > 0 {
+		// The states are in the table now: the peer's held packets may go.
+		e.flush()
+		for i := range e.acks {
+			a := &e.acks[i]
+			e.stats.AcksSent++
+			e.addRecord(StateAckLen(a), func(b []byte) []byte { return AppendStateAck(b, a) })
+		}
+		e.flush()
+		e.acks = e.acks[:0]
+	}
 	if e.bulk == BulkReceiving {
 		e.bulkDue = e.o.Clock.Now().Add(e.o.BulkTimeout) // progress
 	}
@@ -997,6 +1119,8 @@ func validate(body []byte, count uint16) error {
 			_, err = DecodeState(rb, &s)
 		case RecDelete:
 			err = DecodeDelete(rb, &s)
+		case RecStateAck:
+			err = DecodeStateAck(rb, &s)
 		case RecSticky:
 			err = validateSticky(rb)
 		case RecBulkRequest:

@@ -1001,3 +1001,90 @@ func TestReceiveInjectsInOneBatch(t *testing.T) {
 		t.Fatalf("batches %v (want %v), B holds %d", bt.exists, want, len(bt.m))
 	}
 }
+
+// TestDefer: a held packet is released when the peer acknowledges its
+// state (which is then in the peer's table), after DeferTimeout when no
+// ack comes (a lost message, or a peer that does not ack), and at once
+// for the oldest when DeferMax packets are held.
+func TestDefer(t *testing.T) {
+	type rel struct {
+		i     int
+		acked bool
+	}
+	var got []rel
+	release := func(i int) func(bool) { return func(a bool) { got = append(got, rel{i, a}) } }
+
+	t.Run("ack", func(t *testing.T) {
+		got = nil
+		p := newPair(t, nil)
+		p.pump()
+		s := tcpState(1)
+		s.TCP.State, s.Status = TCPSynSent, StatusDstNAT
+		p.a.Defer(&s, release(1))
+		if len(got) != 0 || len(p.toB) != 1 {
+			t.Fatalf("released %v, %d messages queued to B; want held, 1", got, len(p.toB))
+		}
+		p.pump() // no time passes: B applies, acks, A releases
+		if !slices.Equal(got, []rel{{1, true}}) {
+			t.Fatalf("released %v, want [{1 true}]", got)
+		}
+		if _, ok := p.tb.m[keyOf(s)]; !ok {
+			t.Fatal("acked before the state was in B's table")
+		}
+		if st := p.a.Stats(); st.Deferred != 1 || st.DeferAcked != 1 || p.b.Stats().AcksSent != 1 {
+			t.Fatalf("A %+v B acks %d", st, p.b.Stats().AcksSent)
+		}
+		// The kernel's NEW event once the packet passed is an echo: not sent again.
+		sent := p.a.Stats().StatesSent
+		p.a.Local(&Event{Type: EventNew, State: s})
+		p.advance(DefaultFlushInterval)
+		if p.a.Stats().StatesSent != sent {
+			t.Fatal("the deferred state was sent again on its NEW event")
+		}
+	})
+	t.Run("timeout", func(t *testing.T) {
+		got = nil
+		p := newPair(t, nil)
+		p.pump()
+		p.cut = true
+		s := tcpState(2)
+		p.a.Defer(&s, release(2))
+		p.clk.Advance(DefaultDeferTimeout - time.Millisecond)
+		p.pump()
+		if len(got) != 0 {
+			t.Fatalf("released %v before the timeout", got)
+		}
+		p.clk.Advance(time.Millisecond)
+		p.pump()
+		if !slices.Equal(got, []rel{{2, false}}) || p.a.Stats().DeferTimeouts != 1 {
+			t.Fatalf("released %v, timeouts %d", got, p.a.Stats().DeferTimeouts)
+		}
+	})
+	t.Run("limit", func(t *testing.T) {
+		got = nil
+		p := newPair(t, func(o *Options) { o.DeferMax = 2 })
+		p.pump()
+		p.cut = true
+		for i := 1; i <= 3; i++ {
+			s := tcpState(i)
+			p.a.Defer(&s, release(i))
+		}
+		if !slices.Equal(got, []rel{{1, false}}) || p.a.Stats().DeferOverflows != 1 {
+			t.Fatalf("released %v with 3 held of at most 2", got)
+		}
+		p.advance(DefaultDeferTimeout)
+		if !slices.Equal(got, []rel{{1, false}, {2, false}, {3, false}}) {
+			t.Fatalf("released %v after the timeout", got)
+		}
+	})
+	t.Run("no-sync", func(t *testing.T) {
+		got = nil
+		p := newPair(t, nil)
+		s := tcpState(4)
+		s.Mark = 0x1000 // the pair's NoSyncMask
+		p.a.Defer(&s, release(4))
+		if !slices.Equal(got, []rel{{4, false}}) || len(p.toB) != 0 {
+			t.Fatalf("released %v, %d messages", got, len(p.toB))
+		}
+	})
+}
