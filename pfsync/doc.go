@@ -113,11 +113,31 @@
 // side sends its whole view (its own and the peer's entries) in bursts of
 // 64 messages between other work, then the sticky bindings.
 //
-// # Not done
+// # Defer
 //
-// pf's `defer` option (hold a new flow's first packet until the peer
-// acknowledged the state) has no Linux equivalent here and is ignored with
-// a warning.
+// pf's `defer` holds a new state's first packet until the peer has
+// acknowledged the state, so that a failover right after cannot lose it.
+// FreeBSD's pfsync_defer bounds the hold by PFSYNC_DEFER_TIMEOUT (20 ms),
+// after which the packet goes anyway, and by 128 held packets (per bucket),
+// beyond which the oldest goes at once; Engine.Defer does the same
+// (Options.DeferTimeout, DeferMax). The state goes out at once with
+// RecFlagAck; the peer answers with a RecStateAck once the state is in its
+// kernel (both additions to wire version 1 that older readers skip: a
+// peer that does not ack costs each held packet the timeout).
+//
+// On Linux a new entry is in no table and has no event until its first
+// packet has passed every hook (conntrack confirms it last), so the packet
+// is held in an NFQUEUE queue (NFQueue, ServeDefer) by a rule after NAT,
+// and the state read from the queued packet's conntrack information. That
+// needs three kernel features, which DeferSupported probes at run time and
+// names when missing: nfnetlink_queue, its conntrack glue
+// (CONFIG_NETFILTER_NETLINK_GLUE_CT) and nft_queue (the queue statement,
+// with bypass so that packets pass when pfsync is not running). The test
+// machine's kernel has nfnetlink_queue but neither of the others, so the
+// kernel path (TestDeferOverNFQueue) skips there; the protocol is tested
+// in memory (TestDefer) and the queued-packet decoding on a built message
+// (TestDecodeQueued). The queue rule belongs to the compiled ruleset and
+// is not written yet.
 //
 // # Sticky-address bindings
 //
