@@ -67,17 +67,19 @@
 // queued with them have been taken in (Options.PromptDelay; under load
 // the batches grow by themselves), since a connection whose handshake
 // completed on the master survives a failover only once the peer holds it
-// past SYN_SENT (a SYN_SENT entry takes the client's ACK for INVALID). A
-// state updated maxupd times (default 128, pfsync(4)'s maxupd) is sent at
-// once, every other change after the flush interval (100 ms; FreeBSD
-// waits up to 1 s). BenchmarkSyncLag measures the lag from a change in
-// one kernel to the peer's kernel. The receiver writes the states of one
-// message into its kernel with one netlink write (BatchTable), updating
-// the entries it knows and creating the others, and redoing alone a
-// request whose guess was wrong. Injected entries come back as kernel events: the first
-// event for an entry after a peer's version was written is that write's
-// echo, whatever it shows (the kernel leaves out window scales until both
-// directions have the flag, and can only set status bits and flags), and
+// past SYN_SENT (a SYN_SENT entry takes the client's ACK for INVALID;
+// TestHandshakeStateOnPeer). A state updated maxupd times (default 128,
+// pfsync(4)'s maxupd) is sent at once, every other change after the flush
+// interval (100 ms; FreeBSD waits up to 1 s). BenchmarkSyncLag measures
+// the lag from a change in one kernel to the peer's kernel. The receiver
+// writes the states of one message into its kernel with one netlink
+// write (BatchTable), updating the entries it knows and creating the
+// others, and redoes alone a request whose guess was wrong.
+//
+// Injected entries come back as kernel events: the first event for an
+// entry after a peer's version was written is that write's echo, whatever
+// it shows (the kernel leaves out window scales until both directions
+// have the flag, and can only set status bits and flags), and
 // later events that change nothing replicated are not sent (no echo). On
 // a conflict the newer version (the sender's wall-clock time of the
 // change, carried in each record) wins; the nodes' clocks are assumed
