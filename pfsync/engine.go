@@ -100,9 +100,10 @@ const (
 	bulkBurst         = 64 // messages sent per Tick while serving a bulk update
 	// DefaultResyncInterval is how often the daemon compares the kernel's
 	// table with what pfsync last saw of it (Options.ResyncInterval). A
-	// netlink event can be lost without a report (those in the moment the
-	// event socket is reopened after an overrun, or ones the kernel fails
-	// to allocate); a change it carried, and so the peer's copy, is then
+	// netlink event can be lost without a report (one the kernel fails to
+	// allocate; an overrun is reported and resyncs at once, and Watch
+	// keeps its socket, so none are lost reopening it); a change it
+	// carried, and so the peer's copy, is then
 	// behind for at most this long. The cost is one conntrack dump per
 	// interval (a kernel walk of every entry plus decoding) and a
 	// comparison; only entries that differ are sent. BenchmarkPeriodicResync

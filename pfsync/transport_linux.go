@@ -135,62 +135,94 @@ func (k *KernelTable) Delete(s *State) error {
 
 // Watch subscribes to the kernel's conntrack events (NEW, UPDATE, DESTROY)
 // of the calling thread's namespace and passes them to r until stop is
-// closed. A lost-events error (the socket overran) makes r resynchronise.
-// It returns when stop is closed or the subscription cannot be made.
+// closed. It reads and decodes them on its own goroutine, without a
+// further hop. An overrun of the event socket (ENOBUFS: events were lost)
+// makes r resynchronise; the socket stays subscribed, so no events are
+// lost while it would be reopened. It returns nil when stop is closed, or
+// the error when the subscription cannot be made or the socket fails.
 //
 // dial opens the event socket in the right namespace (nil: the calling
-// thread's, for every reconnection too).
-func Watch(r *Runner, stop <-chan struct{}, dial func() (*conntrack.Conn, error)) error {
+// thread's).
+func Watch(r *Runner, stop <-chan struct{}, dial func() (*netlink.Conn, error)) error {
 	if dial == nil {
-		dial = func() (*conntrack.Conn, error) { return conntrack.Dial(nil) }
+		dial = func() (*netlink.Conn, error) { return netlink.Dial(unix.NETLINK_NETFILTER, nil) }
 	}
-	for {
-		c, err := dial()
-		if err != nil {
-			return fmt.Errorf("pfsync: conntrack events: %w", err)
+	c, err := dial()
+	if err != nil {
+		return fmt.Errorf("pfsync: conntrack events: %w", err)
+	}
+	defer c.Close()
+	for _, g := range []netfilter.NetlinkGroup{netfilter.GroupCTNew, netfilter.GroupCTUpdate, netfilter.GroupCTDestroy} {
+		if err := c.JoinGroup(uint32(g)); err != nil {
+			return fmt.Errorf("pfsync: conntrack events: join group %d: %w", g, err)
 		}
-		c.SetReadBuffer(8 << 20)
-		c.SetOption(netlink.NoENOBUFS, false)
-		evs := make(chan conntrack.Event, 1024)
-		errc, err := c.Listen(evs, 1, []netfilter.NetlinkGroup{netfilter.GroupCTNew, netfilter.GroupCTUpdate, netfilter.GroupCTDestroy})
-		if err != nil {
+	}
+	setEventBuffer(c, eventSocketBuffer)
+	c.SetOption(netlink.NoENOBUFS, false)
+	done := make(chan struct{})
+	defer close(done)
+	go func() { // unblocks Receive at stop; ends with Watch
+		select {
+		case <-stop:
 			c.Close()
-			return fmt.Errorf("pfsync: conntrack events: %w", err)
+		case <-done:
 		}
-		restart := false
-		for !restart {
+	}()
+	for {
+		msgs, err := c.Receive()
+		if err != nil {
 			select {
 			case <-stop:
-				c.Close()
 				return nil
-			case <-errc:
-				// The worker stopped (typically ENOBUFS): events were lost.
+			default:
+			}
+			if isErrno(err, unix.ENOBUFS) {
 				r.Overflowed()
-				restart = true
-			case ev := <-evs:
-				if ev.Flow == nil {
-					continue
-				}
-				s, ok := fromFlow(ev.Flow)
-				if !ok {
-					continue
-				}
-				var t EventType
-				switch ev.Type {
-				case conntrack.EventNew:
-					t = EventNew
-				case conntrack.EventUpdate:
-					t = EventUpdate
-				case conntrack.EventDestroy:
-					t = EventDestroy
-				default:
-					continue
-				}
+				continue
+			}
+			return fmt.Errorf("pfsync: conntrack events: %w", err)
+		}
+		for _, m := range msgs {
+			var ev conntrack.Event
+			if ev.Unmarshal(m) != nil || ev.Flow == nil {
+				continue
+			}
+			var t EventType
+			switch ev.Type {
+			case conntrack.EventNew:
+				t = EventNew
+			case conntrack.EventUpdate:
+				t = EventUpdate
+			case conntrack.EventDestroy:
+				t = EventDestroy
+			default:
+				continue
+			}
+			if s, ok := fromFlow(ev.Flow); ok {
 				r.Local(Event{Type: t, State: s})
 			}
 		}
-		c.Close() // its one worker has returned after reporting the error
 	}
+}
+
+// eventSocketBuffer is the event socket's receive buffer: a burst of new
+// connections while the Engine's loop is busy (a resync, a bulk update)
+// waits there rather than being lost.
+const eventSocketBuffer = 16 << 20
+
+// setEventBuffer sets c's receive buffer to n bytes, beyond the
+// net.core.rmem_max cap where the process may (SO_RCVBUFFORCE needs
+// CAP_NET_ADMIN), else as far as the cap allows.
+func setEventBuffer(c *netlink.Conn, n int) {
+	rc, err := c.SyscallConn()
+	if err == nil {
+		var serr error
+		err = rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n) })
+		if err == nil && serr == nil {
+			return
+		}
+	}
+	c.SetReadBuffer(n)
 }
 
 // InjectBatch creates or updates several entries with one netlink write
