@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"github.com/ti-mo/conntrack"
 	"golang.org/x/sys/unix"
 
@@ -355,15 +357,20 @@ func TestInjectBatch(t *testing.T) {
 // carries on, translations intact. In SYN_SENT the kernel takes the
 // client's ACK for INVALID (no transition from SYN_SENT on an ACK of the
 // original direction), so the segments are not translated and the flow
-// stalls: hence the Engine's prompt send of handshake steps.
+// stalls: hence the Engine's prompt send of handshake steps, and its
+// writing a peer's SYN_SENT entry as SYN_RECV (which carries the flow on
+// too, the SYN/ACK seen or not).
 func TestHandshakeStateOnPeer(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		state   uint8
 		carries bool
+		noReply bool // the entry as of before the SYN/ACK
 	}{
-		{"SYN_RECV", TCPSynRecv, true},
-		{"SYN_SENT", TCPSynSent, false},
+		{"SYN_RECV", TCPSynRecv, true, false},
+		{"SYN_SENT", TCPSynSent, false, true},
+		// what the Engine writes for a peer's SYN_SENT
+		{"SYN_SENT written as SYN_RECV", TCPSynRecv, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newFailoverBed(t)
@@ -375,7 +382,7 @@ func TestHandshakeStateOnPeer(t *testing.T) {
 			hs.TCP.State = tc.state
 			hs.Status &^= StatusAssured
 			hs.Timeout = 60
-			if tc.state == TCPSynSent { // the SYN/ACK not seen yet
+			if tc.noReply { // the SYN/ACK not seen yet
 				hs.Status &^= StatusSeenReply
 				hs.TCP.Flags[1], hs.TCP.WScale[1] = 0, 0
 			}
@@ -407,5 +414,91 @@ func TestHandshakeStateOnPeer(t *testing.T) {
 				t.Fatalf("B's entry after takeover: tcp state %d reply %+v, want ESTABLISHED %+v", after.TCP.State, after.Reply, src.Reply)
 			}
 		})
+	}
+}
+
+// TestSynSentAsSynRecvOnPeer checks the two sides of writing a peer's
+// SYN_SENT entry as SYN_RECV: a connection the master holds in SYN_SENT
+// whose handshake completes only after the takeover (the server's SYN/ACK
+// held back until then) completes through B, and one whose handshake
+// had completed (SYN_RECV never synced) carries on.
+func TestSynSentAsSynRecvOnPeer(t *testing.T) {
+	b := newFailoverBed(t)
+	echoServer(t, b.s, bedBackend.String())
+	// The server's SYN/ACKs are dropped until the takeover.
+	hold := dropSynAck(t, b.s)
+	type dialed struct {
+		c   net.Conn
+		err error
+	}
+	dc := make(chan dialed, 1)
+	go func() {
+		var d dialed
+		d.err = b.c.run(func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			var err error
+			d.c, err = (&net.Dialer{}).DialContext(ctx, "tcp4", bedVIP.String())
+			return err
+		})
+		dc <- d
+	}()
+	var src *State
+	poll(t, "the SYN through A", func() bool {
+		for _, s := range dumpIn(t, b.ra) {
+			if s.Orig.Dst == bedVIP.Addr() && s.TCP.State == TCPSynSent {
+				src = &s
+				return true
+			}
+		}
+		return false
+	})
+	if src.Status&StatusSeenReply != 0 {
+		t.Fatalf("A's entry saw a reply: %+v", src)
+	}
+	hs := *src
+	hs.TCP.State = TCPSynRecv // as applyState writes a peer's SYN_SENT
+	injectIn(t, b.rb, &hs)
+	b.moveToB(t)
+	hold()
+	d := <-dc
+	if d.err != nil {
+		t.Fatalf("handshake through B: %v", d.err)
+	}
+	defer d.c.Close()
+	roundTrip(t, d.c, 16<<10, 3)
+	after := findFlow(t, dumpIn(t, b.rb), bedVIP)
+	if after.TCP.State != TCPEstablished || after.Reply != src.Reply {
+		t.Fatalf("B's entry: tcp state %d reply %+v, want ESTABLISHED %+v", after.TCP.State, after.Reply, src.Reply)
+	}
+}
+
+// dropSynAck makes n drop the TCP SYN/ACKs it sends until the returned
+// function is called.
+func dropSynAck(t *testing.T, n *testNS) func() {
+	t.Helper()
+	c, err := nftables.New(nftables.WithNetNSFd(int(n.h)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := c.AddTable(&nftables.Table{Name: "pfsync_hold", Family: nftables.TableFamilyINet})
+	ch := c.AddChain(&nftables.Chain{Name: "out", Table: tb, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityFilter})
+	c.AddRule(&nftables.Rule{Table: tb, Chain: ch, Exprs: []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x12}, Xor: []byte{0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x12}},
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	}})
+	if err := c.Flush(); err != nil {
+		t.Fatalf("nftables in %s: %v", n.name, err)
+	}
+	return func() {
+		c.DelTable(tb)
+		if err := c.Flush(); err != nil {
+			t.Fatalf("nftables in %s: %v", n.name, err)
+		}
 	}
 }

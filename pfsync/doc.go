@@ -68,7 +68,12 @@
 // the batches grow by themselves), since a connection whose handshake
 // completed on the master survives a failover only once the peer holds it
 // past SYN_SENT (a SYN_SENT entry takes the client's ACK for INVALID;
-// TestHandshakeStateOnPeer). A state updated maxupd times (default 128,
+// TestHandshakeStateOnPeer). For the same reason a receiver writes a
+// peer's SYN_SENT state as SYN_RECV: from SYN_RECV the kernel carries the
+// connection on whether the server's SYN/ACK or the client's completing
+// ACK comes next (TestSynSentAsSynRecvOnPeer), so a takeover at any moment
+// after the SYN was synced keeps the connection, the handshake's later
+// steps synced or not. A state updated maxupd times (default 128,
 // pfsync(4)'s maxupd) is sent at once, every other change after the flush
 // interval (100 ms; FreeBSD waits up to 1 s). BenchmarkSyncLag measures
 // the lag from a change in one kernel to the peer's kernel. The receiver

@@ -1041,6 +1041,15 @@ func (e *Engine) applyState(s *State, upd int64) {
 		e.stats.NoSyncSkipped++
 		return
 	}
+	if s.Proto == 6 && s.TCP.State == TCPSynSent {
+		// Written as SYN_RECV: should this node take over before the
+		// peer's next step arrives, the kernel carries the connection on
+		// from either state the handshake may be in by then (the
+		// server's SYN/ACK, or the client's ACK that completed it),
+		// where a SYN_SENT entry would take the client's ACK for INVALID
+		// (TestHandshakeStateOnPeer, TestSynSentAsSynRecvOnPeer).
+		s.TCP.State = TCPSynRecv
+	}
 	k := s.Key()
 	cur := e.table[k]
 	if cur != nil && cur.updated > upd {

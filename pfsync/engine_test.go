@@ -172,7 +172,7 @@ func TestMaxUpdFlushesAtOnce(t *testing.T) {
 	p := newPair(t, func(o *Options) { o.MaxUpd = 4 })
 	s := tcpState(1)
 	for i := 0; i < 4; i++ {
-		s.TCP.State = uint8(TCPSynSent + i%3)
+		s.TCP.State = uint8(TCPFinWait + i%3)
 		p.a.Local(&Event{Type: EventUpdate, State: s})
 	}
 	if len(p.toB) != 1 {
@@ -786,8 +786,8 @@ func TestInjectEchoDoesNotOutrankNewerPeerUpdate(t *testing.T) {
 		p.b.Receive(m)
 	}
 	p.toB = nil
-	if got := kb.m[syn.Key()]; got.TCP.State != TCPSynSent || got.TCP.WScale != [2]uint8{} {
-		t.Fatalf("B's kernel after the inject: %+v, want SYN_SENT without window scales", got.TCP)
+	if got := kb.m[syn.Key()]; got.TCP.State != TCPSynRecv || got.TCP.WScale != [2]uint8{} {
+		t.Fatalf("B's kernel after the inject: %+v, want SYN_SENT written as SYN_RECV, without window scales", got.TCP)
 	}
 	p.clk.Advance(500 * time.Microsecond)
 	kb.echo(p.b) // B's kernel reports its write after A's change
@@ -882,6 +882,41 @@ func TestFirstEventOfOtherConnectionIsNoEcho(t *testing.T) {
 	}
 }
 
+// TestSynSentWrittenAsSynRecv: the peer writes a SYN_SENT state as
+// SYN_RECV (see applyState) and keeps what it wrote, so that its echo and
+// a resync find nothing changed and send nothing back.
+func TestSynSentWrittenAsSynRecv(t *testing.T) {
+	p := newPair(t, nil)
+	p.pump()
+	s := tcpState(1)
+	s.Status &^= StatusSeenReply | StatusAssured
+	s.TCP.State = TCPSynSent
+	p.a.Local(&Event{Type: EventNew, State: s})
+	p.advance(DefaultFlushInterval)
+	got := p.tb.m[s.Key()]
+	if got.TCP.State != TCPSynRecv {
+		t.Fatalf("B wrote tcp state %d, want SYN_RECV", got.TCP.State)
+	}
+	sent := p.b.Stats().StatesSent
+	p.b.Local(&Event{Type: EventNew, State: got}) // the write's echo
+	if err := p.b.Resync(); err != nil {
+		t.Fatal(err)
+	}
+	p.advance(DefaultFlushInterval)
+	if p.b.Stats().StatesSent != sent || p.b.Stats().ResyncRepairs != 0 {
+		t.Fatalf("B sent %d states back (repairs %d)", p.b.Stats().StatesSent-sent, p.b.Stats().ResyncRepairs)
+	}
+	// UDP and the other TCP states are written as they are.
+	for _, st := range []uint8{TCPSynRecv, TCPEstablished, TCPFinWait} {
+		s.TCP.State = st
+		p.a.Local(&Event{Type: EventUpdate, State: s})
+		p.advance(DefaultFlushInterval)
+		if got := p.tb.m[s.Key()].TCP.State; got != st {
+			t.Fatalf("B wrote tcp state %d for %d", got, st)
+		}
+	}
+}
+
 // TestPromptSends: a state the peer does not hold and the handshake steps
 // (SYN_RECV, ESTABLISHED) are sent at the next Tick, without waiting for
 // the flush interval, and together when they come together; plain updates
@@ -909,22 +944,25 @@ func TestPromptSends(t *testing.T) {
 				t.Helper()
 				p.a.Local(&ev)
 				want := ev.State
+				if want.TCP.State == TCPSynSent {
+					want.TCP.State = TCPSynRecv // as B writes it
+				}
 				p.pump() // no time passes
 				if tc.wait > 0 && prompt {
-					if got := p.tb.m[keyOf(want)]; got.TCP.State == want.TCP.State && got.Mark == want.Mark {
+					if got := p.tb.m[keyOf(want)]; got.TCP.State == want.TCP.State && got.Mark == want.Mark && got.Status == want.Status {
 						t.Fatalf("%s: sent before PromptDelay %v", what, tc.delay)
 					}
 					p.clk.Advance(tc.wait)
 					p.pump()
 				}
 				got, ok := p.tb.m[keyOf(want)]
-				sent := ok && got.TCP.State == want.TCP.State && got.Mark == want.Mark
+				sent := ok && got.TCP.State == want.TCP.State && got.Mark == want.Mark && got.Status == want.Status
 				if sent != prompt {
 					t.Fatalf("%s: on B at once %v, want %v (B holds %+v)", what, sent, prompt, got)
 				}
 				if !prompt {
 					p.advance(DefaultFlushInterval)
-					if got := p.tb.m[keyOf(want)]; got.TCP.State != want.TCP.State || got.Mark != want.Mark {
+					if got := p.tb.m[keyOf(want)]; got.TCP.State != want.TCP.State || got.Mark != want.Mark || got.Status != want.Status {
 						t.Fatalf("%s: not on B after the flush interval: %+v", what, got)
 					}
 				}
