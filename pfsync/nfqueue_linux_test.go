@@ -53,14 +53,6 @@ func queueNewTCP(t *testing.T, n *testNS, port uint16) {
 func TestDeferOverNFQueue(t *testing.T) {
 	testenv.RequireRoot(t)
 	ra, rb := newNS(t, "ra"), newNS(t, "rb")
-	link(t, ra, "async", "169.254.240.1/24", rb, "bsync", "169.254.240.2/24")
-	ra.do(t, func() error { return waitOperUp("async") })
-	rb.do(t, func() error { return waitOperUp("bsync") })
-	key := []byte("defer test")
-	na := startSyncNode(t, ra, "async", 1, key)
-	nb := startSyncNode(t, rb, "bsync", 2, key)
-	poll(t, "bulk updates", func() bool { return na.r.Status().Bulk == "idle" && nb.r.Status().Bulk == "idle" })
-
 	var q *NFQueue
 	var qerr error
 	ra.do(t, func() error { q, qerr = ListenNFQueue(0); return nil })
@@ -69,6 +61,14 @@ func TestDeferOverNFQueue(t *testing.T) {
 	} else if qerr != nil {
 		t.Fatal(qerr)
 	}
+	link(t, ra, "async", "169.254.240.1/24", rb, "bsync", "169.254.240.2/24")
+	ra.do(t, func() error { return waitOperUp("async") })
+	rb.do(t, func() error { return waitOperUp("bsync") })
+	key := []byte("defer test")
+	na := startSyncNode(t, ra, "async", 1, key)
+	nb := startSyncNode(t, rb, "bsync", 2, key)
+	poll(t, "bulk updates", func() bool { return na.r.Status().Bulk == "idle" && nb.r.Status().Bulk == "idle" })
+
 	stop := make(chan struct{})
 	served := make(chan error, 1)
 	go func() { served <- ServeDefer(na.r, q, stop) }()
