@@ -2,6 +2,7 @@ package pfsync
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -168,40 +169,68 @@ func Watch(r *Runner, stop <-chan struct{}, dial func() (*netlink.Conn, error)) 
 		case <-done:
 		}
 	}()
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("pfsync: conntrack events: %w", err)
+	}
+	// One recvfrom per event (netlink.Conn.Receive peeks first to size
+	// its buffer: two system calls each); an event is far smaller.
+	buf := make([]byte, 64<<10)
 	for {
-		msgs, err := c.Receive()
+		var n int
+		var rerr error
+		err := rc.Read(func(fd uintptr) bool {
+			n, _, rerr = unix.Recvfrom(int(fd), buf, 0)
+			return rerr != unix.EAGAIN && rerr != unix.EINTR
+		})
+		if err == nil {
+			err = rerr
+		}
 		if err != nil {
 			select {
 			case <-stop:
 				return nil
 			default:
 			}
-			if isErrno(err, unix.ENOBUFS) {
+			if errors.Is(err, unix.ENOBUFS) {
 				r.Overflowed()
 				continue
 			}
 			return fmt.Errorf("pfsync: conntrack events: %w", err)
 		}
-		for _, m := range msgs {
-			var ev conntrack.Event
-			if ev.Unmarshal(m) != nil || ev.Flow == nil {
-				continue
+		for b := buf[:n]; len(b) >= unix.NLMSG_HDRLEN; {
+			l := int(binary.NativeEndian.Uint32(b))
+			if l < unix.NLMSG_HDRLEN || l > len(b) {
+				break
 			}
-			var t EventType
-			switch ev.Type {
-			case conntrack.EventNew:
-				t = EventNew
-			case conntrack.EventUpdate:
-				t = EventUpdate
-			case conntrack.EventDestroy:
-				t = EventDestroy
-			default:
-				continue
-			}
-			if s, ok := fromFlow(ev.Flow); ok {
-				r.Local(Event{Type: t, State: s})
-			}
+			m := netlink.Message{Header: netlink.Header{Length: uint32(l),
+				Type:  netlink.HeaderType(binary.NativeEndian.Uint16(b[4:])),
+				Flags: netlink.HeaderFlags(binary.NativeEndian.Uint16(b[6:]))}, Data: b[unix.NLMSG_HDRLEN:l]}
+			b = b[min(len(b), (l+unix.NLMSG_ALIGNTO-1)&^(unix.NLMSG_ALIGNTO-1)):]
+			watchEvent(r, m)
 		}
+	}
+}
+
+// watchEvent passes one conntrack event message to r.
+func watchEvent(r *Runner, m netlink.Message) {
+	var ev conntrack.Event
+	if m.Header.Type < 0x100 || ev.Unmarshal(m) != nil || ev.Flow == nil {
+		return // a netlink control message, or not an entry's event
+	}
+	var t EventType
+	switch ev.Type {
+	case conntrack.EventNew:
+		t = EventNew
+	case conntrack.EventUpdate:
+		t = EventUpdate
+	case conntrack.EventDestroy:
+		t = EventDestroy
+	default:
+		return
+	}
+	if s, ok := fromFlow(ev.Flow); ok {
+		r.Local(Event{Type: t, State: s})
 	}
 }
 
