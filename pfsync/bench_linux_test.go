@@ -57,7 +57,7 @@ func BenchmarkSyncLag(b *testing.B) {
 		name   string
 		prompt time.Duration
 	}{{"batched", -1}, {"prompt", DefaultPromptDelay}} {
-		for _, rate := range []int{1000, 2000, 5000, 0} {
+		for _, rate := range []int{1000, 2000, 3000, 5000, 0} {
 			b.Run(fmt.Sprintf("mode=%s/rate=%d", m.name, rate), func(b *testing.B) { syncLag(b, m.prompt, rate) })
 		}
 	}
