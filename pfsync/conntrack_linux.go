@@ -17,9 +17,12 @@ import (
 // namespace it was opened in, over ctnetlink: dump, events, inject, delete.
 // It is safe for concurrent use (queries are serialised).
 type Conntrack struct {
-	mu sync.Mutex // serialises queries on ct and nf
+	mu sync.Mutex // serialises queries on ct, nf and batch
 	ct *conntrack.Conn
 	nf *netfilter.Conn // raw ctnetlink, for creates with NAT bindings
+	// batch is a plain NETLINK_NETFILTER socket for InjectBatch: several
+	// requests in one sendmsg, their acks read together.
+	batch *batchConn
 }
 
 // DialConntrack opens the table of the calling thread's network namespace.
@@ -33,12 +36,61 @@ func DialConntrack() (*Conntrack, error) {
 		ct.Close()
 		return nil, fmt.Errorf("conntrack: netlink: %w", err)
 	}
-	return &Conntrack{ct: ct, nf: nf}, nil
+	bc, err := dialBatch()
+	if err != nil {
+		ct.Close()
+		nf.Close()
+		return nil, fmt.Errorf("conntrack: netlink: %w", err)
+	}
+	return &Conntrack{ct: ct, nf: nf, batch: bc}, nil
 }
 
 // Close closes the netlink sockets.
 func (c *Conntrack) Close() error {
-	return errors.Join(c.ct.Close(), c.nf.Close())
+	return errors.Join(c.ct.Close(), c.nf.Close(), c.batch.close())
+}
+
+// InjectBatch injects states as Inject does, with one netlink write for
+// all of them: an update for those exists marks (the caller holds them
+// already), a create for the others; a request that fails because the
+// guess was wrong (an entry that exists, or one that has gone) is then
+// redone alone through Inject. It returns one error per state.
+func (c *Conntrack) InjectBatch(states []State, exists []bool) []error {
+	errs := make([]error, len(states))
+	msgs := make([]netlink.Message, len(states))
+	for i := range states {
+		s := &states[i]
+		if !s.Orig.Src.IsValid() || !s.Orig.Dst.IsValid() || s.Orig.Src.Is4() != s.Orig.Dst.Is4() {
+			errs[i] = errors.New("conntrack: inject: invalid original tuple")
+			continue
+		}
+		m, err := injectMessage(s, !exists[i])
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		msgs[i] = m
+	}
+	c.mu.Lock()
+	codes, err := c.batch.execute(msgs)
+	c.mu.Unlock()
+	for i := range states {
+		if errs[i] != nil {
+			continue
+		}
+		if err != nil { // the batch as a whole failed: one by one
+			errs[i] = c.Inject(&states[i])
+			continue
+		}
+		switch codes[i] {
+		case 0:
+		case unix.EEXIST, unix.ENOENT, unix.EBUSY:
+			errs[i] = c.Inject(&states[i])
+		default:
+			errs[i] = fmt.Errorf("conntrack: inject %s %v: %w", protoName(states[i].Proto), states[i].Orig, codes[i])
+		}
+	}
+	return errs
 }
 
 // DumpFilter selects entries in Dump.

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"github.com/ti-mo/conntrack"
 	"golang.org/x/sys/unix"
 
@@ -294,5 +296,209 @@ func TestPlainCreateCarriesNoNAT(t *testing.T) {
 	got = findFlow(t, dumpIn(t, n2), bedVIP)
 	if got.Status&(StatusDstNAT|StatusDstNATDone) != StatusDstNAT|StatusDstNATDone || got.Reply != s.Reply {
 		t.Fatalf("Inject: status %#x reply %+v, want DST_NAT(_DONE) and %+v", got.Status, got.Reply, s.Reply)
+	}
+}
+
+// TestInjectBatch applies one batch whose guesses are right and wrong: new
+// entries created, a known one updated, a "new" one that exists (EEXIST,
+// redone as an update) and a "known" one that has gone (ENOENT, redone as
+// a create); the kernel then holds every state as sent.
+func TestInjectBatch(t *testing.T) {
+	testenv.RequireRoot(t)
+	n := newNS(t, "batch")
+	pre := []State{benchState(1), benchState(2)}
+	for i := range pre {
+		injectIn(t, n, &pre[i])
+	}
+	batch := []State{benchState(1), benchState(2), benchState(3), benchState(4), benchState(5)}
+	exists := []bool{true, false, false, true, false}
+	for i := range batch {
+		batch[i].Mark = 0x100 + uint32(i)
+		batch[i].Timeout = 1000
+	}
+	batch[0].TCP.State = TCPFinWait
+	var errs []error
+	n.do(t, func() error {
+		ct, err := DialConntrack()
+		if err != nil {
+			return err
+		}
+		defer ct.Close()
+		errs = ct.InjectBatch(batch, exists)
+		return nil
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("state %d: %v", i, err)
+		}
+	}
+	got := map[Key]State{}
+	for _, s := range dumpIn(t, n) {
+		got[s.Key()] = s
+	}
+	for i := range batch {
+		s, ok := got[batch[i].Key()]
+		switch {
+		case !ok:
+			t.Errorf("state %d missing", i)
+		case s.Mark != batch[i].Mark || s.TCP.State != batch[i].TCP.State || s.Reply != batch[i].Reply:
+			t.Errorf("state %d: mark %#x tcp %d reply %v, want %#x %d %v", i, s.Mark, s.TCP.State, s.Reply,
+				batch[i].Mark, batch[i].TCP.State, batch[i].Reply)
+		}
+	}
+}
+
+// TestHandshakeStateOnPeer pins what a peer needs to carry on a
+// connection whose handshake completed on the master when the sync of its
+// ESTABLISHED state had not arrived yet. The connection is established
+// through router A; B gets A's entry as it was during the handshake; the
+// routes move to B. With the entry in SYN_RECV (the SYN/ACK seen) the
+// client's next segments move B's entry to ESTABLISHED and the flow
+// carries on, translations intact. In SYN_SENT the kernel takes the
+// client's ACK for INVALID (no transition from SYN_SENT on an ACK of the
+// original direction), so the segments are not translated and the flow
+// stalls: hence the Engine's prompt send of handshake steps, and its
+// writing a peer's SYN_SENT entry as SYN_RECV (which carries the flow on
+// too, the SYN/ACK seen or not).
+func TestHandshakeStateOnPeer(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		state   uint8
+		carries bool
+		noReply bool // the entry as of before the SYN/ACK
+	}{
+		{"SYN_RECV", TCPSynRecv, true, false},
+		{"SYN_SENT", TCPSynSent, false, true},
+		// what the Engine writes for a peer's SYN_SENT
+		{"SYN_SENT written as SYN_RECV", TCPSynRecv, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newFailoverBed(t)
+			echoServer(t, b.s, bedBackend.String())
+			c := dialIn(t, b.c, bedVIP.String())
+			roundTrip(t, c, 4<<10, 1)
+			src := findFlow(t, dumpIn(t, b.ra), bedVIP)
+			hs := *src
+			hs.TCP.State = tc.state
+			hs.Status &^= StatusAssured
+			hs.Timeout = 60
+			if tc.noReply { // the SYN/ACK not seen yet
+				hs.Status &^= StatusSeenReply
+				hs.TCP.Flags[1], hs.TCP.WScale[1] = 0, 0
+			}
+			injectIn(t, b.rb, &hs)
+			if got := findFlow(t, dumpIn(t, b.rb), bedVIP); got.TCP.State != tc.state {
+				t.Fatalf("B's entry in tcp state %d, want %d", got.TCP.State, tc.state)
+			}
+			b.moveToB(t)
+			if !tc.carries {
+				// A negative check: nothing can make an echo come back
+				// early, so the deadline only bounds the wait.
+				c.SetDeadline(time.Now().Add(2 * time.Second))
+				if _, err := c.Write([]byte("after takeover")); err != nil {
+					t.Fatalf("write: %v", err)
+				}
+				if n, err := c.Read(make([]byte, 64)); err == nil {
+					t.Fatalf("the flow carried on through B's %s entry (%d bytes echoed): the kernel fact changed", tc.name, n)
+				}
+				if got := findFlow(t, dumpIn(t, b.rb), bedVIP); got.TCP.State != tc.state {
+					t.Fatalf("B's entry moved to tcp state %d", got.TCP.State)
+				}
+				return
+			}
+			for i := 0; i < 3; i++ {
+				roundTrip(t, c, 64<<10, byte(i))
+			}
+			after := findFlow(t, dumpIn(t, b.rb), bedVIP)
+			if after.TCP.State != TCPEstablished || after.Reply != src.Reply {
+				t.Fatalf("B's entry after takeover: tcp state %d reply %+v, want ESTABLISHED %+v", after.TCP.State, after.Reply, src.Reply)
+			}
+		})
+	}
+}
+
+// TestSynSentAsSynRecvOnPeer checks the two sides of writing a peer's
+// SYN_SENT entry as SYN_RECV: a connection the master holds in SYN_SENT
+// whose handshake completes only after the takeover (the server's SYN/ACK
+// held back until then) completes through B, and one whose handshake
+// had completed (SYN_RECV never synced) carries on.
+func TestSynSentAsSynRecvOnPeer(t *testing.T) {
+	b := newFailoverBed(t)
+	echoServer(t, b.s, bedBackend.String())
+	// The server's SYN/ACKs are dropped until the takeover.
+	hold := dropSynAck(t, b.s)
+	type dialed struct {
+		c   net.Conn
+		err error
+	}
+	dc := make(chan dialed, 1)
+	go func() {
+		var d dialed
+		d.err = b.c.run(func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			var err error
+			d.c, err = (&net.Dialer{}).DialContext(ctx, "tcp4", bedVIP.String())
+			return err
+		})
+		dc <- d
+	}()
+	var src *State
+	poll(t, "the SYN through A", func() bool {
+		for _, s := range dumpIn(t, b.ra) {
+			if s.Orig.Dst == bedVIP.Addr() && s.TCP.State == TCPSynSent {
+				src = &s
+				return true
+			}
+		}
+		return false
+	})
+	if src.Status&StatusSeenReply != 0 {
+		t.Fatalf("A's entry saw a reply: %+v", src)
+	}
+	hs := *src
+	hs.TCP.State = TCPSynRecv // as applyState writes a peer's SYN_SENT
+	injectIn(t, b.rb, &hs)
+	b.moveToB(t)
+	hold()
+	d := <-dc
+	if d.err != nil {
+		t.Fatalf("handshake through B: %v", d.err)
+	}
+	defer d.c.Close()
+	roundTrip(t, d.c, 16<<10, 3)
+	after := findFlow(t, dumpIn(t, b.rb), bedVIP)
+	if after.TCP.State != TCPEstablished || after.Reply != src.Reply {
+		t.Fatalf("B's entry: tcp state %d reply %+v, want ESTABLISHED %+v", after.TCP.State, after.Reply, src.Reply)
+	}
+}
+
+// dropSynAck makes n drop the TCP SYN/ACKs it sends until the returned
+// function is called.
+func dropSynAck(t *testing.T, n *testNS) func() {
+	t.Helper()
+	c, err := nftables.New(nftables.WithNetNSFd(int(n.h)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := c.AddTable(&nftables.Table{Name: "pfsync_hold", Family: nftables.TableFamilyINet})
+	ch := c.AddChain(&nftables.Chain{Name: "out", Table: tb, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityFilter})
+	c.AddRule(&nftables.Rule{Table: tb, Chain: ch, Exprs: []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x12}, Xor: []byte{0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x12}},
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	}})
+	if err := c.Flush(); err != nil {
+		t.Fatalf("nftables in %s: %v", n.name, err)
+	}
+	return func() {
+		c.DelTable(tb)
+		if err := c.Flush(); err != nil {
+			t.Fatalf("nftables in %s: %v", n.name, err)
+		}
 	}
 }

@@ -62,12 +62,29 @@
 // Every node sends its own kernel events and applies the peer's, so
 // whichever node is MASTER is the source and flows begun on a backup while
 // it was master reach the old master on failback. Changes are queued per
-// state; a state updated maxupd times (default 128, pfsync(4)'s maxupd) is
-// sent at once, everything else after the flush interval (100 ms; FreeBSD
-// waits up to 1 s). Injected entries come back as kernel events: the first
-// event for an entry after a peer's version was written is that write's
-// echo, whatever it shows (the kernel leaves out window scales until both
-// directions have the flag, and can only set status bits and flags), and
+// state. A state the peer does not hold yet and a TCP handshake step
+// (SYN_RECV, ESTABLISHED) are prompt: they are sent as soon as the events
+// queued with them have been taken in (Options.PromptDelay; under load
+// the batches grow by themselves), since a connection whose handshake
+// completed on the master survives a failover only once the peer holds it
+// past SYN_SENT (a SYN_SENT entry takes the client's ACK for INVALID;
+// TestHandshakeStateOnPeer). For the same reason a receiver writes a
+// peer's SYN_SENT state as SYN_RECV: from SYN_RECV the kernel carries the
+// connection on whether the server's SYN/ACK or the client's completing
+// ACK comes next (TestSynSentAsSynRecvOnPeer), so a takeover at any moment
+// after the SYN was synced keeps the connection, the handshake's later
+// steps synced or not. A state updated maxupd times (default 128,
+// pfsync(4)'s maxupd) is sent at once, every other change after the flush
+// interval (100 ms; FreeBSD waits up to 1 s). BenchmarkSyncLag measures
+// the lag from a change in one kernel to the peer's kernel. The receiver
+// writes the states of one message into its kernel with one netlink
+// write (BatchTable), updating the entries it knows and creating the
+// others, and redoes alone a request whose guess was wrong.
+//
+// Injected entries come back as kernel events: the first event for an
+// entry after a peer's version was written is that write's echo, whatever
+// it shows (the kernel leaves out window scales until both directions
+// have the flag, and can only set status bits and flags), and
 // later events that change nothing replicated are not sent (no echo). On
 // a conflict the newer version (the sender's wall-clock time of the
 // change, carried in each record) wins; the nodes' clocks are assumed
@@ -103,11 +120,31 @@
 // side sends its whole view (its own and the peer's entries) in bursts of
 // 64 messages between other work, then the sticky bindings.
 //
-// # Not done
+// # Defer
 //
-// pf's `defer` option (hold a new flow's first packet until the peer
-// acknowledged the state) has no Linux equivalent here and is ignored with
-// a warning.
+// pf's `defer` holds a new state's first packet until the peer has
+// acknowledged the state, so that a failover right after cannot lose it.
+// FreeBSD's pfsync_defer bounds the hold by PFSYNC_DEFER_TIMEOUT (20 ms),
+// after which the packet goes anyway, and by 128 held packets (per bucket),
+// beyond which the oldest goes at once; Engine.Defer does the same
+// (Options.DeferTimeout, DeferMax). The state goes out at once with
+// RecFlagAck; the peer answers with a RecStateAck once the state is in its
+// kernel (both additions to wire version 1 that older readers skip: a
+// peer that does not ack costs each held packet the timeout).
+//
+// On Linux a new entry is in no table and has no event until its first
+// packet has passed every hook (conntrack confirms it last), so the packet
+// is held in an NFQUEUE queue (NFQueue, ServeDefer) by a rule after NAT,
+// and the state read from the queued packet's conntrack information. That
+// needs three kernel features, which DeferSupported probes at run time and
+// names when missing: nfnetlink_queue, its conntrack glue
+// (CONFIG_NETFILTER_NETLINK_GLUE_CT) and nft_queue (the queue statement,
+// with bypass so that packets pass when pfsync is not running). The test
+// machine's kernel has nfnetlink_queue but neither of the others, so the
+// kernel path (TestDeferOverNFQueue) skips there; the protocol is tested
+// in memory (TestDefer) and the queued-packet decoding on a built message
+// (TestDecodeQueued). The queue rule belongs to the compiled ruleset and
+// is not written yet.
 //
 // # Sticky-address bindings
 //

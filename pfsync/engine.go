@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/pfcarp/pfcarp/internal/clock"
@@ -19,6 +20,16 @@ type Table interface {
 	Inject(s *State) error
 	// Delete removes the entry with s's key; a missing one is not an error.
 	Delete(s *State) error
+}
+
+// BatchTable is a Table that applies several of the peer's states at
+// once (KernelTable: one netlink write for a message's worth, not one
+// round trip each). exists[i] reports that the Engine already holds
+// states[i]'s entry, so the kernel most likely has it and an update is
+// tried first. It returns one error per state (nil: applied).
+type BatchTable interface {
+	Table
+	InjectBatch(states []State, exists []bool) []error
 }
 
 // StickyTable holds sticky-address bindings (nftables dynamic maps).
@@ -50,6 +61,20 @@ const (
 	// company. FreeBSD waits up to 1 s; pfcarp flushes sooner because the
 	// sync lag is the window in which a failover loses a new flow.
 	DefaultFlushInterval = 100 * time.Millisecond
+	// DefaultPromptDelay is how long a prompt change (a state the peer
+	// does not hold yet, or a TCP handshake step: SYN_RECV, ESTABLISHED)
+	// waits for company: zero, it goes out once the events already queued
+	// have been taken in (Options.PromptDelay). A connection whose
+	// handshake completed on the master survives a failover only once the
+	// peer holds it past SYN_SENT, so these do not wait for the flush
+	// interval; plain updates do, and coalesce.
+	DefaultPromptDelay = 0
+	// DefaultDeferTimeout and DefaultDeferMax bound `defer`, as FreeBSD's
+	// if_pfsync.c does: a held packet goes after PFSYNC_DEFER_TIMEOUT
+	// (20 ms) without the peer's ack, and when 128 packets are held (its
+	// limit per bucket) the oldest goes at once.
+	DefaultDeferTimeout = 20 * time.Millisecond
+	DefaultDeferMax     = 128
 	// DefaultBulkTimeout and DefaultBulkTries: FreeBSD's bulk-fail callout
 	// is 5 s and a request is retried up to PFSYNC_MAX_BULKTRIES (12)
 	// times before it gives up and lifts the demotion anyway.
@@ -75,9 +100,10 @@ const (
 	bulkBurst         = 64 // messages sent per Tick while serving a bulk update
 	// DefaultResyncInterval is how often the daemon compares the kernel's
 	// table with what pfsync last saw of it (Options.ResyncInterval). A
-	// netlink event can be lost without a report (those in the moment the
-	// event socket is reopened after an overrun, or ones the kernel fails
-	// to allocate); a change it carried, and so the peer's copy, is then
+	// netlink event can be lost without a report (one the kernel fails to
+	// allocate; an overrun is reported and resyncs at once, and Watch
+	// keeps its socket, so none are lost reopening it); a change it
+	// carried, and so the peer's copy, is then
 	// behind for at most this long. The cost is one conntrack dump per
 	// interval (a kernel walk of every entry plus decoding) and a
 	// comparison; only entries that differ are sent. BenchmarkPeriodicResync
@@ -110,8 +136,18 @@ type Options struct {
 	NoSyncMask    uint32
 	MaxUpd        int
 	FlushInterval time.Duration
-	BulkTimeout   time.Duration
-	BulkTries     int
+	// PromptDelay is how long a prompt change (see DefaultPromptDelay)
+	// may wait to be sent with others. Zero: as soon as the Runner has
+	// taken in the events queued with it (Tick sends it). Negative: no
+	// prompt sends, every change waits for FlushInterval or MaxUpd (the
+	// behaviour before prompt sends, kept for the benchmark's baseline).
+	PromptDelay time.Duration
+	// DeferTimeout and DeferMax bound the packets held by Defer (defaults
+	// DefaultDeferTimeout, DefaultDeferMax).
+	DeferTimeout time.Duration
+	DeferMax     int
+	BulkTimeout  time.Duration
+	BulkTries    int
 	// LinkRetry is how soon the first requests after LinkUp are repeated
 	// without an answer (default DefaultLinkRetry).
 	LinkRetry time.Duration
@@ -187,6 +223,15 @@ type pending struct {
 	// old entry before creating the new, since tuples and NAT bindings of
 	// a kernel entry cannot be changed.
 	replace bool
+	prompt  bool // listed in Engine.prompt: sent after PromptDelay
+	ack     bool // sent with RecFlagAck: a packet is held until the peer acks
+}
+
+// deferral is a packet held until the peer acknowledges its state.
+type deferral struct {
+	k       Key
+	due     time.Time
+	release func(acked bool)
 }
 
 // Engine is pfsync's protocol core: it turns local table changes into
@@ -204,8 +249,12 @@ type Engine struct {
 	table map[Key]*entry
 
 	pend      map[Key]*pending
-	order     []Key
+	order     []Key // keys in queueing order; may hold keys sent since (skipped)
 	pendSince time.Time
+	// prompt holds the keys of pending prompt changes, promptSince when
+	// the first was queued (see DefaultPromptDelay).
+	prompt      []Key
+	promptSince time.Time
 
 	// requesting side
 	bulk        BulkState
@@ -229,6 +278,18 @@ type Engine struct {
 	serveSent uint64
 
 	replay map[uint32]*replayWindow
+
+	// the peer's states of the message being received, applied to the
+	// table together (flushInjects) before any delete and at its end
+	injQ     []State
+	injKnown []bool
+	// acks are the keys of the message being received whose states asked
+	// for an ack; sent once they are in the table
+	acks []State
+
+	// deferred packets, oldest first (they share one timeout, so this is
+	// also the order they fall due)
+	deferred []deferral
 
 	stats Stats
 	buf   []byte
@@ -257,6 +318,11 @@ type Stats struct {
 	// ResyncRepairs counts entries a resync found changed or gone without
 	// an event having told us (each is sent to the peer).
 	ResyncRepairs uint64
+	// Defer: packets held, released on the peer's ack, released after
+	// DeferTimeout, released early because DeferMax were held; acks sent
+	// and received.
+	Deferred, DeferAcked, DeferTimeouts, DeferOverflows uint64
+	AcksSent, AcksReceived                              uint64
 }
 
 // NewEngine returns an Engine; it sends nothing until Start.
@@ -290,6 +356,12 @@ func NewEngine(o Options) (*Engine, error) {
 	}
 	if o.StickyPoll <= 0 {
 		o.StickyPoll = DefaultStickyPoll
+	}
+	if o.DeferTimeout <= 0 {
+		o.DeferTimeout = DefaultDeferTimeout
+	}
+	if o.DeferMax <= 0 {
+		o.DeferMax = DefaultDeferMax
 	}
 	if o.MTU < 20+HeaderLen+MACLen+recHdrLen+stateFixed+4*16+8 {
 		return nil, fmt.Errorf("pfsync: MTU %d too small for one state", o.MTU)
@@ -460,20 +532,97 @@ func (e *Engine) Local(ev *Event) {
 		e.stats.Echoes++
 		return
 	}
-	reused := false
+	reused, prompt := false, false
 	if cur == nil {
 		cur = &entry{}
 		e.table[k] = cur
+		prompt = true // the peer does not hold it yet
 	} else if (otherEntry && cur.s.ID != 0) || cur.s.Reply != s.Reply {
 		// A new connection on a known tuple: the peer must drop the old
 		// entry (tuples and NAT bindings cannot be updated).
-		reused = true
+		reused, prompt = true, true
+	} else if s.TCP.State != cur.s.TCP.State && (s.TCP.State == TCPSynRecv || s.TCP.State == TCPEstablished) {
+		// A handshake step: a peer that holds the entry in SYN_SENT
+		// would take the client's ACK after a takeover for INVALID.
+		prompt = true
 	}
 	cur.s, cur.updated, cur.peer = *s, now, false
 	e.queue(k, pendUpdate, s)
 	if reused {
 		e.pend[k].replace = true
 	}
+	if prompt {
+		e.markPrompt(k)
+	}
+}
+
+// Defer is pf's `defer` for one packet: the caller holds the first packet
+// of the new local state s (read from the kernel's queue before the entry
+// is confirmed, so before its NEW event) and passes it on when release is
+// called. The Engine records s as a local change and sends it at once,
+// asking the peer for an ack; release runs (once, on the Engine's
+// goroutine) with acked true when the ack arrives, or with false after
+// DeferTimeout, or at once when DeferMax packets are held already (the
+// oldest goes), as FreeBSD's pfsync_defer bounds it. A state that cannot
+// be synced (no valid tuple, no-sync mark) is released at once.
+func (e *Engine) Defer(s *State, release func(acked bool)) {
+	if !s.Orig.Src.IsValid() || !s.Orig.Dst.IsValid() || e.noSync(s) {
+		release(false)
+		return
+	}
+	for len(e.deferred) >= e.o.DeferMax {
+		e.stats.DeferOverflows++
+		e.undefer(0, false)
+	}
+	k := s.Key()
+	e.Local(&Event{Type: EventNew, State: *s})
+	p := e.pend[k]
+	if p == nil {
+		// Nothing new to send (the peer's version, or an unchanged entry):
+		// a pending ack would never come.
+		p = &pending{op: pendUpdate, s: *s}
+		e.pend[k] = p
+	}
+	p.ack = true
+	if !p.prompt {
+		p.prompt = true
+		e.prompt = append(e.prompt, k)
+	}
+	e.stats.Deferred++
+	e.deferred = append(e.deferred, deferral{k: k, due: e.o.Clock.Now().Add(e.o.DeferTimeout), release: release})
+	e.flushPrompt() // at once, as pfsync_defer pushes
+}
+
+// acked releases the packets held for k's state.
+func (e *Engine) acked(k Key) {
+	for i := 0; i < len(e.deferred); {
+		if e.deferred[i].k == k {
+			e.stats.DeferAcked++
+			e.undefer(i, true)
+			continue
+		}
+		i++
+	}
+}
+
+// undefer takes the i'th held packet off the list and releases it.
+func (e *Engine) undefer(i int, acked bool) {
+	d := e.deferred[i]
+	e.deferred = slices.Delete(e.deferred, i, i+1)
+	d.release(acked)
+}
+
+// markPrompt lists k's pending change for sending after PromptDelay.
+func (e *Engine) markPrompt(k Key) {
+	p := e.pend[k]
+	if p == nil || p.prompt || e.o.PromptDelay < 0 {
+		return
+	}
+	p.prompt = true
+	if len(e.prompt) == 0 {
+		e.promptSince = e.o.Clock.Now()
+	}
+	e.prompt = append(e.prompt, k)
 }
 
 // LocalSticky queues a sticky binding change for the peer.
@@ -511,32 +660,55 @@ func (e *Engine) queue(k Key, op pendOp, s *State) {
 
 // flushPending encodes every queued change and sends the messages.
 func (e *Engine) flushPending() {
-	now := e.o.Clock.Now().UnixNano()
 	for _, k := range e.order {
-		p := e.pend[k]
-		if p == nil {
-			continue
-		}
-		s := p.s
-		if p.op == pendUpdate && p.replace {
-			e.stats.DeletesSent++
-			e.addRecord(DeleteLen(&s), func(b []byte) []byte { return AppendDelete(b, &s) })
-		}
-		if p.op == pendDelete {
-			e.stats.DeletesSent++
-			e.addRecord(DeleteLen(&s), func(b []byte) []byte { return AppendDelete(b, &s) })
-		} else {
-			upd := now
-			if ent := e.table[k]; ent != nil {
-				upd = ent.updated
-			}
-			e.stats.StatesSent++
-			e.addRecord(StateLen(&s), func(b []byte) []byte { return AppendState(b, &s, upd) })
-		}
-		delete(e.pend, k)
+		e.encodePending(k)
 	}
 	e.order = e.order[:0]
+	e.prompt = e.prompt[:0]
 	e.flush()
+}
+
+// flushPrompt sends the pending prompt changes and leaves the others
+// queued (their keys stay in order, where sent ones are skipped).
+func (e *Engine) flushPrompt() {
+	for _, k := range e.prompt {
+		e.encodePending(k)
+	}
+	e.prompt = e.prompt[:0]
+	if len(e.pend) == 0 {
+		e.order = e.order[:0] // nothing left for the flush timer
+	}
+	e.flush()
+}
+
+// encodePending adds k's pending change, if any, to the message being
+// built and takes it off the queue.
+func (e *Engine) encodePending(k Key) {
+	p := e.pend[k]
+	if p == nil {
+		return
+	}
+	s := p.s
+	if p.op == pendUpdate && p.replace {
+		e.stats.DeletesSent++
+		e.addRecord(DeleteLen(&s), func(b []byte) []byte { return AppendDelete(b, &s) })
+	}
+	if p.op == pendDelete {
+		e.stats.DeletesSent++
+		e.addRecord(DeleteLen(&s), func(b []byte) []byte { return AppendDelete(b, &s) })
+	} else {
+		upd := e.o.Clock.Now().UnixNano()
+		if ent := e.table[k]; ent != nil {
+			upd = ent.updated
+		}
+		var fl uint8
+		if p.ack {
+			fl = RecFlagAck
+		}
+		e.stats.StatesSent++
+		e.addRecord(StateLen(&s), func(b []byte) []byte { return AppendStateFlags(b, &s, upd, fl) })
+	}
+	delete(e.pend, k)
 }
 
 // addRecord appends one record of size n, sending the message first when
@@ -580,8 +752,16 @@ func (e *Engine) Deadline() (t time.Time, ok bool) {
 	if len(e.order) > 0 {
 		t, ok = e.pendSince.Add(e.o.FlushInterval), true
 	}
+	if len(e.prompt) > 0 {
+		if p := e.promptSince.Add(e.o.PromptDelay); !ok || p.Before(t) {
+			t, ok = p, true
+		}
+	}
 	if e.bulk != BulkIdle && (!ok || e.bulkDue.Before(t)) {
 		t, ok = e.bulkDue, true
+	}
+	if len(e.deferred) > 0 && (!ok || e.deferred[0].due.Before(t)) {
+		t, ok = e.deferred[0].due, true
 	}
 	if e.o.Sticky != nil && !e.stickyDue.IsZero() && (!ok || e.stickyDue.Before(t)) {
 		t, ok = e.stickyDue, true
@@ -592,12 +772,20 @@ func (e *Engine) Deadline() (t time.Time, ok bool) {
 	return t, ok
 }
 
-// Tick runs what is due: the flush of queued changes, the bulk update's
+// Tick runs what is due: the flush of queued changes (prompt ones after
+// PromptDelay, the others after FlushInterval), the bulk update's
 // retry or give-up, and the next burst of a bulk update being served.
 func (e *Engine) Tick() {
 	now := e.o.Clock.Now()
 	if len(e.order) > 0 && !now.Before(e.pendSince.Add(e.o.FlushInterval)) {
 		e.flushPending()
+	}
+	if len(e.prompt) > 0 && !now.Before(e.promptSince.Add(e.o.PromptDelay)) {
+		e.flushPrompt()
+	}
+	for len(e.deferred) > 0 && !now.Before(e.deferred[0].due) {
+		e.stats.DeferTimeouts++
+		e.undefer(0, false)
 	}
 	if e.bulk != BulkIdle && !now.Before(e.bulkDue) {
 		switch {
@@ -763,6 +951,13 @@ func (e *Engine) Receive(b []byte) (Drop, bool) {
 		case RecState:
 			upd, _ := DecodeState(rb, &s)
 			e.applyState(&s, upd)
+			if recs.Flags()&RecFlagAck != 0 {
+				e.acks = append(e.acks, s)
+			}
+		case RecStateAck:
+			DecodeStateAck(rb, &s)
+			e.stats.AcksReceived++
+			e.acked(s.Key())
 		case RecDelete:
 			DecodeDelete(rb, &s)
 			e.stats.DeletesRecv++
@@ -770,6 +965,7 @@ func (e *Engine) Receive(b []byte) (Drop, bool) {
 			if _, ok := e.table[key]; ok {
 				delete(e.table, key)
 				delete(e.pend, key)
+				e.flushInjects()
 				if err := e.o.Table.Delete(&s); err != nil {
 					e.stats.InjectErrors++
 					e.log.Debug("pfsync: delete", "err", err)
@@ -798,6 +994,18 @@ func (e *Engine) Receive(b []byte) (Drop, bool) {
 			st, n, _ := DecodeBulkStatus(rb)
 			e.bulkStatus(st, n)
 		}
+	}
+	e.flushInjects()
+	if len(e.acks) > 0 {
+		// The states are in the table now: the peer's held packets may go.
+		e.flush()
+		for i := range e.acks {
+			a := &e.acks[i]
+			e.stats.AcksSent++
+			e.addRecord(StateAckLen(a), func(b []byte) []byte { return AppendStateAck(b, a) })
+		}
+		e.flush()
+		e.acks = e.acks[:0]
 	}
 	if e.bulk == BulkReceiving {
 		e.bulkDue = e.o.Clock.Now().Add(e.o.BulkTimeout) // progress
@@ -833,12 +1041,22 @@ func (e *Engine) applyState(s *State, upd int64) {
 		e.stats.NoSyncSkipped++
 		return
 	}
+	if s.Proto == 6 && s.TCP.State == TCPSynSent {
+		// Written as SYN_RECV: should this node take over before the
+		// peer's next step arrives, the kernel carries the connection on
+		// from either state the handshake may be in by then (the
+		// server's SYN/ACK, or the client's ACK that completed it),
+		// where a SYN_SENT entry would take the client's ACK for INVALID
+		// (TestHandshakeStateOnPeer, TestSynSentAsSynRecvOnPeer).
+		s.TCP.State = TCPSynRecv
+	}
 	k := s.Key()
 	cur := e.table[k]
 	if cur != nil && cur.updated > upd {
 		e.stats.Stale++
 		return
 	}
+	exists := cur != nil
 	if cur == nil {
 		cur = &entry{}
 		e.table[k] = cur
@@ -846,7 +1064,9 @@ func (e *Engine) applyState(s *State, upd int64) {
 		// Another connection with the same original tuple (other NAT
 		// bindings): the kernel cannot change an entry's tuples, so the
 		// old one goes first.
+		exists = false
 		old := cur.s
+		e.flushInjects()
 		if err := e.o.Table.Delete(&old); err != nil {
 			e.stats.InjectErrors++
 			e.log.Debug("pfsync: delete before re-create", "err", err)
@@ -857,10 +1077,32 @@ func (e *Engine) applyState(s *State, upd int64) {
 		delete(e.pend, k)
 	}
 	cur.s, cur.updated, cur.peer = *s, upd, true
-	if err := e.o.Table.Inject(s); err != nil {
-		e.stats.InjectErrors++
-		e.log.Debug("pfsync: inject", "err", err)
+	e.injQ = append(e.injQ, *s)
+	e.injKnown = append(e.injKnown, exists)
+}
+
+// flushInjects writes the queued peer states into the table.
+func (e *Engine) flushInjects() {
+	if len(e.injQ) == 0 {
+		return
 	}
+	if bt, ok := e.o.Table.(BatchTable); ok {
+		for _, err := range bt.InjectBatch(e.injQ, e.injKnown) {
+			if err != nil {
+				e.stats.InjectErrors++
+				e.log.Debug("pfsync: inject", "err", err)
+			}
+		}
+	} else {
+		for i := range e.injQ {
+			if err := e.o.Table.Inject(&e.injQ[i]); err != nil {
+				e.stats.InjectErrors++
+				e.log.Debug("pfsync: inject", "err", err)
+			}
+		}
+	}
+	clear(e.injQ) // (no references kept)
+	e.injQ, e.injKnown = e.injQ[:0], e.injKnown[:0]
 }
 
 func (e *Engine) drop(err error) Drop {
@@ -887,6 +1129,8 @@ func validate(body []byte, count uint16) error {
 			_, err = DecodeState(rb, &s)
 		case RecDelete:
 			err = DecodeDelete(rb, &s)
+		case RecStateAck:
+			err = DecodeStateAck(rb, &s)
 		case RecSticky:
 			err = validateSticky(rb)
 		case RecBulkRequest:

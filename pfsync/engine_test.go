@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -171,7 +172,7 @@ func TestMaxUpdFlushesAtOnce(t *testing.T) {
 	p := newPair(t, func(o *Options) { o.MaxUpd = 4 })
 	s := tcpState(1)
 	for i := 0; i < 4; i++ {
-		s.TCP.State = uint8(TCPSynSent + i%3)
+		s.TCP.State = uint8(TCPFinWait + i%3)
 		p.a.Local(&Event{Type: EventUpdate, State: s})
 	}
 	if len(p.toB) != 1 {
@@ -785,8 +786,8 @@ func TestInjectEchoDoesNotOutrankNewerPeerUpdate(t *testing.T) {
 		p.b.Receive(m)
 	}
 	p.toB = nil
-	if got := kb.m[syn.Key()]; got.TCP.State != TCPSynSent || got.TCP.WScale != [2]uint8{} {
-		t.Fatalf("B's kernel after the inject: %+v, want SYN_SENT without window scales", got.TCP)
+	if got := kb.m[syn.Key()]; got.TCP.State != TCPSynRecv || got.TCP.WScale != [2]uint8{} {
+		t.Fatalf("B's kernel after the inject: %+v, want SYN_SENT written as SYN_RECV, without window scales", got.TCP)
 	}
 	p.clk.Advance(500 * time.Microsecond)
 	kb.echo(p.b) // B's kernel reports its write after A's change
@@ -879,4 +880,249 @@ func TestFirstEventOfOtherConnectionIsNoEcho(t *testing.T) {
 	if got := p.ta.m[s.Key()]; got.Reply != other.Reply || p.b.Stats().Echoes != echoes {
 		t.Fatalf("A holds reply %v (B echoes %d->%d), want B's other connection %v", got.Reply, echoes, p.b.Stats().Echoes, other.Reply)
 	}
+}
+
+// TestSynSentWrittenAsSynRecv: the peer writes a SYN_SENT state as
+// SYN_RECV (see applyState) and keeps what it wrote, so that its echo and
+// a resync find nothing changed and send nothing back.
+func TestSynSentWrittenAsSynRecv(t *testing.T) {
+	p := newPair(t, nil)
+	p.pump()
+	s := tcpState(1)
+	s.Status &^= StatusSeenReply | StatusAssured
+	s.TCP.State = TCPSynSent
+	p.a.Local(&Event{Type: EventNew, State: s})
+	p.advance(DefaultFlushInterval)
+	got := p.tb.m[s.Key()]
+	if got.TCP.State != TCPSynRecv {
+		t.Fatalf("B wrote tcp state %d, want SYN_RECV", got.TCP.State)
+	}
+	sent := p.b.Stats().StatesSent
+	p.b.Local(&Event{Type: EventNew, State: got}) // the write's echo
+	if err := p.b.Resync(); err != nil {
+		t.Fatal(err)
+	}
+	p.advance(DefaultFlushInterval)
+	if p.b.Stats().StatesSent != sent || p.b.Stats().ResyncRepairs != 0 {
+		t.Fatalf("B sent %d states back (repairs %d)", p.b.Stats().StatesSent-sent, p.b.Stats().ResyncRepairs)
+	}
+	// UDP and the other TCP states are written as they are.
+	for _, st := range []uint8{TCPSynRecv, TCPEstablished, TCPFinWait} {
+		s.TCP.State = st
+		p.a.Local(&Event{Type: EventUpdate, State: s})
+		p.advance(DefaultFlushInterval)
+		if got := p.tb.m[s.Key()].TCP.State; got != st {
+			t.Fatalf("B wrote tcp state %d for %d", got, st)
+		}
+	}
+}
+
+// TestPromptSends: a state the peer does not hold and the handshake steps
+// (SYN_RECV, ESTABLISHED) are sent at the next Tick, without waiting for
+// the flush interval, and together when they come together; plain updates
+// (here a FIN_WAIT and a new mark) wait for the flush interval.
+// PromptDelay delays prompt sends; a negative one turns them off.
+func TestPromptSends(t *testing.T) {
+	syn := tcpState(1)
+	syn.Status &^= StatusSeenReply | StatusAssured
+	syn.TCP.State = TCPSynSent
+	for _, tc := range []struct {
+		name  string
+		delay time.Duration
+		wait  time.Duration // fake time before the prompt sends go
+	}{
+		{"at once", 0, 0},
+		{"window", 500 * time.Microsecond, 500 * time.Microsecond},
+		{"off", -1, DefaultFlushInterval},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPair(t, func(o *Options) { o.PromptDelay = tc.delay })
+			p.pump()
+			p.toA, p.toB = nil, nil
+			base := p.a.Stats().MsgsSent
+			step := func(what string, ev Event, prompt bool) {
+				t.Helper()
+				p.a.Local(&ev)
+				want := ev.State
+				if want.TCP.State == TCPSynSent {
+					want.TCP.State = TCPSynRecv // as B writes it
+				}
+				p.pump() // no time passes
+				if tc.wait > 0 && prompt {
+					if got := p.tb.m[keyOf(want)]; got.TCP.State == want.TCP.State && got.Mark == want.Mark && got.Status == want.Status {
+						t.Fatalf("%s: sent before PromptDelay %v", what, tc.delay)
+					}
+					p.clk.Advance(tc.wait)
+					p.pump()
+				}
+				got, ok := p.tb.m[keyOf(want)]
+				sent := ok && got.TCP.State == want.TCP.State && got.Mark == want.Mark && got.Status == want.Status
+				if sent != prompt {
+					t.Fatalf("%s: on B at once %v, want %v (B holds %+v)", what, sent, prompt, got)
+				}
+				if !prompt {
+					p.advance(DefaultFlushInterval)
+					if got := p.tb.m[keyOf(want)]; got.TCP.State != want.TCP.State || got.Mark != want.Mark || got.Status != want.Status {
+						t.Fatalf("%s: not on B after the flush interval: %+v", what, got)
+					}
+				}
+			}
+			on := tc.delay >= 0
+			step("new SYN_SENT", Event{Type: EventNew, State: syn}, on)
+			s := syn
+			s.TCP.State = TCPSynRecv
+			s.Status |= StatusSeenReply
+			step("SYN_RECV", Event{Type: EventUpdate, State: s}, on)
+			s.TCP.State = TCPEstablished
+			s.Status |= StatusAssured
+			step("ESTABLISHED", Event{Type: EventUpdate, State: s}, on)
+			s.Mark = 7
+			step("a new mark", Event{Type: EventUpdate, State: s}, false)
+			s.TCP.State = TCPFinWait
+			step("FIN_WAIT", Event{Type: EventUpdate, State: s}, false)
+
+			// Several new states that come together go in one message.
+			before := p.a.Stats().MsgsSent
+			for i := 10; i < 14; i++ {
+				p.a.Local(&Event{Type: EventNew, State: tcpState(i)})
+			}
+			p.advance(DefaultFlushInterval)
+			if n := p.a.Stats().MsgsSent - before; n != 1 {
+				t.Fatalf("4 new states in %d messages, want 1", n)
+			}
+			if p.a.Stats().MsgsSent == base {
+				t.Fatal("nothing sent")
+			}
+		})
+	}
+}
+
+// batchFake is a fakeTable that records InjectBatch calls.
+type batchFake struct {
+	*fakeTable
+	calls  int
+	exists [][]bool
+}
+
+func (f *batchFake) InjectBatch(ss []State, exists []bool) []error {
+	f.calls++
+	f.exists = append(f.exists, slices.Clone(exists))
+	for i := range ss {
+		f.fakeTable.Inject(&ss[i])
+	}
+	return make([]error, len(ss))
+}
+
+// TestReceiveInjectsInOneBatch: the states of one message reach a
+// BatchTable in one call, flagged as known when the Engine held them.
+func TestReceiveInjectsInOneBatch(t *testing.T) {
+	bt := &batchFake{fakeTable: newFakeTable()}
+	p := newPair(t, func(o *Options) {
+		o.PromptDelay = -1 // everything in the flush, for one message
+		if o.NodeID == 2 {
+			o.Table = bt
+		}
+	})
+	p.tb = bt.fakeTable
+	p.pump()
+	for i := 1; i <= 3; i++ {
+		p.a.Local(&Event{Type: EventNew, State: tcpState(i)})
+	}
+	p.advance(DefaultFlushInterval)
+	s := tcpState(2)
+	s.TCP.State = TCPFinWait
+	p.a.Local(&Event{Type: EventUpdate, State: s})
+	p.a.Local(&Event{Type: EventNew, State: tcpState(4)})
+	p.advance(DefaultFlushInterval)
+	want := [][]bool{{false, false, false}, {true, false}}
+	if !slices.EqualFunc(bt.exists, want, slices.Equal) || len(bt.m) != 4 {
+		t.Fatalf("batches %v (want %v), B holds %d", bt.exists, want, len(bt.m))
+	}
+}
+
+// TestDefer: a held packet is released when the peer acknowledges its
+// state (which is then in the peer's table), after DeferTimeout when no
+// ack comes (a lost message, or a peer that does not ack), and at once
+// for the oldest when DeferMax packets are held.
+func TestDefer(t *testing.T) {
+	type rel struct {
+		i     int
+		acked bool
+	}
+	var got []rel
+	release := func(i int) func(bool) { return func(a bool) { got = append(got, rel{i, a}) } }
+
+	t.Run("ack", func(t *testing.T) {
+		got = nil
+		p := newPair(t, nil)
+		p.pump()
+		s := tcpState(1)
+		s.TCP.State, s.Status = TCPSynSent, StatusDstNAT
+		p.a.Defer(&s, release(1))
+		if len(got) != 0 || len(p.toB) != 1 {
+			t.Fatalf("released %v, %d messages queued to B; want held, 1", got, len(p.toB))
+		}
+		p.pump() // no time passes: B applies, acks, A releases
+		if !slices.Equal(got, []rel{{1, true}}) {
+			t.Fatalf("released %v, want [{1 true}]", got)
+		}
+		if _, ok := p.tb.m[keyOf(s)]; !ok {
+			t.Fatal("acked before the state was in B's table")
+		}
+		if st := p.a.Stats(); st.Deferred != 1 || st.DeferAcked != 1 || p.b.Stats().AcksSent != 1 {
+			t.Fatalf("A %+v B acks %d", st, p.b.Stats().AcksSent)
+		}
+		// The kernel's NEW event once the packet passed is an echo: not sent again.
+		sent := p.a.Stats().StatesSent
+		p.a.Local(&Event{Type: EventNew, State: s})
+		p.advance(DefaultFlushInterval)
+		if p.a.Stats().StatesSent != sent {
+			t.Fatal("the deferred state was sent again on its NEW event")
+		}
+	})
+	t.Run("timeout", func(t *testing.T) {
+		got = nil
+		p := newPair(t, nil)
+		p.pump()
+		p.cut = true
+		s := tcpState(2)
+		p.a.Defer(&s, release(2))
+		p.clk.Advance(DefaultDeferTimeout - time.Millisecond)
+		p.pump()
+		if len(got) != 0 {
+			t.Fatalf("released %v before the timeout", got)
+		}
+		p.clk.Advance(time.Millisecond)
+		p.pump()
+		if !slices.Equal(got, []rel{{2, false}}) || p.a.Stats().DeferTimeouts != 1 {
+			t.Fatalf("released %v, timeouts %d", got, p.a.Stats().DeferTimeouts)
+		}
+	})
+	t.Run("limit", func(t *testing.T) {
+		got = nil
+		p := newPair(t, func(o *Options) { o.DeferMax = 2 })
+		p.pump()
+		p.cut = true
+		for i := 1; i <= 3; i++ {
+			s := tcpState(i)
+			p.a.Defer(&s, release(i))
+		}
+		if !slices.Equal(got, []rel{{1, false}}) || p.a.Stats().DeferOverflows != 1 {
+			t.Fatalf("released %v with 3 held of at most 2", got)
+		}
+		p.advance(DefaultDeferTimeout)
+		if !slices.Equal(got, []rel{{1, false}, {2, false}, {3, false}}) {
+			t.Fatalf("released %v after the timeout", got)
+		}
+	})
+	t.Run("no-sync", func(t *testing.T) {
+		got = nil
+		p := newPair(t, nil)
+		s := tcpState(4)
+		s.Mark = 0x1000 // the pair's NoSyncMask
+		p.a.Defer(&s, release(4))
+		if !slices.Equal(got, []rel{{4, false}}) || len(p.toB) != 0 {
+			t.Fatalf("released %v, %d messages", got, len(p.toB))
+		}
+	})
 }

@@ -35,6 +35,7 @@ type Runner struct {
 	ev   chan Event
 	rx   chan []byte
 	cmd  chan func(*Engine)
+	def  chan deferReq
 	stop chan struct{}
 	wg   sync.WaitGroup
 	once sync.Once
@@ -43,6 +44,8 @@ type Runner struct {
 	resync   atomic.Bool
 	rxDrops  atomic.Uint64
 	badTTL   atomic.Uint64
+	// deferDrops counts packets Defer let go at once (queue full)
+	deferDrops atomic.Uint64
 }
 
 // NewRunner builds an Engine over tr (o.Send is set to tr.Send).
@@ -53,7 +56,7 @@ func NewRunner(o Options, tr Transport) (*Runner, error) {
 		return nil, err
 	}
 	return &Runner{e: e, tr: tr, ev: make(chan Event, eventQueueLen), rx: make(chan []byte, rxQueueLen),
-		cmd: make(chan func(*Engine)), stop: make(chan struct{})}, nil
+		cmd: make(chan func(*Engine)), def: make(chan deferReq, DefaultDeferMax), stop: make(chan struct{})}, nil
 }
 
 // Start loads the local table, requests a bulk update (so CARP is demoted
@@ -75,6 +78,25 @@ func (r *Runner) Local(ev Event) {
 		r.overflow.Add(1)
 		r.resync.Store(true)
 	}
+}
+
+// Defer hands the Engine a held first packet of the new local state s
+// (Engine.Defer); release runs on the loop goroutine, or at once with
+// false when the Runner is closed or its queue is full.
+func (r *Runner) Defer(s State, release func(acked bool)) {
+	select {
+	case r.def <- deferReq{s, release}:
+	case <-r.stop:
+		release(false)
+	default:
+		r.deferDrops.Add(1)
+		release(false)
+	}
+}
+
+type deferReq struct {
+	s       State
+	release func(acked bool)
 }
 
 // Overflowed records that events were lost before reaching Local (the
@@ -106,6 +128,7 @@ func (r *Runner) Status() Status {
 	var st Status
 	r.Do(func(e *Engine) { st = e.Status() })
 	st.EventOverflows = r.overflow.Load()
+	st.DeferOverflows += r.deferDrops.Load() // let go before reaching the Engine
 	if n := r.badTTL.Load(); n > 0 {
 		if st.Dropped == nil {
 			st.Dropped = map[string]uint64{}
@@ -144,10 +167,22 @@ func (r *Runner) Close() error {
 				e.bulkDemoted = false
 			}
 			e.flushPending()
+			for len(e.deferred) > 0 { // held packets go now
+				e.undefer(0, false)
+			}
 		})
 		close(r.stop)
 		err = r.tr.Close()
 		r.wg.Wait()
+		for {
+			select {
+			case d := <-r.def: // queued too late: let them go
+				d.release(false)
+				continue
+			default:
+			}
+			break
+		}
 	})
 	return err
 }
@@ -222,6 +257,8 @@ func (r *Runner) loop() {
 			e.Receive(m)
 		case fn := <-r.cmd:
 			fn(e)
+		case d := <-r.def:
+			e.Defer(&d.s, d.release)
 		case <-tm.C():
 			e.Tick()
 		}

@@ -2,15 +2,19 @@ package pfsync
 
 import (
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/ti-mo/conntrack"
+	"github.com/mdlayher/netlink"
+	"github.com/ti-mo/netfilter"
+	"golang.org/x/sys/unix"
 
 	"github.com/pfcarp/pfcarp/internal/clock"
+	"github.com/pfcarp/pfcarp/internal/testenv"
 )
 
 // syncNode runs a Runner with the real transport, conntrack and event
@@ -23,12 +27,14 @@ type syncNode struct {
 	mu     sync.Mutex
 }
 
-func startSyncNode(t testing.TB, n *testNS, dev string, id uint32, key []byte) *syncNode {
+// startSyncNode starts a node with a 10 ms flush interval; mut, if
+// non-nil, changes its Options before the Runner is built.
+func startSyncNode(t testing.TB, n *testNS, dev string, id uint32, key []byte, mut ...func(*Options)) *syncNode {
 	t.Helper()
 	sn := &syncNode{stop: make(chan struct{})}
 	var ct *Conntrack
 	var tr *RawTransport
-	var evc *conntrack.Conn
+	var evc *netlink.Conn
 	n.do(t, func() error {
 		var err error
 		if ct, err = DialConntrack(); err != nil {
@@ -37,31 +43,28 @@ func startSyncNode(t testing.TB, n *testNS, dev string, id uint32, key []byte) *
 		if tr, err = ListenRaw(dev, netip.Addr{}); err != nil {
 			return err
 		}
-		evc, err = conntrack.Dial(nil)
+		evc, err = netlink.Dial(unix.NETLINK_NETFILTER, nil)
 		return err
 	})
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	r, err := NewRunner(Options{Clock: clock.Real{}, Logger: log, Table: &KernelTable{CT: ct, NoSyncMask: NoSyncMark},
+	o := Options{Clock: clock.Real{}, Logger: log, Table: &KernelTable{CT: ct, NoSyncMask: NoSyncMark},
 		NodeID: id, Key: key, NoSyncMask: NoSyncMark, FlushInterval: 10 * time.Millisecond, SyncDev: dev,
-		Demote: func(d int, _ string) { sn.mu.Lock(); sn.demote += d; sn.mu.Unlock() }}, tr)
+		Demote: func(d int, _ string) { sn.mu.Lock(); sn.demote += d; sn.mu.Unlock() }}
+	for _, m := range mut {
+		m(&o)
+	}
+	r, err := NewRunner(o, tr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sn.r = r
 	r.Start()
-	first := true
 	sn.wg.Add(1)
 	go func() {
 		defer sn.wg.Done()
-		Watch(r, sn.stop, func() (*conntrack.Conn, error) {
-			if first {
-				first = false
-				return evc, nil
-			}
-			var c *conntrack.Conn
-			err := n.run(func() error { var err error; c, err = conntrack.Dial(nil); return err })
-			return c, err
-		})
+		if err := Watch(r, sn.stop, func() (*netlink.Conn, error) { return evc, nil }); err != nil {
+			t.Errorf("Watch: %v", err)
+		}
 	}()
 	t.Cleanup(func() {
 		close(sn.stop)
@@ -132,4 +135,80 @@ func TestSyncOverRawLinkAndFailover(t *testing.T) {
 	}
 	t.Logf("A: %+v", st)
 	t.Logf("B: %+v", nb.r.Status())
+}
+
+// nullTransport sends nowhere and receives nothing until closed.
+type nullTransport struct{ done chan struct{} }
+
+func (n *nullTransport) Send([]byte) error { return nil }
+func (n *nullTransport) Recv([]byte) (int, int, error) {
+	<-n.done
+	return 0, 0, net.ErrClosed
+}
+func (n *nullTransport) Close() error { close(n.done); return nil }
+
+// TestWatchOverrun: an event socket that overran (ENOBUFS) makes the
+// Runner resynchronise, and Watch goes on reading the same subscription:
+// an entry created afterwards reaches the Engine by its event (no further
+// resync runs).
+func TestWatchOverrun(t *testing.T) {
+	testenv.RequireRoot(t)
+	n := newNS(t, "overrun")
+	var ct *Conntrack
+	var evc *netlink.Conn
+	n.do(t, func() error {
+		var err error
+		if ct, err = DialConntrack(); err != nil {
+			return err
+		}
+		if evc, err = netlink.Dial(unix.NETLINK_NETFILTER, nil); err != nil {
+			return err
+		}
+		if err := evc.SetReadBuffer(1); err != nil { // the kernel's minimum
+			return err
+		}
+		return evc.JoinGroup(uint32(netfilter.GroupCTNew))
+	})
+	defer ct.Close()
+	const flood = 500
+	for i := 0; i < flood; i++ { // nobody reads: the socket overruns
+		s := benchState(i)
+		if err := ct.Inject(&s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := NewRunner(Options{Clock: clock.Real{}, Table: &KernelTable{CT: ct}, NodeID: 1}, &nullTransport{done: make(chan struct{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Start()
+	defer r.Close()
+	// Start's dump holds them all. One goes without an event the socket
+	// is subscribed to: the resync the overrun causes finds that.
+	gone := benchState(0)
+	if err := ct.Delete(&gone); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	werr := make(chan error, 1)
+	go func() { werr <- Watch(r, stop, func() (*netlink.Conn, error) { return evc, nil }) }()
+	defer func() {
+		close(stop)
+		if err := <-werr; err != nil {
+			t.Errorf("Watch: %v", err)
+		}
+	}()
+	poll(t, "the overrun reported and the resync done", func() bool {
+		st := r.Status()
+		return st.EventOverflows > 0 && st.ResyncRepairs > 0
+	})
+	s := benchState(flood)
+	if err := ct.Inject(&s); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the entry made after the overrun", func() bool {
+		held := false
+		r.Do(func(e *Engine) { _, held = e.table[s.Key()] })
+		return held
+	})
 }

@@ -50,6 +50,14 @@ type Status struct {
 	// or received); StickyErrors counts failed reads of the sticky maps.
 	StickyBindings int    `json:"sticky_bindings"`
 	StickyErrors   uint64 `json:"sticky_errors"`
+	// Defer (Engine.Defer): packets held, released on the peer's ack,
+	// after the timeout, early at the limit; acks sent and received.
+	Deferred       uint64 `json:"deferred"`
+	DeferAcked     uint64 `json:"defer_acked"`
+	DeferTimeouts  uint64 `json:"defer_timeouts"`
+	DeferOverflows uint64 `json:"defer_overflows"`
+	AcksSent       uint64 `json:"acks_sent"`
+	AcksReceived   uint64 `json:"acks_received"`
 }
 
 // status builds a Status from the Engine.
@@ -68,6 +76,8 @@ func (e *Engine) status() Status {
 		BulkDone: st.BulkDone, BulkFailed: st.BulkFailed, LastBulkDuration: st.LastBulkDuration, LastBulkStates: st.LastBulkStates,
 		LastBulkEnd: st.LastBulkEnd, StickyBindings: len(e.sticky), StickyErrors: st.StickyErrors,
 		ResyncRepairs: st.ResyncRepairs,
+		Deferred:      st.Deferred, DeferAcked: st.DeferAcked, DeferTimeouts: st.DeferTimeouts, DeferOverflows: st.DeferOverflows,
+		AcksSent: st.AcksSent, AcksReceived: st.AcksReceived,
 	}
 	for i, n := range st.Dropped {
 		if n != 0 {

@@ -2,6 +2,7 @@ package pfsync
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -135,60 +136,126 @@ func (k *KernelTable) Delete(s *State) error {
 
 // Watch subscribes to the kernel's conntrack events (NEW, UPDATE, DESTROY)
 // of the calling thread's namespace and passes them to r until stop is
-// closed. A lost-events error (the socket overran) makes r resynchronise.
-// It returns when stop is closed or the subscription cannot be made.
+// closed. It reads and decodes them on its own goroutine, without a
+// further hop. An overrun of the event socket (ENOBUFS: events were lost)
+// makes r resynchronise; the socket stays subscribed, so no events are
+// lost while it would be reopened. It returns nil when stop is closed, or
+// the error when the subscription cannot be made or the socket fails.
 //
 // dial opens the event socket in the right namespace (nil: the calling
-// thread's, for every reconnection too).
-func Watch(r *Runner, stop <-chan struct{}, dial func() (*conntrack.Conn, error)) error {
+// thread's).
+func Watch(r *Runner, stop <-chan struct{}, dial func() (*netlink.Conn, error)) error {
 	if dial == nil {
-		dial = func() (*conntrack.Conn, error) { return conntrack.Dial(nil) }
+		dial = func() (*netlink.Conn, error) { return netlink.Dial(unix.NETLINK_NETFILTER, nil) }
 	}
-	for {
-		c, err := dial()
-		if err != nil {
-			return fmt.Errorf("pfsync: conntrack events: %w", err)
+	c, err := dial()
+	if err != nil {
+		return fmt.Errorf("pfsync: conntrack events: %w", err)
+	}
+	defer c.Close()
+	for _, g := range []netfilter.NetlinkGroup{netfilter.GroupCTNew, netfilter.GroupCTUpdate, netfilter.GroupCTDestroy} {
+		if err := c.JoinGroup(uint32(g)); err != nil {
+			return fmt.Errorf("pfsync: conntrack events: join group %d: %w", g, err)
 		}
-		c.SetReadBuffer(8 << 20)
-		c.SetOption(netlink.NoENOBUFS, false)
-		evs := make(chan conntrack.Event, 1024)
-		errc, err := c.Listen(evs, 1, []netfilter.NetlinkGroup{netfilter.GroupCTNew, netfilter.GroupCTUpdate, netfilter.GroupCTDestroy})
-		if err != nil {
+	}
+	setEventBuffer(c, eventSocketBuffer)
+	c.SetOption(netlink.NoENOBUFS, false)
+	done := make(chan struct{})
+	defer close(done)
+	go func() { // unblocks Receive at stop; ends with Watch
+		select {
+		case <-stop:
 			c.Close()
-			return fmt.Errorf("pfsync: conntrack events: %w", err)
+		case <-done:
 		}
-		restart := false
-		for !restart {
+	}()
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("pfsync: conntrack events: %w", err)
+	}
+	// One recvfrom per event (netlink.Conn.Receive peeks first to size
+	// its buffer: two system calls each); an event is far smaller.
+	buf := make([]byte, 64<<10)
+	for {
+		var n int
+		var rerr error
+		err := rc.Read(func(fd uintptr) bool {
+			n, _, rerr = unix.Recvfrom(int(fd), buf, 0)
+			return rerr != unix.EAGAIN && rerr != unix.EINTR
+		})
+		if err == nil {
+			err = rerr
+		}
+		if err != nil {
 			select {
 			case <-stop:
-				c.Close()
 				return nil
-			case <-errc:
-				// The worker stopped (typically ENOBUFS): events were lost.
-				r.Overflowed()
-				restart = true
-			case ev := <-evs:
-				if ev.Flow == nil {
-					continue
-				}
-				s, ok := fromFlow(ev.Flow)
-				if !ok {
-					continue
-				}
-				var t EventType
-				switch ev.Type {
-				case conntrack.EventNew:
-					t = EventNew
-				case conntrack.EventUpdate:
-					t = EventUpdate
-				case conntrack.EventDestroy:
-					t = EventDestroy
-				default:
-					continue
-				}
-				r.Local(Event{Type: t, State: s})
+			default:
 			}
+			if errors.Is(err, unix.ENOBUFS) {
+				r.Overflowed()
+				continue
+			}
+			return fmt.Errorf("pfsync: conntrack events: %w", err)
 		}
-		c.Close() // its one worker has returned after reporting the error
+		for b := buf[:n]; len(b) >= unix.NLMSG_HDRLEN; {
+			l := int(binary.NativeEndian.Uint32(b))
+			if l < unix.NLMSG_HDRLEN || l > len(b) {
+				break
+			}
+			m := netlink.Message{Header: netlink.Header{Length: uint32(l),
+				Type:  netlink.HeaderType(binary.NativeEndian.Uint16(b[4:])),
+				Flags: netlink.HeaderFlags(binary.NativeEndian.Uint16(b[6:]))}, Data: b[unix.NLMSG_HDRLEN:l]}
+			b = b[min(len(b), (l+unix.NLMSG_ALIGNTO-1)&^(unix.NLMSG_ALIGNTO-1)):]
+			watchEvent(r, m)
+		}
 	}
+}
+
+// watchEvent passes one conntrack event message to r.
+func watchEvent(r *Runner, m netlink.Message) {
+	var ev conntrack.Event
+	if m.Header.Type < 0x100 || ev.Unmarshal(m) != nil || ev.Flow == nil {
+		return // a netlink control message, or not an entry's event
+	}
+	var t EventType
+	switch ev.Type {
+	case conntrack.EventNew:
+		t = EventNew
+	case conntrack.EventUpdate:
+		t = EventUpdate
+	case conntrack.EventDestroy:
+		t = EventDestroy
+	default:
+		return
+	}
+	if s, ok := fromFlow(ev.Flow); ok {
+		r.Local(Event{Type: t, State: s})
+	}
+}
+
+// eventSocketBuffer is the event socket's receive buffer: a burst of new
+// connections while the Engine's loop is busy (a resync, a bulk update)
+// waits there rather than being lost.
+const eventSocketBuffer = 16 << 20
+
+// setEventBuffer sets c's receive buffer to n bytes, beyond the
+// net.core.rmem_max cap where the process may (SO_RCVBUFFORCE needs
+// CAP_NET_ADMIN), else as far as the cap allows.
+func setEventBuffer(c *netlink.Conn, n int) {
+	rc, err := c.SyscallConn()
+	if err == nil {
+		var serr error
+		err = rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n) })
+		if err == nil && serr == nil {
+			return
+		}
+	}
+	c.SetReadBuffer(n)
+}
+
+// InjectBatch creates or updates several entries with one netlink write
+// (Engine: the states of one received message).
+func (k *KernelTable) InjectBatch(states []State, exists []bool) []error {
+	return k.CT.InjectBatch(states, exists)
 }

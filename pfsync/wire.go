@@ -36,10 +36,20 @@ import (
 //	               address, backend address (4 or 16 bytes each)
 //	RecBulkRequest (4): empty
 //	RecBulkStatus  (5): status uint8 (1 start, 2 end), reserved[3], states uint32
+//	RecStateAck    (6): the body of a RecDelete: the key of a state applied
+//	                    (added to version 1 for `defer`, see below)
 //
 // Unknown record types are skipped (their length is known), so version 1
 // readers tolerate additions; anything that changes the meaning of known
 // records must bump the version.
+//
+// Additions to version 1 (each ignored by readers that predate it):
+//
+//   - For `defer` (pfsync(4)'s PFSTATE_ACK and INS_ACK): a record's
+//     reserved byte carries flags, of which RecFlagAck on a RecState asks
+//     the receiver to answer with a RecStateAck once the state is in its
+//     table. A reader that predates it never acks, so the sender's held
+//     packet goes after the defer timeout, as with a lost ack.
 const (
 	Magic      = 0x5046
 	Version    = 1
@@ -60,6 +70,13 @@ const (
 	RecSticky      RecordType = 3
 	RecBulkRequest RecordType = 4
 	RecBulkStatus  RecordType = 5
+	RecStateAck    RecordType = 6
+)
+
+// Record flags (the record header's second byte).
+const (
+	// RecFlagAck on a RecState: answer with a RecStateAck (defer).
+	RecFlagAck = 1
 )
 
 // Bulk status values.
@@ -210,10 +227,14 @@ func (a *Auth) Open(b []byte) (Header, []byte, error) {
 
 // Records iterates over a message's records. The zero value is empty.
 type Records struct {
-	b    []byte
-	left int
-	err  error
+	b     []byte
+	left  int
+	err   error
+	flags uint8
 }
+
+// Flags returns the flags of the record Next returned last.
+func (r *Records) Flags() uint8 { return r.flags }
 
 // NewRecords iterates over body, which must hold count records.
 func NewRecords(body []byte, count uint16) Records {
@@ -239,6 +260,7 @@ func (r *Records) Next() (typ RecordType, body []byte, ok bool) {
 		return 0, nil, false
 	}
 	typ, body = RecordType(r.b[0]), r.b[recHdrLen:recHdrLen+n]
+	r.flags = r.b[1]
 	r.b = r.b[recHdrLen+n:]
 	r.left--
 	return typ, body, true
@@ -282,9 +304,15 @@ func StateLen(s *State) int { return recHdrLen + stateFixed + 4*addrLen(byte(s.F
 // ns). s must have a valid original tuple; an invalid reply tuple is sent
 // as the inverted original.
 func AppendState(b []byte, s *State, updated int64) []byte {
+	return AppendStateFlags(b, s, updated, 0)
+}
+
+// AppendStateFlags is AppendState with record flags (RecFlagAck).
+func AppendStateFlags(b []byte, s *State, updated int64, flags uint8) []byte {
 	fam := byte(s.Family())
 	al := addrLen(fam)
 	b = appendRec(b, RecState, stateFixed+4*al+8)
+	b[len(b)-3] = flags
 	b = append(b, fam, s.Proto)
 	b = binary.BigEndian.AppendUint16(b, s.Zone)
 	b = binary.BigEndian.AppendUint32(b, s.Status)
@@ -354,6 +382,20 @@ func AppendDelete(b []byte, s *State) []byte {
 	b = binary.BigEndian.AppendUint16(b, s.Orig.SrcPort)
 	return binary.BigEndian.AppendUint16(b, s.Orig.DstPort)
 }
+
+// StateAckLen is the encoded size of a state ack record for s.
+func StateAckLen(s *State) int { return DeleteLen(s) }
+
+// AppendStateAck appends a RecStateAck record for s's key.
+func AppendStateAck(b []byte, s *State) []byte {
+	n := len(b)
+	b = AppendDelete(b, s)
+	b[n] = byte(RecStateAck)
+	return b
+}
+
+// DecodeStateAck decodes a RecStateAck body into s's key fields.
+func DecodeStateAck(body []byte, s *State) error { return DecodeDelete(body, s) }
 
 // DecodeDelete decodes a RecDelete body into s's key fields.
 func DecodeDelete(body []byte, s *State) error {

@@ -144,3 +144,40 @@ func TestNoSyncMarkMatchesCompile(t *testing.T) {
 		t.Fatalf("pfsync.NoSyncMark %#x != compile.CtMarkNoSync %#x", NoSyncMark, compile.CtMarkNoSync)
 	}
 }
+
+func TestStateAckAndFlags(t *testing.T) {
+	s := tcpState(3)
+	b := AppendStateFlags(nil, &s, 42, RecFlagAck)
+	b = AppendStateAck(b, &s)
+	b = AppendState(b, &s, 43)
+	if len(b) != 2*StateLen(&s)+StateAckLen(&s) {
+		t.Fatalf("length %d", len(b))
+	}
+	if err := validate(b, 3); err != nil {
+		t.Fatal(err)
+	}
+	recs := NewRecords(b, 3)
+	want := []struct {
+		typ   RecordType
+		flags uint8
+	}{{RecState, RecFlagAck}, {RecStateAck, 0}, {RecState, 0}}
+	for i, w := range want {
+		typ, body, ok := recs.Next()
+		if !ok || typ != w.typ || recs.Flags() != w.flags {
+			t.Fatalf("record %d: %v flags %d ok %v, want %v %d", i, typ, recs.Flags(), ok, w.typ, w.flags)
+		}
+		if typ == RecStateAck {
+			var k State
+			if err := DecodeStateAck(body, &k); err != nil || k.Key() != s.Key() {
+				t.Fatalf("ack key %+v %v", k, err)
+			}
+		}
+	}
+	// A malformed ack drops the message.
+	bad := AppendStateAck(nil, &s)
+	bad = bad[:len(bad)-1]
+	bad[3]--
+	if err := validate(bad, 1); err == nil {
+		t.Fatal("short ack accepted")
+	}
+}
