@@ -31,7 +31,11 @@ func (s *LinuxSystem) StartPfsync(cfg *config.Node, h SyncHooks) (Syncer, error)
 		return nil, nil
 	}
 	if pc.Defer {
-		log.Warn("pfsync: defer is not supported (the kernel cannot hold a flow's first packet until the peer acknowledges it); ignored")
+		if err := pfsync.DeferSupported(); err != nil {
+			log.Warn("pfsync: defer ignored", "err", err)
+		} else {
+			log.Warn("pfsync: defer ignored: the kernel has what it needs, but pfcarp does not queue new connections to pfsync yet")
+		}
 	}
 	if len(cfg.PfsyncKey) == 0 {
 		log.Warn("pfsync: no pfsync_key: sync messages are unauthenticated, as in BSD pfsync")
