@@ -1,0 +1,5 @@
+package lab
+
+import "context"
+
+func benchSync(ctx context.Context, b *Bench, r *Report) error { return nil }
