@@ -304,70 +304,7 @@ func setupHandNft(ctx context.Context, b *Bench) (*Lab, netip.Addr, error) {
 		a, _ := l.plan.Addr(s.Name, "eth0")
 		pool = append(pool, a)
 	}
-	err = l.InNode("lb1", func() error {
-		c, err := nftables.New()
-		if err != nil {
-			return err
-		}
-		t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: handNftTable})
-		poolMap := &nftables.Set{Table: t, Name: "pool", IsMap: true, Constant: true, KeyType: nftables.TypeInteger, DataType: nftables.TypeIPAddr}
-		var me []nftables.SetElement
-		for i, a := range pool {
-			k := make([]byte, 4)
-			binary.NativeEndian.PutUint32(k, uint32(i))
-			me = append(me, nftables.SetElement{Key: k, Val: a.AsSlice()})
-		}
-		if err := c.AddSet(poolMap, me); err != nil {
-			return err
-		}
-		sticky := &nftables.Set{Table: t, Name: "sticky", IsMap: true, Dynamic: true, HasTimeout: true,
-			Timeout: compile.DefaultStickyTimeout, KeyType: nftables.TypeIPAddr, DataType: nftables.TypeIPAddr}
-		if err := c.AddSet(sticky, nil); err != nil {
-			return err
-		}
-		ch := c.AddChain(&nftables.Chain{Table: t, Name: "pre", Type: nftables.ChainTypeNAT,
-			Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest})
-		// An anonymous set binds to one rule: each rule gets its own.
-		match := func() ([]expr.Any, error) {
-			ports := &nftables.Set{Table: t, Anonymous: true, Constant: true, KeyType: nftables.TypeInetService}
-			var pe []nftables.SetElement
-			for _, p := range []uint16{80, 443, iperfPort} {
-				pe = append(pe, nftables.SetElement{Key: []byte{byte(p >> 8), byte(p)}})
-			}
-			if err := c.AddSet(ports, pe); err != nil {
-				return nil, err
-			}
-			return []expr.Any{
-				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: vip.AsSlice()},
-				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
-				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-				&expr.Lookup{SourceRegister: 1, SetName: ports.Name, SetID: ports.ID},
-				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
-			}, nil
-		}
-		tail := []expr.Any{
-			&expr.Dynset{SrcRegKey: 1, SrcRegData: 2, SetName: sticky.Name, SetID: sticky.ID, Operation: unix.NFT_DYNSET_OP_UPDATE},
-			&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 2},
-		}
-		reuse, err := match()
-		if err != nil {
-			return err
-		}
-		reuse = append(append(reuse,
-			&expr.Lookup{SourceRegister: 1, DestRegister: 2, IsDestRegSet: true, SetName: sticky.Name, SetID: sticky.ID}), tail...)
-		choose, err := match()
-		if err != nil {
-			return err
-		}
-		choose = append(append(choose,
-			&expr.Numgen{Register: 2, Modulus: uint32(len(pool)), Type: unix.NFT_NG_INCREMENTAL},
-			&expr.Lookup{SourceRegister: 2, DestRegister: 2, IsDestRegSet: true, SetName: poolMap.Name, SetID: poolMap.ID}), tail...)
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: reuse})
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: choose})
-		return c.Flush()
-	})
+	err = handNftDNAT(l, "lb1", vip, pool)
 	if err != nil {
 		return l, netip.Addr{}, fmt.Errorf("hand-written nftables DNAT: %w", err)
 	}
@@ -433,4 +370,72 @@ func setupHAProxy(ctx context.Context, b *Bench) (*Lab, netip.Addr, error) {
 		return l, vip, fmt.Errorf("%w (haproxy.log: %s)", err, tail(filepath.Join(l.NodeDir("lb1"), "haproxy.log")))
 	}
 	return l, vip, nil
+}
+
+// handNftDNAT loads variant (b)'s table into node.
+func handNftDNAT(l *Lab, node string, vip netip.Addr, pool []netip.Addr) error {
+	return l.InNode(node, func() error {
+		c, err := nftables.New()
+		if err != nil {
+			return err
+		}
+		t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: handNftTable})
+		poolMap := &nftables.Set{Table: t, Name: "pool", IsMap: true, Constant: true, KeyType: nftables.TypeInteger, DataType: nftables.TypeIPAddr}
+		var me []nftables.SetElement
+		for i, a := range pool {
+			k := make([]byte, 4)
+			binary.NativeEndian.PutUint32(k, uint32(i))
+			me = append(me, nftables.SetElement{Key: k, Val: a.AsSlice()})
+		}
+		if err := c.AddSet(poolMap, me); err != nil {
+			return err
+		}
+		sticky := &nftables.Set{Table: t, Name: "sticky", IsMap: true, Dynamic: true, HasTimeout: true,
+			Timeout: compile.DefaultStickyTimeout, KeyType: nftables.TypeIPAddr, DataType: nftables.TypeIPAddr}
+		if err := c.AddSet(sticky, nil); err != nil {
+			return err
+		}
+		ch := c.AddChain(&nftables.Chain{Table: t, Name: "pre", Type: nftables.ChainTypeNAT,
+			Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest})
+		// An anonymous set binds to one rule: each rule gets its own.
+		match := func() ([]expr.Any, error) {
+			ports := &nftables.Set{Table: t, Anonymous: true, Constant: true, KeyType: nftables.TypeInetService}
+			var pe []nftables.SetElement
+			for _, p := range []uint16{80, 443, iperfPort} {
+				pe = append(pe, nftables.SetElement{Key: []byte{byte(p >> 8), byte(p)}})
+			}
+			if err := c.AddSet(ports, pe); err != nil {
+				return nil, err
+			}
+			return []expr.Any{
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: vip.AsSlice()},
+				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+				&expr.Lookup{SourceRegister: 1, SetName: ports.Name, SetID: ports.ID},
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
+			}, nil
+		}
+		tail := []expr.Any{
+			&expr.Dynset{SrcRegKey: 1, SrcRegData: 2, SetName: sticky.Name, SetID: sticky.ID, Operation: unix.NFT_DYNSET_OP_UPDATE},
+			&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 2},
+		}
+		reuse, err := match()
+		if err != nil {
+			return err
+		}
+		reuse = append(append(reuse,
+			&expr.Lookup{SourceRegister: 1, DestRegister: 2, IsDestRegSet: true, SetName: sticky.Name, SetID: sticky.ID}), tail...)
+		choose, err := match()
+		if err != nil {
+			return err
+		}
+		choose = append(append(choose,
+			&expr.Numgen{Register: 2, Modulus: uint32(len(pool)), Type: unix.NFT_NG_INCREMENTAL},
+			&expr.Lookup{SourceRegister: 2, DestRegister: 2, IsDestRegSet: true, SetName: poolMap.Name, SetID: poolMap.ID}), tail...)
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: reuse})
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: choose})
+		return c.Flush()
+	})
 }
