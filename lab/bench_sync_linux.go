@@ -83,11 +83,13 @@ func newEvents(l *Lab, node string) (stop func() map[flowKey]time.Time, err erro
 	}
 	seen := map[flowKey]time.Time{}
 	var mu sync.Mutex
-	done := make(chan struct{})
+	done, quit := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
 		for {
 			select {
+			case <-quit:
+				return
 			case ev := <-evs:
 				if ev.Flow != nil {
 					k := keyOf(ev.Flow)
@@ -103,8 +105,9 @@ func newEvents(l *Lab, node string) (stop func() map[flowKey]time.Time, err erro
 		}
 	}()
 	return func() map[flowKey]time.Time {
-		c.Close()
+		close(quit)
 		<-done
+		c.Close()
 		mu.Lock()
 		defer mu.Unlock()
 		return seen
