@@ -3,8 +3,8 @@
 package cli
 
 import (
-	"os"
 	"errors"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
