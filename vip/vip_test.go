@@ -1,107 +1,28 @@
 package vip
 
 import (
-	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ndp"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 
 	"github.com/pfcarp/pfcarp/internal/testenv"
 )
 
-// twoHosts builds two namespaces joined by a veth pair named eth0 on both
-// sides, with 192.0.2.1/24 on a and 192.0.2.2/24 on b, and removes them when
-// the test ends.
-func twoHosts(t *testing.T) (a, b netns.NsHandle) {
-	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer orig.Close()
-	defer netns.Set(orig)
-	var names [2]string
-	var hs [2]netns.NsHandle
-	for i := range hs {
-		names[i] = fmt.Sprintf("pfvip-%d-%d", os.Getpid(), i)
-		h, err := netns.NewNamed(names[i])
-		if err != nil {
-			t.Fatalf("create namespace: %v", err)
-		}
-		hs[i] = h
-		name := names[i]
-		t.Cleanup(func() { h.Close(); netns.DeleteNamed(name) })
-		lo, _ := netlink.LinkByName("lo")
-		netlink.LinkSetUp(lo)
-	}
-	// Now in hs[1]; create the pair here and move one end to hs[0].
-	la := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "pfva"}, PeerName: "eth0"}
-	if err := netlink.LinkAdd(la); err != nil {
-		t.Fatalf("veth: %v", err)
-	}
-	if err := netlink.LinkSetNsFd(la, int(hs[0])); err != nil {
-		t.Fatal(err)
-	}
-	setup := func(h netns.NsHandle, old, addr string) {
-		if err := netns.Set(h); err != nil {
-			t.Fatal(err)
-		}
-		l, err := netlink.LinkByName(old)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if old != "eth0" {
-			netlink.LinkSetName(l, "eth0")
-		}
-		a, _ := netlink.ParseAddr(addr)
-		if err := netlink.AddrAdd(l, a); err != nil {
-			t.Fatal(err)
-		}
-		if err := netlink.LinkSetUp(l); err != nil {
-			t.Fatal(err)
-		}
-	}
-	setup(hs[0], "pfva", "192.0.2.1/24")
-	setup(hs[1], "eth0", "192.0.2.2/24")
-	return hs[0], hs[1]
-}
-
-// in runs f with the calling goroutine's thread in namespace h.
-func in(t *testing.T, h netns.NsHandle, f func()) {
-	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer orig.Close()
-	if err := netns.Set(h); err != nil {
-		t.Fatal(err)
-	}
-	defer netns.Set(orig)
-	f()
-}
-
 func TestAddAnnounceRemove(t *testing.T) {
 	testenv.RequireRoot(t)
-	a, b := twoHosts(t)
+	hs, _ := testenv.TwoHosts(t, "pfvip-", netip.MustParsePrefix("192.0.2.1/24"), netip.MustParsePrefix("192.0.2.2/24"))
+	a, b := hs[0], hs[1]
 	v4 := netip.MustParsePrefix("192.0.2.51/24")
 	v6 := netip.MustParsePrefix("2001:db8::51/64")
 
 	// A listener on b's side of the cable, opened inside b.
 	var c *arp.Client
-	in(t, b, func() {
+	testenv.In(t, b, func() {
 		ifi, err := net.InterfaceByName("eth0")
 		if err != nil {
 			t.Fatal(err)
@@ -112,7 +33,7 @@ func TestAddAnnounceRemove(t *testing.T) {
 	})
 	defer c.Close()
 	var icmp net.PacketConn
-	in(t, b, func() {
+	testenv.In(t, b, func() {
 		var err error
 		if icmp, err = net.ListenPacket("ip6:ipv6-icmp", "::"); err != nil {
 			t.Fatal(err)
@@ -120,7 +41,7 @@ func TestAddAnnounceRemove(t *testing.T) {
 	})
 	defer icmp.Close()
 	// Wait for link-local addresses so the NA can be sent.
-	in(t, a, func() {
+	testenv.In(t, a, func() {
 		deadline := time.Now().Add(5 * time.Second)
 		for {
 			l, _ := netlink.LinkByName("eth0")
@@ -142,7 +63,7 @@ func TestAddAnnounceRemove(t *testing.T) {
 	})
 
 	o := NewOwner("eth0", nil)
-	in(t, a, func() {
+	testenv.In(t, a, func() {
 		if err := o.Add([]netip.Prefix{v4, v6}); err != nil {
 			t.Fatalf("Add: %v", err)
 		}
@@ -181,7 +102,7 @@ func TestAddAnnounceRemove(t *testing.T) {
 		}
 	}
 
-	in(t, a, func() {
+	testenv.In(t, a, func() {
 		if err := o.Remove([]netip.Prefix{v4, v6}); err != nil {
 			t.Fatalf("Remove: %v", err)
 		}
