@@ -260,62 +260,15 @@ func (c *compiler) compileAnchor(a *pfconf.Anchor) {
 	}
 	chain(nft.PartNAT, c.nat)
 	c.rdr, c.nat = nil, nil
-	var quick []filterEntry
-	var rest []*pfconf.Rule
-	for _, r := range a.Filter {
-		c.record(nft.KindFilter, r)
-		// as filter() does: translations of filter rules first match in
-		// file order
-		if !r.RDR.Empty() {
-			c.translation(r, nft.KindFilter, r.RDR, true)
-		}
-		if !r.NAT.Empty() {
-			if r.AFTo {
-				c.refuse(r, "af-to (NAT64) is not supported")
-				continue
-			}
-			c.translation(r, nft.KindFilter, r.NAT, false)
-		}
-		switch {
-		case r.AnchorCall != "":
-			if !c.anchorRef(r) {
-				continue
-			}
-			c.xlateCall(r)
-			quick = append(quick, filterEntry{r: r})
-			if !r.Quick {
-				rest = append(rest, r)
-			}
-		case r.Action == pfconf.ActMatch || r.Quick:
-			quick = append(quick, filterEntry{r: r})
-		default:
-			if r.Tag != "" { // as filter(): tags are set in file order
-				quick = append(quick, filterEntry{r: r, tagOnly: true})
-			}
-			rest = append(rest, r)
-		}
-	}
+	quick, rest := c.splitFilter(a.Filter) // as filter() does
 	chain(nft.PartXRDR, c.rdr)
 	chain(nft.PartXNAT, c.nat)
 	c.rdr, c.nat = nil, nil
-	c.checkTagOrder(a.Filter)
-	for _, e := range quick {
-		if e.r.AnchorCall != "" {
-			c.filterCall(e.r, true)
-		} else {
-			c.filterRule(e.r, e.tagOnly)
-		}
-	}
+	c.filterFirst(quick)
 	chain(nft.PartInQuick, c.filterIn)
 	chain(nft.PartOutQuick, c.filterOut)
 	c.filterIn, c.filterOut = nil, nil
-	for i := len(rest) - 1; i >= 0; i-- {
-		if rest[i].AnchorCall != "" {
-			c.filterCall(rest[i], false)
-		} else {
-			c.filterRule(rest[i], false)
-		}
-	}
+	c.filterRest(rest)
 	chain(nft.PartInRest, c.filterIn)
 	chain(nft.PartOutRest, c.filterOut)
 	c.filterIn, c.filterOut = nil, nil

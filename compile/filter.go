@@ -16,8 +16,18 @@ import (
 // rules, quick rules and the tag setters of the other rules in file order,
 // then the other rules in reverse file order.
 func (c *compiler) filter(rules []*pfconf.Rule) {
-	var first []filterEntry
-	var rest []*pfconf.Rule
+	first, rest := c.splitFilter(rules)
+	c.filterFirst(first)
+	c.filterRest(rest)
+}
+
+// splitFilter records rules, compiles their translations (first match, in
+// file order) and splits them into pf's two halves: first (match and quick
+// rules, the tag setters of the others, and anchor calls, in file order)
+// and rest (the other rules and non-quick anchor calls, in file order; they
+// are compiled last to first). It also refuses tag orders pf would see
+// otherwise (checkTagOrder).
+func (c *compiler) splitFilter(rules []*pfconf.Rule) (first []filterEntry, rest []*pfconf.Rule) {
 	for _, r := range rules {
 		c.record(nft.KindFilter, r)
 		if !r.RDR.Empty() {
@@ -50,6 +60,11 @@ func (c *compiler) filter(rules []*pfconf.Rule) {
 		}
 	}
 	c.checkTagOrder(rules)
+	return first, rest
+}
+
+// filterFirst compiles the first half in file order.
+func (c *compiler) filterFirst(first []filterEntry) {
 	for _, e := range first {
 		if e.r.AnchorCall != "" {
 			c.filterCall(e.r, true)
@@ -57,6 +72,10 @@ func (c *compiler) filter(rules []*pfconf.Rule) {
 		}
 		c.filterRule(e.r, e.tagOnly)
 	}
+}
+
+// filterRest compiles the second half last to first.
+func (c *compiler) filterRest(rest []*pfconf.Rule) {
 	for i := len(rest) - 1; i >= 0; i-- {
 		if rest[i].AnchorCall != "" {
 			c.filterCall(rest[i], false)
