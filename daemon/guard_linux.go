@@ -273,18 +273,7 @@ func (l *lease) Release(addrs []netip.Addr) error {
 		if err := l.add(c, gone); err != nil {
 			return err
 		}
-		v4, v6 := splitFamilies(gone)
-		for _, s := range []struct {
-			set   *nftables.Set
-			addrs []netip.Addr
-		}{{l.in4, v4}, {l.in6, v6}, {l.arp4, v4}} {
-			if len(s.addrs) > 0 {
-				if err := c.SetDeleteElements(s.set, elements(s.addrs, 0)); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
+		return l.del(c, gone)
 	})
 }
 
@@ -318,15 +307,50 @@ func (l *lease) Held() []netip.Addr {
 	return addrs
 }
 
+// renew re-arms addrs' elements for a whole lease, in one transaction:
+// add (a no-op for an element that exists, a new one for one that has
+// lapsed), delete, add again. Re-adding an element that exists does not
+// re-arm its timeout (not even on 6.18: the kernel updates an element's
+// expiry only when the add carries NFTA_SET_ELEM_EXPIRATION or another
+// timeout, 6.10 on, and the library sends neither), so a plain re-add left
+// the element to expire one lease after it was first added, and the VIP
+// dropped every packet until the next renewal: a few milliseconds every
+// advertisement interval, seen as lost SYNs in the fault matrix. The
+// delete and the second add take effect together when the transaction
+// commits, so the packet path never sees the element missing.
 func (l *lease) renew(addrs []netip.Addr) error {
 	if len(addrs) == 0 {
 		return nil
 	}
-	return l.owner.Apply(func(c *nftables.Conn) error { return l.add(c, addrs) })
+	return l.owner.Apply(func(c *nftables.Conn) error {
+		if err := l.add(c, addrs); err != nil {
+			return err
+		}
+		if err := l.del(c, addrs); err != nil {
+			return err
+		}
+		return l.add(c, addrs)
+	})
 }
 
-// add adds (or, for elements that exist, re-arms: Linux 6.10 on) addrs with
-// the lease's timeout.
+// del deletes addrs' elements (each must exist in the batch: see renew).
+func (l *lease) del(c *nftables.Conn, addrs []netip.Addr) error {
+	v4, v6 := splitFamilies(addrs)
+	for _, s := range []struct {
+		set   *nftables.Set
+		addrs []netip.Addr
+	}{{l.in4, v4}, {l.in6, v6}, {l.arp4, v4}} {
+		if len(s.addrs) > 0 {
+			if err := c.SetDeleteElements(s.set, elements(s.addrs, 0)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// add adds addrs with the lease's timeout (an element that exists keeps
+// its expiry: see renew).
 func (l *lease) add(c *nftables.Conn, addrs []netip.Addr) error {
 	v4, v6 := splitFamilies(addrs)
 	for _, s := range []struct {

@@ -217,6 +217,59 @@ func TestGuardLeaseLapsesAndRenews(t *testing.T) {
 	}
 }
 
+// TestGuardLeaseRenewRearms: a renewal gives every held VIP a whole lease
+// again. (A plain re-add keeps the element's first expiry, and the VIP
+// stopped answering for the moment between that expiry and the next
+// renewal, every lease.)
+func TestGuardLeaseRenewRearms(t *testing.T) {
+	g := newGuardLab(t)
+	const ttl = 2 * time.Second
+	l := g.openLease(ttl)
+	if err := l.Hold([]netip.Addr{guardVIP.Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		time.Sleep(300 * time.Millisecond)
+		before := time.Now()
+		if err := l.Renew(); err != nil {
+			t.Fatal(err)
+		}
+		left := g.leaseLeft(guardVIP.Addr())
+		// What the kernel reports is the time left when it was read, in
+		// its own ticks: at least the lease less the time since the renewal
+		// and a tick's rounding.
+		if min := ttl - time.Since(before) - 20*time.Millisecond; left < min {
+			t.Fatalf("renewal %d: the element expires in %v, want at least %v (a whole lease of %v)", i+1, left, min, ttl)
+		}
+	}
+}
+
+// leaseLeft is how long a's live element for vip has left (in the inet
+// table's set), failing when there is none.
+func (g *guardLab) leaseLeft(vip netip.Addr) time.Duration {
+	g.t.Helper()
+	var left time.Duration
+	testenv.In(g.t, g.hs[0], func() {
+		c, err := nftables.New()
+		if err != nil {
+			g.t.Fatal(err)
+		}
+		s := &nftables.Set{Table: &nftables.Table{Name: liveTable, Family: nftables.TableFamilyINet}, Name: "lease4", KeyType: nftables.TypeIPAddr}
+		es, err := c.GetSetElements(s)
+		if err != nil {
+			g.t.Fatal(err)
+		}
+		for _, e := range es {
+			if a, ok := netip.AddrFromSlice(e.Key); ok && a == vip {
+				left = e.Expires
+				return
+			}
+		}
+		g.t.Fatalf("no live element for %s", vip)
+	})
+	return left
+}
+
 // guardChild is the child process of TestGuardSIGKILL (TestMain runs it
 // when PFCARP_GUARD_CHILD names a's namespace): it holds the VIP for an
 // hour.

@@ -4,11 +4,13 @@ package integration
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -37,6 +39,8 @@ const (
 	// rateEnv overrides the default rate of new connections per second.
 	rateEnv     = "PFCARP_FAULT_RATE"
 	defaultRate = 300
+	// logsEnv names a directory to copy each case's daemon logs into.
+	logsEnv = "PFCARP_FAULT_LOGS"
 )
 
 // faultStep is one action of a fault, at its offset into the load.
@@ -210,10 +214,18 @@ func faultCases() []faultCase {
 			{faultAt, "pull lb1 eth0", pull},
 		},
 		fault: "pull lb1 eth0",
+		// By when the handshake completed, not when the client dialled: a
+		// connection whose first SYN was lost (seen: a dial 0.3 s before the
+		// cut, established 1 s later by the retransmitted SYN) has its
+		// state created on lb1 after the cut.
 		apart: func(c lab.LoadConn, r *faultRun) bool {
-			return !c.Long && !c.Start.Before(r.marks["cut sync"]) && c.Start.Before(r.marks["pull lb1 eth0"])
+			at := c.Start
+			if !c.Connected.IsZero() {
+				at = c.Connected
+			}
+			return !c.Long && !at.Before(r.marks["cut sync"]) && at.Before(r.marks["pull lb1 eth0"])
 		},
-		why:   "opened while the sync link was down: lb2 never heard of their states",
+		why:   "established while the sync link was down: lb2 never heard of their states",
 		known: "connections opened in the moment before the cut whose states had not reached lb2 yet (pfsync lag, as cable pull)",
 	}, {
 		name: "split brain",
@@ -293,6 +305,8 @@ func runFault(t *testing.T, rate float64, fc faultCase) *faultRun {
 		t.Logf("the load generator fell behind its schedule by up to %s (the test host, not the cluster)", ms(lag))
 	}
 	tEnd := time.Now()
+	logPfsync(t, l, fc.name)
+	keepLogs(t, l, fc.name)
 	if fc.check != nil {
 		fc.check(t, l, r)
 	}
@@ -340,10 +354,12 @@ func runFault(t *testing.T, rate float64, fc faultCase) *faultRun {
 			}
 		}
 		t.Logf("%s: of the %d failed, %d had no response yet, %d broke in the body", fc.name, failed, noResp, failed-noResp)
+		logFailed(t, fc.name, counted, r)
 	}
 	for o, err := range s.FirstErr {
 		t.Logf("%s: first %s: %v", fc.name, o, err)
 	}
+	logSlowHandshakes(t, fc.name, conns, r)
 	if len(apart) > 0 {
 		as := lab.Summarize(apart, ref)
 		row.apart = fmt.Sprintf("%d of %d lost", as.Failed(), len(apart))
@@ -525,4 +541,103 @@ func logVIPNeighbour(t *testing.T, l *lab.Lab) {
 		}
 	}
 	t.Logf("split brain: the client has no neighbour entry for %s", ext.VIP)
+}
+
+// logFailed logs each failed connection (the first maxLogged) with its
+// times relative to the run's marks, so a loss can be placed against the
+// fault: dialled, last progress (stall start), ended, bytes, server, error.
+func logFailed(t *testing.T, name string, conns []lab.LoadConn, r *faultRun) {
+	const maxLogged = 20
+	ref := r.marks["fault"]
+	rel := func(at time.Time) string {
+		if at.IsZero() {
+			return "-"
+		}
+		return fmt.Sprintf("%+.3fs", at.Sub(ref).Seconds())
+	}
+	n := 0
+	for _, c := range conns {
+		if c.Outcome == lab.OutcomeOK {
+			continue
+		}
+		if n++; n > maxLogged {
+			t.Logf("%s: ... more failed connections not listed", name)
+			return
+		}
+		// A client port reused soon after an earlier connection from it
+		// ended: the kernels see a closed state reopened.
+		reused := ""
+		for _, p := range conns {
+			if p.Local == c.Local && p.Start.Before(c.Start) {
+				reused = fmt.Sprintf("; its address was used by a connection dialled %s, ended %s (%s, server %d)", rel(p.Start), rel(p.End), p.Outcome, p.Server)
+			}
+		}
+		t.Logf("%s: failed %s from %s: dialled %s, stalled from %s for %s, ended %s, %d/%d bytes from server %d: %v%s",
+			name, c.Outcome, c.Local, rel(c.Start), rel(c.StallAt), ms(c.Stall), rel(c.End), c.Got, c.Want, c.Server, c.Err, reused)
+	}
+}
+
+// logPfsync logs both nodes' pfsync counters after the load (a dead
+// daemon answers nothing: said so), to tell a lost update from a state
+// that was never sent.
+func logPfsync(t *testing.T, l *lab.Lab, name string) {
+	for _, n := range []string{"lb1", "lb2"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		st, err := l.DaemonStatus(ctx, n)
+		cancel()
+		if err != nil || st.Pfsync == nil {
+			t.Logf("%s: %s pfsync: no status (%v)", name, n, err)
+			continue
+		}
+		p := st.Pfsync
+		t.Logf("%s: %s pfsync: sent %d msgs/%d states/%d deletes, received %d msgs/%d states/%d deletes, send errors %d, inject errors %d, stale %d, overflows %d, dropped %v, bulk done %d failed %d",
+			name, n, p.Sent, p.StatesSent, p.DeletesSent, p.Received, p.StatesReceived, p.DeletesRecv, p.SendErrors, p.InjectErrors, p.Stale, p.EventOverflows, p.Dropped, p.BulkDone, p.BulkFailed)
+	}
+}
+
+// keepLogs copies the balancers' daemon logs to $PFCARP_FAULT_LOGS/CASE/
+// when that is set (the lab's own directory goes with the lab).
+func keepLogs(t *testing.T, l *lab.Lab, name string) {
+	dir := os.Getenv(logsEnv)
+	if dir == "" {
+		return
+	}
+	dst := filepath.Join(dir, strings.ReplaceAll(name, " ", "_"))
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Errorf("%s: %v", logsEnv, err)
+		return
+	}
+	for _, n := range []string{"lb1", "lb2"} {
+		b, err := os.ReadFile(filepath.Join(l.NodeDir(n), "daemon.log"))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dst, n+".log"), b, 0o644)
+		}
+		if err != nil {
+			t.Errorf("%s: %s: %v", logsEnv, n, err)
+		}
+	}
+	t.Logf("%s: daemon logs kept in %s", name, dst)
+}
+
+// logSlowHandshakes logs how many connections took a second or more to be
+// established (a SYN or SYN-ACK lost and retransmitted), by dial time.
+func logSlowHandshakes(t *testing.T, name string, conns []lab.LoadConn, r *faultRun) {
+	ref := r.marks["fault"]
+	by := map[int]int{}
+	n := 0
+	for _, c := range conns {
+		if !c.Connected.IsZero() && c.Connected.Sub(c.Start) >= 900*time.Millisecond {
+			n++
+			by[int(c.Start.Sub(ref)/(100*time.Millisecond))]++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	var parts []string
+	for k := range by {
+		parts = append(parts, fmt.Sprintf("%+.1fs: %d", float64(k)/10, by[k]))
+	}
+	slices.Sort(parts)
+	t.Logf("%s: %d connections took >= 900 ms to be established (a lost SYN), by dial time (100 ms buckets): %s", name, n, strings.Join(parts, ", "))
 }

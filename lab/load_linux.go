@@ -82,6 +82,10 @@ type LoadConn struct {
 	Src        netip.Addr     // the source address asked for
 	Local      netip.AddrPort // the connection's own address; zero if it never connected
 	Start, End time.Time
+	// Connected is when the connection was established (the handshake
+	// done: a lost SYN shows as a second or more after Start); zero if it
+	// never was.
+	Connected time.Time
 	Server     int   // the backend that answered (X-Lab-Server); 0 if none
 	Want, Got  int64 // body bytes expected and received
 	Outcome    Outcome
@@ -248,6 +252,7 @@ func (ld *Load) run(ctx context.Context, clients []*http.Client, i int, long boo
 
 func fetchStream(ctx context.Context, hc *http.Client, url string, c *LoadConn, p *progress) error {
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) {
+		c.Connected = time.Now()
 		if a, ok := ci.Conn.LocalAddr().(*net.TCPAddr); ok {
 			c.Local = a.AddrPort()
 		}
