@@ -86,10 +86,10 @@ type LoadConn struct {
 	// done: a lost SYN shows as a second or more after Start); zero if it
 	// never was.
 	Connected time.Time
-	Server     int   // the backend that answered (X-Lab-Server); 0 if none
-	Want, Got  int64 // body bytes expected and received
-	Outcome    Outcome
-	Err        error // nil iff Outcome is OutcomeOK
+	Server    int   // the backend that answered (X-Lab-Server); 0 if none
+	Want, Got int64 // body bytes expected and received
+	Outcome   Outcome
+	Err       error // nil iff Outcome is OutcomeOK
 	// Stall is the longest time without progress: the largest gap between
 	// two of start, response header, each read that returned bytes, and
 	// end. StallAt is when that gap began.
