@@ -41,7 +41,7 @@ func labSubs() []labSub {
 		{"exec", "exec [--dir DIR] NODE -- CMD [ARG]...", runLabExec},
 		{"fault", "fault NODE link-down|link-up IFACE | NODE kill|start | NODE isolate|heal | sync cut|heal", runLabFault},
 		{"demo", "demo [--backends N] [--dir DIR]", runLabDemo},
-		{"bench", "bench [--quick] [--runs N] [--only STEP]... [--markdown FILE] [--deps SCRIPT] [--dir DIR] [--prefix P]", runLabBench},
+		{"bench", "bench [--quick] [--runs N] [--only STEP]... [--markdown FILE] [--deps SCRIPT] [--timeout D] [--dir DIR] [--prefix P]", runLabBench},
 		{"backend", "backend --index N [--listen ADDR]...  (run by the lab inside server nodes)", runLabBackend},
 	}
 }

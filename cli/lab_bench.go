@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/pfcarp/pfcarp/lab"
 )
@@ -29,6 +30,7 @@ func runLabBench(ctx context.Context, env *Env, args []string) error {
 	fs.Var(&only, "only", "run only `STEP` (forwarding, failover, sync, control; repeatable or comma-separated)")
 	md := fs.String("markdown", "", "also write the table as Markdown to `FILE`")
 	deps := fs.String("deps", "scripts/bench-deps.sh", "`script` that installs the peers from Debian's packages when one is absent (empty: never install)")
+	timeout := fs.Duration("timeout", 0, "hard `deadline` of the whole bench (default 60m, 5m with --quick): the steps are cancelled, and if one does not stop within 30 s more the bench removes its labs and exits")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -66,6 +68,26 @@ func runLabBench(ctx context.Context, env *Env, args []string) error {
 	b := &lab.Bench{Dir: *dir, Prefix: *prefix, Quick: *quick, Runs: *runs, Only: steps, Log: env.Stderr,
 		Command: "pfcarp lab bench " + strings.Join(args, " ")}
 	b.Command = strings.TrimSpace(b.Command)
+	limit := *timeout
+	if limit <= 0 {
+		limit = benchTimeout
+		if *quick {
+			limit = benchQuickTimeout
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	// A step that ignores its context (a peer's process, a kernel call)
+	// must not hold the machine's lab for ever: past the deadline and a
+	// grace period, remove the labs (killing what runs in them) and exit.
+	hard := time.AfterFunc(limit+benchGrace, func() {
+		fmt.Fprintf(env.Stderr, "lab bench: still running %v after its %v deadline: removing its labs and exiting\n", benchGrace, limit)
+		if err := lab.Cleanup(b.Dir, b.Prefix, nil); err != nil {
+			fmt.Fprintf(env.Stderr, "lab bench: cleanup: %v\n", err)
+		}
+		os.Exit(3)
+	})
+	defer hard.Stop()
 	rep, err := b.Run(ctx)
 	if rep != nil {
 		if werr := rep.WriteText(env.Stdout); werr != nil && err == nil {
@@ -83,6 +105,14 @@ func runLabBench(ctx context.Context, env *Env, args []string) error {
 	}
 	return err
 }
+
+// The bench's deadlines (--timeout): the whole run, and how long a step
+// may outlive its cancelled context before the bench gives up on it.
+const (
+	benchTimeout      = 60 * time.Minute
+	benchQuickTimeout = 5 * time.Minute
+	benchGrace        = 30 * time.Second
+)
 
 // benchPeers are the programs the bench compares pfcarp with.
 var benchPeers = []string{"wrk", "iperf3", "haproxy", "keepalived", "conntrackd"}
