@@ -105,6 +105,11 @@ type Group struct {
 	lastTrans Transition
 	// announcedAt: when reannounce last ran (MASTER)
 	announcedAt time.Time
+	// heardFrom (BACKUP): the master whose advertisements we hear; reset
+	// by every state change (preemptReady). since: when the group entered
+	// its current state.
+	heardFrom netip.Addr
+	since     time.Time
 }
 
 // Sending-error demotion thresholds (CARP_SENDAD_MAX_ERRORS and
@@ -203,7 +208,8 @@ func (g *Group) stepBackup(ev event) (State, string) {
 		// Both kernels: preempt a master that advertises more slowly,
 		// unless it is less demoted than we are (OpenBSD's demote test;
 		// FreeBSD peers send 0 and fold demotion into advskew).
-		if g.cfg.Preempt && ours < theirs && h.Demote >= demote {
+		ready := g.preemptReady(theirs)
+		if g.cfg.Preempt && ours < theirs && h.Demote >= demote && ready {
 			return Master, fmt.Sprintf("preempting a slower master %v (advbase %d advskew %d)", g.rxFrom, h.AdvBase, h.AdvSkew)
 		}
 		// OpenBSD: take over from a more demoted master, preempt or not.
@@ -225,6 +231,46 @@ func (g *Group) stepBackup(ev event) (State, string) {
 		g.armMasterDown()
 	}
 	return Backup, ""
+}
+
+// preemptReady records the master being heard and reports whether
+// preempting it may happen now: not within half of its advertisement
+// interval of any group of this node hearing a master it had not been
+// hearing, so from a new master's second advertisement on (BACKUP). A
+// master heard for the first time has usually just taken over, and its
+// first moments bring a burst of new connections: the clients' SYNs queued
+// while nobody answered for the address go out as soon as it announces
+// itself. Preempting on its first advertisement would take those
+// connections over before pfsync has brought their states here (seen in
+// the fault matrix: a restarted daemon preempted within 10 ms of its
+// peer's takeover and every connection of that burst timed out). The wait
+// is node-wide so that the groups move together: one group whose parent
+// was just plugged back hears the master for the first time while another
+// has been hearing it all along, and preempting that one at once would
+// split the node's VIPs between the nodes for an interval. A master we
+// have been hearing that now advertises more slowly (demoted: a FreeBSD
+// peer raises its advskew when it loses an interface) is preempted at
+// once, as in BSD, unless a new master was just heard or a group that has
+// just come up has not heard its master yet. Preemption is never
+// urgent: a master is serving, and one interval later its states are here.
+func (g *Group) preemptReady(theirs time.Duration) bool {
+	now := g.n.clk.Now()
+	if g.heardFrom != g.rxFrom {
+		g.heardFrom = g.rxFrom
+		g.n.newMasterAt = now
+	}
+	if now.Sub(g.n.newMasterAt) < theirs/2 {
+		return false
+	}
+	// A group that has just come up (its parent plugged back, the daemon
+	// started) and not heard its master yet will hear it within an
+	// interval, as a new master: wait for it.
+	for _, h := range g.n.groups {
+		if h.state == Backup && !h.heardFrom.IsValid() && now.Sub(h.since) < MasterDown(h.cfg.AdvBase, h.cfg.AdvSkew) {
+			return false
+		}
+	}
+	return true
 }
 
 func (g *Group) stepMaster(ev event) (State, string) {
@@ -291,6 +337,7 @@ func (g *Group) reannounce() {
 func (g *Group) changeState(want State, reason string) {
 	old := g.state
 	now := g.n.clk.Now()
+	g.heardFrom, g.since = netip.Addr{}, now
 	t := Transition{VHID: g.cfg.VHID, Parent: g.cfg.Parent, From: old, To: want, Reason: reason, At: now}
 	got := want
 	if want == Master {

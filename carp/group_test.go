@@ -265,7 +265,10 @@ func TestPreempt(t *testing.T) {
 		c.Preempt = preempt
 		e := newEnv(t, c)
 		e.node.SetParentUp("eth0", true)
-		e.deliver(c, 1, 20, 0) // a slower master
+		e.deliver(c, 1, 20, 0) // a slower master, heard for the first time
+		e.wantState(1, Backup)
+		e.advance(AdvInterval(1, 20))
+		e.deliver(c, 1, 20, 0) // its next advertisement
 		if preempt {
 			e.wantState(1, Master)
 			if !strings.Contains(e.group(1).LastTransition().Reason, "preempting") {
@@ -424,8 +427,72 @@ func TestDemotedPeers(t *testing.T) {
 	c.Preempt = true
 	e3 := newEnv(t, c)
 	e3.node.SetParentUp("eth0", true)
-	e3.deliver(c, 1, 240, 0)
+	e3.deliver(c, 1, 0, 0) // the master we hear
+	e3.advance(AdvInterval(1, 0))
+	e3.deliver(c, 1, 240, 0) // demoted: preempted at once
 	e3.wantState(1, Master)
+}
+
+// TestPreemptWaitsForNewMaster: a master heard for the first time (it has
+// just taken over) is preempted from its second advertisement on, not at
+// its first: its first moments' states must reach us first. A master we
+// have been hearing is preempted as soon as it advertises more slowly.
+func TestPreemptWaitsForNewMaster(t *testing.T) {
+	c := cfg1()
+	c.Preempt = true
+	e := newEnv(t, c)
+	e.node.SetParentUp("eth0", true)
+	e.deliver(c, 1, 20, 0)
+	e.wantState(1, Backup)
+	if n := len(e.out); n != 0 {
+		t.Fatalf("a backup waiting to preempt sent %d advertisements", n)
+	}
+	// Its next advertisement, one interval later: preempted.
+	e.advance(AdvInterval(1, 20))
+	e.deliver(c, 1, 20, 0)
+	e.wantState(1, Master)
+
+	// A master heard while it was faster, that becomes slower.
+	e2 := newEnv(t, c)
+	e2.node.SetParentUp("eth0", true)
+	e2.deliver(c, 1, 0, 0)
+	e2.advance(AdvInterval(1, 0))
+	e2.deliver(c, 1, 0, 0)
+	e2.wantState(1, Backup)
+	e2.advance(AdvInterval(1, 0))
+	e2.deliver(c, 1, 20, 0)
+	e2.wantState(1, Master)
+
+	// After a state change the master is new again: back to BACKUP (a
+	// faster master), then a slower one waits an interval.
+	e2.deliver(c, 1, 0, 0)
+	e2.wantState(1, Backup)
+	e2.deliver(c, 1, 20, 0)
+	e2.wantState(1, Backup)
+
+	// Node-wide: vhid 2 has been hearing the master all along, vhid 1
+	// (its parent just back) hears it for the first time; neither
+	// preempts until an interval later, so the VIPs move together.
+	c1, c2 := cfg1(), cfg1()
+	c1.Preempt, c2.Preempt = true, true
+	c2.VHID, c2.Parent = 2, "eth1"
+	c2.VIPs = []netip.Prefix{netip.MustParsePrefix("198.51.100.51/24")}
+	e3 := newEnv(t, c1, c2)
+	e3.node.SetParentUp("eth1", true)
+	e3.deliver(c2, 1, 20, 0) // vhid 2's master, new
+	e3.advance(AdvInterval(1, 20))
+	e3.node.SetParentUp("eth0", true)
+	e3.deliver(c2, 1, 20, 0) // vhid 1 has not heard its master yet: wait
+	e3.wantState(2, Backup)
+	e3.deliver(c1, 1, 20, 0) // vhid 1 hears it for the first time
+	e3.deliver(c2, 1, 20, 0) // vhid 2 would preempt now, but waits
+	e3.wantState(1, Backup)
+	e3.wantState(2, Backup)
+	e3.advance(AdvInterval(1, 20))
+	e3.deliver(c2, 1, 20, 0)
+	e3.deliver(c1, 1, 20, 0)
+	e3.wantState(1, Master)
+	e3.wantState(2, Master)
 }
 
 func TestAdminDemoteAndFactor(t *testing.T) {

@@ -47,6 +47,9 @@ type Node struct {
 
 	groups   []*Group
 	demotion int // count of current reasons (parents down, send errors, admin)
+	// newMasterAt is when a group of this node last heard a master it had
+	// not been hearing (Group.preemptReady).
+	newMasterAt time.Time
 	pending  []demoteAdj
 	stats    Stats // rejects before a packet reaches a group
 	rx       Header

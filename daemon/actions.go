@@ -37,6 +37,9 @@ func (a *actions) BecomeMaster(t carp.Transition, vips []netip.Prefix) error {
 	if err := o.Add(vips); err != nil {
 		return err
 	}
+	if s := a.d.syncer(); s != nil {
+		s.TakeOver()
+	}
 	a.d.remember(t)
 	a.hook(a.d.config().CARPUpCmd, t, vips)
 	return nil
@@ -62,6 +65,11 @@ func (a *actions) Announce(parent string, vhid uint8, vips []netip.Prefix) error
 	o := a.owners[parent]
 	if o == nil {
 		return fmt.Errorf("no address owner for %s", parent)
+	}
+	// Another master: a split brain, whose other side may have carried
+	// our connections on.
+	if s := a.d.syncer(); s != nil {
+		s.TakeOver()
 	}
 	return o.Announce(vips)
 }

@@ -202,11 +202,18 @@ func (l fakeLease) Close() error {
 }
 
 type fakeSyncer struct {
-	hooks  SyncHooks
-	mu     sync.Mutex
-	bulks  []string
-	linkUp int
-	closed bool
+	hooks     SyncHooks
+	mu        sync.Mutex
+	bulks     []string
+	linkUp    int
+	takeOvers int
+	closed    bool
+}
+
+func (f *fakeSyncer) TakeOver() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.takeOvers++
 }
 
 func (f *fakeSyncer) RequestBulk(reason string) {
@@ -408,6 +415,16 @@ func TestDaemonLinkLossAndReturn(t *testing.T) {
 		return len(a.sys.syncer.bulks) == 1
 	})
 	until(t, clk, "lb1 MASTER again (preempt)", func() bool { return a.state() == "MASTER" && b.state() == "BACKUP" })
+	// Each takeover told pfsync (its states may have moved on the peer):
+	// lb1's first election and its preemption; lb2's takeover.
+	for i, n := range []*node{a, b} {
+		n.sys.syncer.mu.Lock()
+		got := n.sys.syncer.takeOvers
+		n.sys.syncer.mu.Unlock()
+		if want := 2 - i; got < want {
+			t.Errorf("lb%d: pfsync told of %d takeovers, want at least %d", i+1, got, want)
+		}
+	}
 	// A loss and return the kernel reported as one "up" report (the
 	// carrier-up count grew) is a return too.
 	a.sys.links.set(LinkState{Name: "eth0", Index: 2, Up: true, CarrierUps: 3, HasUps: true})

@@ -3,6 +3,7 @@ package daemon
 import (
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"os"
 	"sync"
 
@@ -17,8 +18,12 @@ import (
 type pfsyncRun struct {
 	*pfsync.Runner
 	ct   *pfsync.Conntrack
+	log  *slog.Logger
 	stop chan struct{}
 	wg   sync.WaitGroup
+	// liberal serialises TakeOver's passes; one asked for while another
+	// runs is not needed (what the running one misses is newer than it).
+	liberal sync.Mutex
 }
 
 // StartPfsync implements System: pfsync as configured by ifconfig_pfsync0
@@ -68,7 +73,7 @@ func (s *LinuxSystem) StartPfsync(cfg *config.Node, h SyncHooks) (Syncer, error)
 		ct.Close()
 		return nil, err
 	}
-	p := &pfsyncRun{Runner: r, ct: ct, stop: make(chan struct{})}
+	p := &pfsyncRun{Runner: r, ct: ct, log: log, stop: make(chan struct{})}
 	r.Start()
 	p.wg.Add(1)
 	go func() {
@@ -79,6 +84,29 @@ func (s *LinuxSystem) StartPfsync(cfg *config.Node, h SyncHooks) (Syncer, error)
 	}()
 	log.Info("pfsync running", "syncdev", pc.SyncDev, "syncpeer", pc.SyncPeer, "maxupd", o.MaxUpd, "authenticated", len(o.Key) > 0)
 	return p, nil
+}
+
+// TakeOver implements Syncer: every TCP entry is made liberal
+// (pfsync.Conntrack.Liberalize), in the background, so that connections
+// the peer carried on while this node was not master (a split brain, a
+// failback) are not taken for out of window here.
+func (p *pfsyncRun) TakeOver() {
+	if !p.liberal.TryLock() {
+		return
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer p.liberal.Unlock()
+		n, err := p.ct.Liberalize()
+		if err != nil {
+			p.log.Warn("pfsync: taking over: marking states liberal", "err", err, "marked", n)
+			return
+		}
+		if n > 0 {
+			p.log.Info("pfsync: taking over: states marked liberal (their windows may have moved on the peer)", "states", n)
+		}
+	}()
 }
 
 func (p *pfsyncRun) Close() {

@@ -104,6 +104,10 @@ type Syncer interface {
 	RequestBulk(reason string)
 	// LinkUp tells pfsync that the sync link came back.
 	LinkUp()
+	// TakeOver tells pfsync that this node has become (or stays, having
+	// heard another) master: the states it holds may have been carried on
+	// by the peer meanwhile. It returns at once; the work is pfsync's.
+	TakeOver()
 	Status() pfsync.Status
 	Close()
 }

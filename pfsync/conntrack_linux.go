@@ -426,3 +426,81 @@ func protoName(p uint8) string {
 	}
 	return fmt.Sprintf("proto %d", p)
 }
+
+// Liberalize marks every TCP entry of the table that is not liberal yet as
+// liberal in both directions (IP_CT_TCP_FLAG_BE_LIBERAL: the kernel stops
+// checking its packets against the tracked windows), and returns how many
+// it changed. A node calls it when it takes over: its own entries carry
+// the windows it saw last, and the peer may have carried those connections
+// on meanwhile (a split brain, a failback after the peer served them).
+// pfsync cannot send windows (ctnetlink cannot set them), and an entry
+// whose windows lag takes every later packet for out of window and
+// invalid, which pf's rules drop: the connection hangs. Entries the peer
+// wrote are liberal already (Inject).
+func (c *Conntrack) Liberalize() (int, error) {
+	states, err := c.Dump(nil)
+	if err != nil {
+		return 0, err
+	}
+	var msgs []netlink.Message
+	for i := range states {
+		s := &states[i]
+		if s.Proto != unix.IPPROTO_TCP || s.TCP.State == TCPNone ||
+			s.TCP.Flags[0]&s.TCP.Flags[1]&TCPFlagBeLiberal != 0 {
+			continue
+		}
+		m, err := liberalMessage(s)
+		if err != nil {
+			return 0, err
+		}
+		msgs = append(msgs, m)
+	}
+	if len(msgs) == 0 {
+		return 0, nil
+	}
+	c.mu.Lock()
+	codes, err := c.batch.execute(msgs)
+	c.mu.Unlock()
+	if err != nil {
+		return 0, fmt.Errorf("conntrack: liberalize: %w", err)
+	}
+	n := 0
+	for _, code := range codes {
+		switch code {
+		case 0:
+			n++
+		case unix.ENOENT: // gone meanwhile
+		default:
+			return n, fmt.Errorf("conntrack: liberalize: %w", code)
+		}
+	}
+	return n, nil
+}
+
+// liberalMessage is an update of s's entry that sets BE_LIBERAL in both
+// directions and changes nothing else.
+func liberalMessage(s *State) (netlink.Message, error) {
+	fam := netfilter.ProtoIPv4
+	if s.Orig.Src.Is6() {
+		fam = netfilter.ProtoIPv6
+	}
+	lib := []byte{TCPFlagBeLiberal, TCPFlagBeLiberal} // {flags, mask}
+	attrs := []netfilter.Attribute{
+		tupleAttr(ctaTupleOrig, s.Proto, s.Orig),
+		{Type: ctaProtoinfo, Nested: true, Children: []netfilter.Attribute{{
+			Type: ctaProtoinfoTCP, Nested: true, Children: []netfilter.Attribute{
+				{Type: ctaTCPFlagsOrig, Data: lib},
+				{Type: ctaTCPFlagsRepl, Data: lib},
+			},
+		}}},
+	}
+	if s.Zone != 0 {
+		attrs = append(attrs, netfilter.Attribute{Type: ctaZone, Data: be16(s.Zone)})
+	}
+	return netfilter.MarshalNetlink(netfilter.Header{
+		SubsystemID: netfilter.NFSubsysCTNetlink,
+		MessageType: netfilter.MessageType(ipctnlMsgNew),
+		Family:      fam,
+		Flags:       netlink.Request | netlink.Acknowledge,
+	}, attrs)
+}

@@ -502,3 +502,41 @@ func dropSynAck(t *testing.T, n *testNS) func() {
 		}
 	}
 }
+
+// TestLiberalize: a router's own entry (tracked with windows) is made
+// liberal in both directions and keeps carrying its connection; a second
+// pass changes nothing.
+func TestLiberalize(t *testing.T) {
+	b := newFailoverBed(t)
+	echoServer(t, b.s, bedBackend.String())
+	c := dialIn(t, b.c, bedVIP.String())
+	roundTrip(t, c, 64<<10, 1)
+	liberal := func(s *State) bool { return s.TCP.Flags[0]&s.TCP.Flags[1]&TCPFlagBeLiberal != 0 }
+	if s := findFlow(t, dumpIn(t, b.ra), bedVIP); liberal(s) {
+		t.Fatalf("router A's own entry is liberal already (flags %#x %#x): the test proves nothing", s.TCP.Flags[0], s.TCP.Flags[1])
+	}
+	pass := func() int {
+		var n int
+		b.ra.do(t, func() error {
+			ct, err := DialConntrack()
+			if err != nil {
+				return err
+			}
+			defer ct.Close()
+			n, err = ct.Liberalize()
+			return err
+		})
+		return n
+	}
+	if n := pass(); n < 1 {
+		t.Fatalf("Liberalize changed %d entries, want the connection's", n)
+	}
+	s := findFlow(t, dumpIn(t, b.ra), bedVIP)
+	if !liberal(s) || s.TCP.State != TCPEstablished {
+		t.Fatalf("after Liberalize: flags %#x %#x, tcp state %d; want both liberal, established", s.TCP.Flags[0], s.TCP.Flags[1], s.TCP.State)
+	}
+	if n := pass(); n != 0 {
+		t.Fatalf("a second pass changed %d entries, want 0", n)
+	}
+	roundTrip(t, c, 64<<10, 2)
+}
