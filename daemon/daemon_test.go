@@ -764,6 +764,10 @@ func TestDaemonMetricsAndStatusPage(t *testing.T) {
 			t.Errorf("%s%v = %v (present %v), want %v", c.name, c.labels, got, ok, c.want)
 		}
 	}
+	if f := fams["pfcarp_pfsync_sync_lag_seconds"]; f == nil || f.GetType().String() != "HISTOGRAM" ||
+		len(f.GetMetric()) != 1 || len(f.GetMetric()[0].GetHistogram().GetBucket()) != len(pfsync.LagBounds)+1 {
+		t.Errorf("pfcarp_pfsync_sync_lag_seconds: %v, want a histogram with %d buckets and +Inf", f, len(pfsync.LagBounds))
+	}
 	if sent, ok := value("pfcarp_carp_adverts_sent_total", map[string]string{"group": "carp0"}); !ok || sent < 1 {
 		t.Errorf("adverts sent %v", sent)
 	}

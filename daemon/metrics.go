@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/pfcarp/pfcarp/internal/version"
+	"github.com/pfcarp/pfcarp/pfsync"
 )
 
 // The daemon's Prometheus metrics. They are read at scrape time from the
@@ -25,52 +26,54 @@ type metricDesc struct {
 	name, help string
 	labels     []string
 	counter    bool
+	histogram  bool
 }
 
 var groupLabels = []string{"interface", "vhid", "group"}
 
 // metricDescs lists every metric the daemon's collector exports.
 var metricDescs = []metricDesc{
-	{"pfcarp_build_info", "Build of the running pfcarp: version and Go version as labels, value 1.", []string{"version", "goversion"}, false},
-	{"pfcarp_carp_state", "CARP state of a VHID group: 1 for the current state (init, backup, master), 0 for the others.", append(groupLabels, "state"), false},
-	{"pfcarp_carp_transitions_total", "CARP state changes of a group.", groupLabels, true},
-	{"pfcarp_carp_reannounces_total", "Times a MASTER announced its addresses again (gratuitous ARP / NA) on hearing another master.", groupLabels, true},
-	{"pfcarp_carp_adverts_sent_total", "CARP advertisements sent by a group.", groupLabels, true},
-	{"pfcarp_carp_adverts_received_total", "Valid CARP advertisements a group received.", groupLabels, true},
-	{"pfcarp_carp_advert_send_errors_total", "CARP advertisements a group failed to send.", groupLabels, true},
-	{"pfcarp_carp_adverts_rejected_total", "CARP advertisements rejected, by reason; interface and vhid are empty for packets rejected before reaching a group (bad ttl, length, checksum, version, type, unknown vhid).", append(groupLabels, "reason"), true},
-	{"pfcarp_carp_advskew", "advskew a group advertises now (the configured one raised by demotion).", groupLabels, false},
-	{"pfcarp_carp_advbase_seconds", "advbase of a group.", groupLabels, false},
-	{"pfcarp_carp_demotion", "The node's CARP demotion counter (0: not demoted).", nil, false},
-	{"pfcarp_carp_queue_drops_total", "Received CARP packets dropped because the CARP loop was behind.", nil, true},
-	{"pfcarp_pfsync_messages_sent_total", "pfsync messages sent.", nil, true},
-	{"pfcarp_pfsync_messages_received_total", "pfsync messages received and accepted.", nil, true},
-	{"pfcarp_pfsync_states_sent_total", "State updates sent.", nil, true},
-	{"pfcarp_pfsync_states_received_total", "State updates received.", nil, true},
-	{"pfcarp_pfsync_deletes_sent_total", "State deletions sent.", nil, true},
-	{"pfcarp_pfsync_deletes_received_total", "State deletions received.", nil, true},
-	{"pfcarp_pfsync_sticky_sent_total", "Sticky-address bindings sent.", nil, true},
-	{"pfcarp_pfsync_sticky_received_total", "Sticky-address bindings received.", nil, true},
-	{"pfcarp_pfsync_send_errors_total", "pfsync messages that failed to send.", nil, true},
-	{"pfcarp_pfsync_inject_errors_total", "Received states the kernel refused.", nil, true},
-	{"pfcarp_pfsync_stale_updates_total", "Received updates older than the state held.", nil, true},
-	{"pfcarp_pfsync_event_overflows_total", "Conntrack event socket overruns (each followed by a resync).", nil, true},
-	{"pfcarp_pfsync_resync_repairs_total", "States a periodic resync found changed without an event.", nil, true},
-	{"pfcarp_pfsync_dropped_total", "Received pfsync messages dropped, by reason.", []string{"reason"}, true},
-	{"pfcarp_pfsync_states", "States pfsync tracks.", nil, false},
-	{"pfcarp_pfsync_sticky_bindings", "Sticky-address bindings pfsync knows.", nil, false},
-	{"pfcarp_pfsync_bulk_requests_total", "Bulk updates this node requested.", nil, true},
-	{"pfcarp_pfsync_bulk_served_total", "Bulk updates this node served to its peer.", nil, true},
-	{"pfcarp_pfsync_bulk_updates_total", "Bulk updates this node requested that ended, by result (done, failed).", []string{"result"}, true},
-	{"pfcarp_pfsync_last_bulk_duration_seconds", "Duration of the last bulk update this node received.", nil, false},
-	{"pfcarp_pfsync_last_bulk_states", "States in the last bulk update this node received.", nil, false},
-	{"pfcarp_pf_enabled", "1 when pf's ruleset is loaded and enabled.", nil, false},
-	{"pfcarp_pf_rule_packets_total", "Packets a pf rule decided (matched), with the rule's kind, number and label.", []string{"kind", "rule", "label"}, true},
-	{"pfcarp_pf_rule_bytes_total", "Bytes of the packets a pf rule decided.", []string{"kind", "rule", "label"}, true},
-	{"pfcarp_pf_rule_evaluations_total", "Packets that reached a pf rule.", []string{"kind", "rule", "label"}, true},
-	{"pfcarp_pf_states", "Entries in the kernel's connection tracking table.", nil, false},
-	{"pfcarp_link_watch_resubscribes_total", "Times the link watcher subscribed again after its subscription ended.", nil, true},
-	{"pfcarp_link_watch_errors_total", "Errors reported by the link watcher's subscription.", nil, true},
+	{"pfcarp_build_info", "Build of the running pfcarp: version and Go version as labels, value 1.", []string{"version", "goversion"}, false, false},
+	{"pfcarp_carp_state", "CARP state of a VHID group: 1 for the current state (init, backup, master), 0 for the others.", append(groupLabels, "state"), false, false},
+	{"pfcarp_carp_transitions_total", "CARP state changes of a group.", groupLabels, true, false},
+	{"pfcarp_carp_reannounces_total", "Times a MASTER announced its addresses again (gratuitous ARP / NA) on hearing another master.", groupLabels, true, false},
+	{"pfcarp_carp_adverts_sent_total", "CARP advertisements sent by a group.", groupLabels, true, false},
+	{"pfcarp_carp_adverts_received_total", "Valid CARP advertisements a group received.", groupLabels, true, false},
+	{"pfcarp_carp_advert_send_errors_total", "CARP advertisements a group failed to send.", groupLabels, true, false},
+	{"pfcarp_carp_adverts_rejected_total", "CARP advertisements rejected, by reason; interface and vhid are empty for packets rejected before reaching a group (bad ttl, length, checksum, version, type, unknown vhid).", append(groupLabels, "reason"), true, false},
+	{"pfcarp_carp_advskew", "advskew a group advertises now (the configured one raised by demotion).", groupLabels, false, false},
+	{"pfcarp_carp_advbase_seconds", "advbase of a group.", groupLabels, false, false},
+	{"pfcarp_carp_demotion", "The node's CARP demotion counter (0: not demoted).", nil, false, false},
+	{"pfcarp_carp_queue_drops_total", "Received CARP packets dropped because the CARP loop was behind.", nil, true, false},
+	{"pfcarp_pfsync_messages_sent_total", "pfsync messages sent.", nil, true, false},
+	{"pfcarp_pfsync_messages_received_total", "pfsync messages received and accepted.", nil, true, false},
+	{"pfcarp_pfsync_states_sent_total", "State updates sent.", nil, true, false},
+	{"pfcarp_pfsync_states_received_total", "State updates received.", nil, true, false},
+	{"pfcarp_pfsync_deletes_sent_total", "State deletions sent.", nil, true, false},
+	{"pfcarp_pfsync_deletes_received_total", "State deletions received.", nil, true, false},
+	{"pfcarp_pfsync_sticky_sent_total", "Sticky-address bindings sent.", nil, true, false},
+	{"pfcarp_pfsync_sticky_received_total", "Sticky-address bindings received.", nil, true, false},
+	{"pfcarp_pfsync_send_errors_total", "pfsync messages that failed to send.", nil, true, false},
+	{"pfcarp_pfsync_inject_errors_total", "Received states the kernel refused.", nil, true, false},
+	{"pfcarp_pfsync_stale_updates_total", "Received updates older than the state held.", nil, true, false},
+	{"pfcarp_pfsync_event_overflows_total", "Conntrack event socket overruns (each followed by a resync).", nil, true, false},
+	{"pfcarp_pfsync_resync_repairs_total", "States a periodic resync found changed without an event.", nil, true, false},
+	{"pfcarp_pfsync_dropped_total", "Received pfsync messages dropped, by reason.", []string{"reason"}, true, false},
+	{"pfcarp_pfsync_states", "States pfsync tracks.", nil, false, false},
+	{"pfcarp_pfsync_sticky_bindings", "Sticky-address bindings pfsync knows.", nil, false, false},
+	{"pfcarp_pfsync_bulk_requests_total", "Bulk updates this node requested.", nil, true, false},
+	{"pfcarp_pfsync_bulk_served_total", "Bulk updates this node served to its peer.", nil, true, false},
+	{"pfcarp_pfsync_bulk_updates_total", "Bulk updates this node requested that ended, by result (done, failed).", []string{"result"}, true, false},
+	{"pfcarp_pfsync_last_bulk_duration_seconds", "Duration of the last bulk update this node received.", nil, false, false},
+	{"pfcarp_pfsync_last_bulk_states", "States in the last bulk update this node received.", nil, false, false},
+	{"pfcarp_pfsync_sync_lag_seconds", "Sync lag of the state updates received outside bulk updates: from the peer taking in the conntrack event (its clock) to the state written into this node's kernel (ours); as exact as the two clocks agree.", nil, false, true},
+	{"pfcarp_pf_enabled", "1 when pf's ruleset is loaded and enabled.", nil, false, false},
+	{"pfcarp_pf_rule_packets_total", "Packets a pf rule decided (matched), with the rule's kind, number and label.", []string{"kind", "rule", "label"}, true, false},
+	{"pfcarp_pf_rule_bytes_total", "Bytes of the packets a pf rule decided.", []string{"kind", "rule", "label"}, true, false},
+	{"pfcarp_pf_rule_evaluations_total", "Packets that reached a pf rule.", []string{"kind", "rule", "label"}, true, false},
+	{"pfcarp_pf_states", "Entries in the kernel's connection tracking table.", nil, false, false},
+	{"pfcarp_link_watch_resubscribes_total", "Times the link watcher subscribed again after its subscription ended.", nil, true, false},
+	{"pfcarp_link_watch_errors_total", "Errors reported by the link watcher's subscription.", nil, true, false},
 }
 
 // collector is the daemon's prometheus.Collector.
@@ -156,6 +159,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		c.emit(ch, "pfcarp_pfsync_states", float64(p.States))
 		c.emit(ch, "pfcarp_pfsync_sticky_bindings", float64(p.StickyBindings))
 		c.emit(ch, "pfcarp_pfsync_last_bulk_duration_seconds", p.LastBulkDuration.Seconds())
+		buckets := make(map[float64]uint64, len(pfsync.LagBounds))
+		var cum uint64
+		for i, b := range pfsync.LagBounds {
+			cum += p.SyncLag.Counts[i]
+			buckets[b.Seconds()] = cum
+		}
+		ch <- prometheus.MustNewConstHistogram(c.descs["pfcarp_pfsync_sync_lag_seconds"], p.SyncLag.Count, p.SyncLag.Sum.Seconds(), buckets)
 	}
 	if st.LinkWatch != nil {
 		c.emit(ch, "pfcarp_link_watch_resubscribes_total", float64(st.LinkWatch.Resubscribes))
@@ -197,13 +207,14 @@ type MetricDoc struct {
 	Name, Help string
 	Labels     []string
 	Counter    bool
+	Histogram  bool
 }
 
 // MetricDocs lists every metric of the daemon's collector.
 func MetricDocs() []MetricDoc {
 	out := make([]MetricDoc, len(metricDescs))
 	for i, m := range metricDescs {
-		out[i] = MetricDoc{Name: m.name, Help: m.help, Labels: m.labels, Counter: m.counter}
+		out[i] = MetricDoc{Name: m.name, Help: m.help, Labels: m.labels, Counter: m.counter, Histogram: m.histogram}
 	}
 	return out
 }

@@ -283,6 +283,9 @@ type Engine struct {
 	// table together (flushInjects) before any delete and at its end
 	injQ     []State
 	injKnown []bool
+	// injUpd: the queued states' update stamps, 0 for those of a bulk
+	// update (their lag is the bulk's, not the sync's).
+	injUpd []int64
 	// acks are the keys of the message being received whose states asked
 	// for an ack; sent once they are in the table
 	acks []State
@@ -323,6 +326,8 @@ type Stats struct {
 	// and received.
 	Deferred, DeferAcked, DeferTimeouts, DeferOverflows uint64
 	AcksSent, AcksReceived                              uint64
+	// Lag: received updates' sync lag (see Lag).
+	Lag Lag
 }
 
 // NewEngine returns an Engine; it sends nothing until Start.
@@ -1079,6 +1084,10 @@ func (e *Engine) applyState(s *State, upd int64) {
 	cur.s, cur.updated, cur.peer = *s, upd, true
 	e.injQ = append(e.injQ, *s)
 	e.injKnown = append(e.injKnown, exists)
+	if e.bulk == BulkReceiving {
+		upd = 0
+	}
+	e.injUpd = append(e.injUpd, upd)
 }
 
 // flushInjects writes the queued peer states into the table.
@@ -1086,23 +1095,25 @@ func (e *Engine) flushInjects() {
 	if len(e.injQ) == 0 {
 		return
 	}
+	errs := make([]error, len(e.injQ))
 	if bt, ok := e.o.Table.(BatchTable); ok {
-		for _, err := range bt.InjectBatch(e.injQ, e.injKnown) {
-			if err != nil {
-				e.stats.InjectErrors++
-				e.log.Debug("pfsync: inject", "err", err)
-			}
-		}
+		errs = bt.InjectBatch(e.injQ, e.injKnown)
 	} else {
 		for i := range e.injQ {
-			if err := e.o.Table.Inject(&e.injQ[i]); err != nil {
-				e.stats.InjectErrors++
-				e.log.Debug("pfsync: inject", "err", err)
-			}
+			errs[i] = e.o.Table.Inject(&e.injQ[i])
+		}
+	}
+	now := e.o.Clock.Now().UnixNano()
+	for i, err := range errs {
+		if err != nil {
+			e.stats.InjectErrors++
+			e.log.Debug("pfsync: inject", "err", err)
+		} else if upd := e.injUpd[i]; upd != 0 {
+			e.stats.Lag.observe(time.Duration(now - upd))
 		}
 	}
 	clear(e.injQ) // (no references kept)
-	e.injQ, e.injKnown = e.injQ[:0], e.injKnown[:0]
+	e.injQ, e.injKnown, e.injUpd = e.injQ[:0], e.injKnown[:0], e.injUpd[:0]
 }
 
 func (e *Engine) drop(err error) Drop {

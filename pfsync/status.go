@@ -58,6 +58,8 @@ type Status struct {
 	DeferOverflows uint64 `json:"defer_overflows"`
 	AcksSent       uint64 `json:"acks_sent"`
 	AcksReceived   uint64 `json:"acks_received"`
+	// SyncLag: the lag of the updates received outside bulk updates.
+	SyncLag Lag `json:"sync_lag"`
 }
 
 // status builds a Status from the Engine.
@@ -78,6 +80,7 @@ func (e *Engine) status() Status {
 		ResyncRepairs: st.ResyncRepairs,
 		Deferred:      st.Deferred, DeferAcked: st.DeferAcked, DeferTimeouts: st.DeferTimeouts, DeferOverflows: st.DeferOverflows,
 		AcksSent: st.AcksSent, AcksReceived: st.AcksReceived,
+		SyncLag: st.Lag,
 	}
 	for i, n := range st.Dropped {
 		if n != 0 {
@@ -118,6 +121,10 @@ func FormatIfconfig(w io.Writer, st *Status) {
 	fmt.Fprintf(&b, "\treceived: %d messages, %d states, %d deletes, %d sticky; %d inject errors, %d stale\n",
 		st.Received, st.StatesReceived, st.DeletesRecv, st.StickyRecv, st.InjectErrors, st.Stale)
 	fmt.Fprintf(&b, "\tdropped: %s\n", dropLine(st.Dropped))
+	if l := &st.SyncLag; l.Count > 0 {
+		fmt.Fprintf(&b, "\tsync lag: %d updates, mean %v, p50 <= %v, p99 <= %v\n", l.Count,
+			(l.Sum / time.Duration(l.Count)).Round(time.Microsecond), l.Quantile(0.5), l.Quantile(0.99))
+	}
 	fmt.Fprintf(&b, "\tbulk update: %s, requests %d, served %d, done %d, failed %d", st.Bulk, st.BulkRequests, st.BulkServed, st.BulkDone, st.BulkFailed)
 	if st.BulkDone > 0 {
 		fmt.Fprintf(&b, ", last %d states in %v", st.LastBulkStates, st.LastBulkDuration.Round(time.Millisecond))

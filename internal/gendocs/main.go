@@ -114,8 +114,11 @@ func metricsPage() []byte {
 	b.WriteString(header + "# Metrics\n\nServed on `/metrics` of `pfcarp_metrics=ADDR:PORT` (off by default), in Prometheus' text format, besides the Go runtime's (`go_*`) and the process's (`process_*`).\n\n| metric | type | labels | meaning |\n|---|---|---|---|\n")
 	for _, m := range daemon.MetricDocs() {
 		typ := "gauge"
-		if m.Counter {
+		switch {
+		case m.Counter:
 			typ = "counter"
+		case m.Histogram:
+			typ = "histogram"
 		}
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", m.Name, typ, strings.Join(m.Labels, ", "), mdCell(m.Help))
 	}
