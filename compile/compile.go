@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
-	"regexp"
 	"strconv"
 	"time"
 
@@ -209,25 +208,17 @@ func (c *compiler) refuse(r *pfconf.Rule, format string, args ...any) {
 	c.errorf(r.Pos, "%s", fmt.Sprintf(format, args...))
 }
 
-var srcTrackRe = regexp.MustCompile(`(?m)^set timeout src\.track (\d+)$`)
-
+// stickyTimeout is how long a sticky-address binding outlives its last
+// state: Options.StickyTimeout, else pf.conf's "set timeout src.track",
+// else DefaultStickyTimeout.
 func (c *compiler) stickyTimeout() time.Duration {
 	if c.opts.StickyTimeout > 0 {
 		return c.opts.StickyTimeout
 	}
-	// Workaround until pfconf carries typed timeouts: read the printed
-	// option.
-	d := DefaultStickyTimeout
-	for _, decl := range c.rs.Decls {
-		if o, ok := decl.(*pfconf.OptionDecl); ok && o.Name == "timeout" {
-			for _, m := range srcTrackRe.FindAllStringSubmatch(o.Text, -1) {
-				if n, err := strconv.Atoi(m[1]); err == nil && n > 0 {
-					d = time.Duration(n) * time.Second
-				}
-			}
-		}
+	if n, ok := c.rs.Options.Timeout(pfconf.TmSrcNode); ok && n > 0 {
+		return time.Duration(n) * time.Second
 	}
-	return d
+	return DefaultStickyTimeout
 }
 
 // decls turns tables into sets and refuses what cannot be enforced.
@@ -342,7 +333,7 @@ func (c *compiler) assemble() {
 			ch.Rules = append(ch.Rules, c.preState(name)...)
 			ch.Rules = append(ch.Rules, stateRule(), natPassRule())
 		}
-		for _, ifn := range c.rs.Skip {
+		for _, ifn := range c.rs.Options.Skip {
 			ch.Rules = append(ch.Rules, skipRule(ifn, skipOut))
 		}
 		ch.Rules = append(ch.Rules, jumpRule(target))
@@ -418,14 +409,9 @@ func addrString(a pfconf.Addr) string {
 	return "?"
 }
 
-// RuleTexts returns a RuleText function that gives each rule of rs as
-// `pfctl -nv` prints it, taken from pfconf's printer. (A stopgap until
-// pfconf prints single rules: it prints the whole ruleset once and assigns
-// the "@N" lines in pfctl's print order: scrub, nat, rdr, binat, filter.)
-// Rules it cannot match up get the compiler's short description.
+// RuleTexts returns a RuleText function that gives each rule of rs (inline
+// anchors' too) as `pfctl -nvv` prints it, without its "@N" (pfconf's
+// RuleText).
 func RuleTexts(rs *pfconf.Ruleset) func(nft.Kind, *pfconf.Rule) string {
-	texts := allRuleTexts(rs) // anchor.go: inline anchors too
-	return func(_ nft.Kind, r *pfconf.Rule) string { return texts[r] }
+	return func(_ nft.Kind, r *pfconf.Rule) string { return pfconf.RuleText(r) }
 }
-
-var atNrRe = regexp.MustCompile(`^@\d+ (.*)$`)

@@ -2,8 +2,6 @@ package compile
 
 import (
 	"fmt"
-	"regexp"
-	"strconv"
 	"time"
 
 	"github.com/google/nftables/expr"
@@ -17,23 +15,14 @@ import (
 // max-src-nodes and pf.conf no "set limit src-nodes": pf's default.
 const DefaultSrcNodes = 10000
 
-var srcNodesRe = regexp.MustCompile(`(?m)^set limit src-nodes (\d+)$`)
-
 // srcNodes is the size of a source set without max-src-nodes: pf.conf's
 // "set limit src-nodes" (pf's limit is for all rules together; here it
 // bounds each set), else DefaultSrcNodes.
 func (c *compiler) srcNodes() uint32 {
-	n := uint32(DefaultSrcNodes)
-	for _, decl := range c.rs.Decls {
-		if o, ok := decl.(*pfconf.OptionDecl); ok && o.Name == "limit" {
-			for _, m := range srcNodesRe.FindAllStringSubmatch(o.Text, -1) {
-				if v, err := strconv.ParseUint(m[1], 10, 32); err == nil && v > 0 {
-					n = uint32(v)
-				}
-			}
-		}
+	if n, ok := c.rs.Options.Limit(pfconf.LimitSrcNodes); ok && n > 0 {
+		return n
 	}
-	return n
+	return DefaultSrcNodes
 }
 
 // SourceSetName is the dynamic set of sources of one kind ("src", "conn",

@@ -285,7 +285,7 @@ func (c *compiler) scrubChains() []*nft.Chain {
 	// set skip: pf does not scrub on skipped interfaces either.
 	skip := func(out bool, rs ...*nft.Rule) []*nft.Rule {
 		var all []*nft.Rule
-		for _, ifn := range c.rs.Skip {
+		for _, ifn := range c.rs.Options.Skip {
 			all = append(all, skipRule(ifn, out))
 		}
 		return append(all, rs...)

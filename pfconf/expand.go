@@ -48,21 +48,8 @@ func (e *expander) stmts(stmts []Stmt, a *Anchor) {
 		switch s := s.(type) {
 		case *DeclStmt:
 			e.rs.Decls = append(e.rs.Decls, s.Decl)
-			if o, ok := s.Decl.(*OptionDecl); ok {
-				switch o.Text {
-				case "set block-policy return":
-					e.rs.BlockPolicyReturn = true
-				case "set block-policy drop":
-					e.rs.BlockPolicyReturn = false
-				case "set state-policy if-bound":
-					e.rs.StatePolicyIfBound = true
-				case "set state-policy floating":
-					e.rs.StatePolicyIfBound = false
-				}
-				if o.Name == "skip" && o.Text != "set skip on none" {
-					t := strings.TrimSuffix(strings.TrimPrefix(o.Text, "set skip on { "), " }")
-					e.rs.Skip = append(e.rs.Skip, strings.Fields(t)...)
-				}
+			if o, ok := s.Decl.(*OptionDecl); ok && o.Value != nil {
+				e.rs.Options.merge(o.Pos, o.Name, o.Value)
 			}
 		case *TableStmt:
 			if d := e.table(s); d != nil {

@@ -7,13 +7,8 @@ import (
 	"strings"
 )
 
-// pf's limit names.
-// limitNames are the pools of "set limit": FreeBSD's pf_limits
-// (pfctl_parser.c) and OpenBSD's, which adds "tables" and "pktdelay_pkts"
-// and lacks "eth-anchors".
-var limitNames = []string{"states", "src-nodes", "frags", "tables", "table-entries", "pktdelay_pkts", "anchors", "eth-anchors"}
-
-// option parses a "set" statement and returns what pfctl prints for it.
+// option parses a "set" statement: the values it sets, and what pfctl
+// prints for it.
 func (p *parser) option() Decl {
 	pos := p.pos
 	p.expectKw("set")
@@ -21,8 +16,9 @@ func (p *parser) option() Decl {
 	if p.depth > 0 {
 		p.fail(pos, "set options are not allowed within anchors")
 	}
+	v := &Options{}
 	decl := func(name, format string, args ...any) *OptionDecl {
-		return &OptionDecl{Pos: pos, Name: name, Text: fmt.Sprintf(format, args...)}
+		return &OptionDecl{Pos: pos, Name: name, Text: fmt.Sprintf(format, args...), Value: v}
 	}
 	var d Decl
 	switch {
@@ -33,6 +29,7 @@ func (p *parser) option() Decl {
 		if nodf {
 			suffix = "no-df"
 		}
+		v.Reassemble, v.ReassembleNoDF = on, nodf
 		d = decl("reassemble", "set reassemble %s %s", yesNoText(on), suffix)
 	case p.gotKw("optimization"):
 		vpos, s := p.str()
@@ -41,6 +38,7 @@ func (p *parser) option() Decl {
 		default:
 			p.fail(vpos, "unknown optimization %s", s)
 		}
+		v.Optimization = s
 		d = decl("optimization", "set optimization %s", s)
 	case p.gotKw("ruleset-optimization"):
 		vpos, s := p.str()
@@ -49,6 +47,7 @@ func (p *parser) option() Decl {
 		default:
 			p.fail(vpos, "unknown ruleset-optimization %s", s)
 		}
+		v.RulesetOptimization = s
 		d = decl("ruleset-optimization", "set ruleset-optimization %s", s)
 	case p.gotKw("timeout"):
 		var lines []string
@@ -60,9 +59,11 @@ func (p *parser) option() Decl {
 				tpos, name = p.str()
 			}
 			_, n := p.numberIn(0, math.MaxUint32, "only positive values permitted")
-			if _, ok := timeoutByName(name); !ok {
+			tm, ok := timeoutByName(name)
+			if !ok {
 				p.fail(tpos, "unknown timeout %s", name)
 			}
+			v.Timeouts[tm], v.TimeoutSet[tm] = uint32(n), true
 			lines = append(lines, fmt.Sprintf("set timeout %s %d", name, n))
 		}
 		if p.got(LBRACE) {
@@ -81,16 +82,12 @@ func (p *parser) option() Decl {
 		one := func() {
 			lpos, name := p.str()
 			_, n := p.numberIn(0, math.MaxUint32, "only positive values permitted")
-			ok := false
-			for _, l := range limitNames {
-				if strings.EqualFold(l, name) {
-					ok = true
-				}
-			}
+			l, ok := limitByName(name)
 			if !ok {
 				p.errorf(lpos, "Bad pool name.")
 				p.fail(lpos, "unable to set limit %s %d", name, n)
 			}
+			v.Limits[l], v.LimitSet[l] = uint32(n), true
 			lines = append(lines, fmt.Sprintf("set limit %s %d", name, n))
 		}
 		if p.got(LBRACE) {
@@ -111,6 +108,7 @@ func (p *parser) option() Decl {
 		} else {
 			_, s = p.str()
 		}
+		v.LogInterface = s
 		d = decl("loginterface", "set loginterface %s", s)
 	case p.gotKw("hostid"):
 		hpos, n := p.number()
@@ -120,6 +118,7 @@ func (p *parser) option() Decl {
 		if n < 0 || n > math.MaxUint32 {
 			p.fail(hpos, "invalid hostid")
 		}
+		v.HostID = uint32(n)
 		d = decl("hostid", "set hostid 0x%08x", n)
 	case p.gotKw("block-policy"):
 		switch {
@@ -128,6 +127,7 @@ func (p *parser) option() Decl {
 			d = decl("block-policy", "set block-policy drop")
 		case p.gotKw("return"):
 			p.blockReturn = true
+			v.BlockPolicyReturn = true
 			d = decl("block-policy", "set block-policy return")
 		default:
 			p.syntaxError()
@@ -137,6 +137,7 @@ func (p *parser) option() Decl {
 		case p.gotKw("drop"):
 			d = decl("fail-policy", "set fail-policy drop")
 		case p.gotKw("return"):
+			v.FailPolicyReturn = true
 			d = decl("fail-policy", "set fail-policy return")
 		default:
 			p.syntaxError()
@@ -144,17 +145,20 @@ func (p *parser) option() Decl {
 	case p.gotKw("require-order"):
 		on := p.yesNo()
 		p.requireOrder = on
+		v.RequireOrder = on
 		d = decl("require-order", "set require-order %s", yesNoText(on))
 	case p.gotKw("fingerprints"):
 		fpos, s := p.str()
 		if _, err := p.readFile(s); err != nil {
 			p.fail(fpos, "error loading fingerprints %s", s)
 		}
+		v.Fingerprints = s
 		d = decl("fingerprints", "set fingerprints \"%s\"", s)
 	case p.gotKw("state-policy"):
 		switch {
 		case p.gotKw("if-bound"):
 			p.statePolicyIfBound = true
+			v.StatePolicyIfBound = true
 			d = decl("state-policy", "set state-policy if-bound")
 		case p.gotKw("floating"):
 			p.statePolicyIfBound = false
@@ -171,6 +175,7 @@ func (p *parser) option() Decl {
 		default:
 			p.fail(vpos, "unknown debug level \"%s\"", s)
 		}
+		v.Debug = s
 		d = decl("debug", "set debug %s", s)
 	case p.gotKw("skip"):
 		p.expectKw("on")
@@ -179,22 +184,20 @@ func (p *parser) option() Decl {
 			d = decl("skip", "set skip on none")
 			break
 		}
-		var b strings.Builder
-		b.WriteString("set skip on {")
 		for _, i := range ifs {
 			if i.Not {
 				p.fail(i.P, "skip on ! <interface> is not supported")
 			}
-			b.WriteString(" " + i.Name)
+			v.Skip = append(v.Skip, i.Name)
 		}
-		b.WriteString(" }")
-		d = &OptionDecl{Pos: pos, Name: "skip", Text: b.String()}
+		d = decl("skip", "%s", SkipText(v.Skip))
 	case p.gotKw("keepcounters"):
 		d = decl("keepcounters", "set keepcounters")
 	case p.gotKw("syncookies"):
 		vpos, s := p.str()
 		switch s {
 		case "never", "always":
+			v.Syncookies = s
 			d = decl("syncookies", "set syncookies %s", s)
 		case "adaptive":
 			start, end := 25, 12
@@ -218,6 +221,7 @@ func (p *parser) option() Decl {
 				}
 				p.next()
 			}
+			v.Syncookies, v.SyncookiesStart, v.SyncookiesEnd = s, start, end
 			if start == 25 && end == 12 {
 				d = decl("syncookies", "set syncookies adaptive")
 			} else {
@@ -236,7 +240,9 @@ func (p *parser) option() Decl {
 		// parse.y: keep_state_defaults, given to every pass rule that
 		// keeps state by default (finishFilter).
 		p.stateDefaults = fo.stateOpts
-		d = decl("state-defaults", "set state-defaults%s", p.stateDefaultsText(fo.stateOpts))
+		text, so := p.stateDefaultsText(fo.stateOpts)
+		v.StateDefaults = so
+		d = decl("state-defaults", "set state-defaults%s", text)
 	default:
 		p.syntaxError()
 	}
@@ -267,10 +273,11 @@ func yesNoText(b bool) string {
 }
 
 // stateDefaultsText prints state options as "set state-defaults" takes
-// them (" opt, opt"), the way a rule's "keep state (...)" prints them.
-func (p *parser) stateDefaultsText(opts []stateOpt) string {
+// them (" opt, opt"), the way a rule's "keep state (...)" prints them, and
+// returns them as a rule's state options.
+func (p *parser) stateDefaultsText(opts []stateOpt) (string, StateOpts) {
 	if len(opts) == 0 {
-		return ""
+		return "", StateOpts{}
 	}
 	r := &Rule{KeepState: StateNormal}
 	p.applyStateOpts(r, opts)
@@ -282,9 +289,9 @@ func (p *parser) stateDefaultsText(opts []stateOpt) string {
 	pr.w.Flush()
 	t := strings.TrimSuffix(strings.TrimPrefix(b.String(), " ("), ")")
 	if t == "" {
-		return ""
+		return "", r.StateOpts
 	}
-	return " " + t
+	return " " + t, r.StateOpts
 }
 
 func hasStateOpt(opts []stateOpt, kind string) bool {

@@ -52,7 +52,18 @@ type anchorKind struct {
 type printer struct {
 	w        *bufio.Writer
 	vv       bool
+	noNr     bool // vv without the "@N " rule numbers
 	consumed map[anchorKind]bool
+}
+
+// RuleText returns rule r on one line as "pfctl -nvv" prints it, without
+// its "@N" number and, for an anchor call, without the anchor's rules.
+func RuleText(r *Rule) string {
+	var b strings.Builder
+	pr := &printer{w: bufio.NewWriter(&b), vv: true, noNr: true}
+	pr.rule(r)
+	pr.w.Flush()
+	return b.String()
 }
 
 func (p *printer) printf(format string, args ...any) { fmt.Fprintf(p.w, format, args...) }

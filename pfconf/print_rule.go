@@ -23,7 +23,7 @@ func icmpCodeName(v uint16, v6 bool) string {
 
 // rule prints one rule as pfctl's print_rule.
 func (p *printer) rule(r *Rule) {
-	if p.vv {
+	if p.vv && !p.noNr {
 		p.printf("@%d ", r.Nr)
 	}
 	call := r.AnchorCall

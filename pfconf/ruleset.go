@@ -434,12 +434,15 @@ type MacroDecl struct {
 	Name, Value string
 }
 
-// OptionDecl is one "set" option, already in the form pfctl prints it
-// ("set limit states 100").
+// OptionDecl is one "set" statement: its values, and the form pfctl
+// prints it in ("set limit states 100").
 type OptionDecl struct {
 	Pos  Pos
 	Name string // option keyword ("limit", "timeout", "skip", ...)
-	Text string // printed line without newline
+	Text string // printed line(s) without the last newline; for printing only
+	// Value holds what this statement sets: the fields of option Name
+	// (Ruleset.Options merges every statement's).
+	Value *Options
 }
 
 // TableDecl is a table definition with its resolved addresses.
@@ -508,8 +511,6 @@ type Ruleset struct {
 	Decls []Decl
 	Main  *Anchor
 	Loads []LoadAnchor
-	// Options as values, for the loader.
-	BlockPolicyReturn  bool
-	StatePolicyIfBound bool
-	Skip               []string
+	// Options are the "set" options as values.
+	Options Options
 }

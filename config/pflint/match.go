@@ -35,7 +35,7 @@ type packet struct {
 // surely matches comes before it with quick, or anywhere after it (a later
 // block is judged on its own).
 func (c *checker) blockedBy(pk packet) *pfconf.Rule {
-	if slices.Contains(c.rs.Skip, pk.ifname) {
+	if slices.Contains(c.rs.Options.Skip, pk.ifname) {
 		return nil
 	}
 	rules := c.rs.Main.Filter

@@ -259,12 +259,12 @@ func items(n *config.Node, rs *pfconf.Ruleset, m *nodeMap) []item {
 		switch d := d.(type) {
 		case *pfconf.OptionDecl:
 			text := d.Text
-			if d.Name == "skip" && m != nil {
-				f := strings.Fields(text)
-				for i := range f {
-					f[i] = m.name(f[i])
+			if d.Name == "skip" && m != nil && d.Value != nil {
+				ifs := make([]string, len(d.Value.Skip))
+				for i, ifn := range d.Value.Skip {
+					ifs[i] = m.name(ifn)
 				}
-				text = strings.Join(f, " ")
+				text = pfconf.SkipText(ifs)
 			}
 			out = append(out, item{text: text, orig: d.Text, pos: pos(d.Pos)})
 		case *pfconf.TableDecl:
