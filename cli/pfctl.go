@@ -15,6 +15,7 @@ import (
 	"github.com/pfcarp/pfcarp/config"
 	"github.com/pfcarp/pfcarp/netdb"
 	"github.com/pfcarp/pfcarp/pfconf"
+	"github.com/pfcarp/pfcarp/pfload"
 )
 
 // newPfctlCmd is pfcarp's pfctl: for now it checks and prints rulesets
@@ -117,22 +118,19 @@ func runPfctl(env *Env, args []string, host netdb.Host) error {
 		}
 		host = n.Host(host)
 	}
-	f, perr := pfconf.Parse(name, src, pfconf.ParseOptions{ReadFile: read, Defines: *defines})
-	rs, eerr := pfconf.Expand(f, host)
-	var errs pfconf.ErrorList
-	for _, e := range []error{perr, eerr} {
-		var el *pfconf.ErrorList
-		if errors.As(e, &el) {
-			errs.List = append(errs.List, el.List...)
-			errs.Dropped += el.Dropped
+	if src == nil {
+		src = []byte{} // read: Load must not read the file again
+	}
+	loaded, err := pfload.Load(pfload.Input{Name: name, Src: src, ReadFile: read, Host: host, Defines: *defines, Anchor: *kf.anchor})
+	var ae *pfload.AnchorError
+	if err != nil && !errors.As(err, &ae) && !errors.Is(err, pfload.ErrTooManyAnchors) {
+		var errs *pfconf.ErrorList
+		if !errors.As(err, &errs) {
+			errs = &pfconf.ErrorList{}
+			errs.Add(pfconf.Position{Filename: name}, err.Error())
 		}
-	}
-	if *kf.anchor != "" && rs != nil {
-		anchorOptionErrors(rs, &errs) // pfctl_anchor.go
-	}
-	if errs.Len() > 0 {
-		writeErrors(env.Stderr, &errs, name, src, read)
-		if *node == "" && missingInterface(errs.PfctlString()) {
+		writeErrors(env.Stderr, errs, name, src, read)
+		if *node == "" && missingInterface(errs) {
 			io.WriteString(env.Stderr, "pfctl: an interface named in the ruleset has no address on this host; "+
 				"on Linux carpN exists only in the node config: give it with --node rc.conf (or PFCARP_CONFIG)\n")
 		}
@@ -142,18 +140,16 @@ func runPfctl(env *Env, args []string, host netdb.Host) error {
 		return &ExitError{Code: 1}
 	}
 	if *verbose > 0 {
-		if err := rs.Print(env.Stdout, *verbose); err != nil {
+		if err := loaded.Rules.Print(env.Stdout, *verbose); err != nil {
 			return &ExitError{Code: 1, Err: err}
 		}
 	}
-	loads, ok := readLoadAnchors(env, rs, *kf.anchor, read, host, *defines, *verbose)
-	if !ok {
+	if !writeLoadAnchors(env, loaded, err, read, *verbose) { // pfctl_anchor.go
 		io.WriteString(env.Stderr, "pfctl: load anchors\n")
 		return &ExitError{Code: 1}
 	}
-	kf.loads = loads
 	if !*noAction {
-		return loadRuleset(env, rs, kf, *verbose) // pfctl_load_linux.go
+		return loadRuleset(env, loaded, kf, *verbose) // pfctl_load_linux.go
 	}
 	return nil
 }
@@ -199,10 +195,17 @@ func writeErrors(w io.Writer, errs *pfconf.ErrorList, name string, src []byte, r
 	io.WriteString(w, b.String())
 }
 
-// ifaceRE matches pfctl's message for an interface (not an address) that
-// has no address here: a name ending in a digit, with an optional :modifier.
-var ifaceRE = regexp.MustCompile(`: no IP address found for [A-Za-z][A-Za-z0-9_]*[0-9](:[a-z0-9]+)?\n`)
+// ifaceName matches what pfctl takes for an interface name (not a host
+// name): letters, digits and underscores, ending in a digit.
+var ifaceName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*[0-9]$`)
 
 // missingInterface reports whether errors include an interface lookup that
 // failed, for which the --node hint helps.
-func missingInterface(s string) bool { return ifaceRE.MatchString(s) }
+func missingInterface(errs *pfconf.ErrorList) bool {
+	for _, e := range errs.List {
+		if ifaceName.MatchString(e.NoAddress) {
+			return true
+		}
+	}
+	return false
+}

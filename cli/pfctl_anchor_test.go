@@ -46,3 +46,29 @@ func TestPfctlLoadAnchorNoAction(t *testing.T) {
 		t.Errorf("-a _x: exit %d, %q", code, serr)
 	}
 }
+
+// A file that loads itself stops at pfload.MaxLoadAnchors.
+func TestPfctlLoadAnchorBound(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "pf.conf", "anchor \"a\"\nload anchor \"a\" from \"a.conf\"\n")
+	writeFile(t, dir, "a.conf", "anchor \"a\"\nload anchor \"a\" from \"a.conf\"\n")
+	_, serr, code := pfctlRun(t, dir, "", "-nf", "pf.conf")
+	if want := "pfctl: more than 256 load anchor statements\npfctl: load anchors\n"; code != 1 || serr != want {
+		t.Errorf("exit %d, stderr %q, want %q", code, serr, want)
+	}
+}
+
+// The --node hint follows an interface name without an address, not a
+// host name that does not resolve.
+func TestPfctlMissingInterfaceHint(t *testing.T) {
+	dir := t.TempDir()
+	const hint = "give it with --node rc.conf"
+	writeFile(t, dir, "if.conf", "pass on eth0 from carp7:network\n")
+	if _, serr, code := pfctlRun(t, dir, "", "-nf", "if.conf"); code != 1 || !strings.Contains(serr, "no IP address found for carp7:network") || !strings.Contains(serr, hint) {
+		t.Errorf("interface: exit %d, %q", code, serr)
+	}
+	writeFile(t, dir, "host.conf", "pass from nosuch.example.invalid\n")
+	if _, serr, code := pfctlRun(t, dir, "", "-nf", "host.conf"); code != 1 || !strings.Contains(serr, "no IP address found for nosuch.example.invalid") || strings.Contains(serr, hint) {
+		t.Errorf("host: exit %d, %q", code, serr)
+	}
+}

@@ -19,7 +19,6 @@ type kernelFlags struct {
 	tcmd    *string
 	kill    *[]string // pfctl_states_linux.go
 	anchor  *string   // -a: pfctl_anchor.go
-	loads   []loadedAnchor
 }
 
 func addKernelFlags(fs *pflag.FlagSet) *kernelFlags {

@@ -6,12 +6,12 @@ import (
 	"errors"
 	"runtime"
 
-	"github.com/pfcarp/pfcarp/pfconf"
+	"github.com/pfcarp/pfcarp/pfload"
 )
 
 var errNoKernel = errors.New("pfctl: loading and showing rulesets needs Linux nftables; this is " + runtime.GOOS)
 
-func loadRuleset(env *Env, rs *pfconf.Ruleset, k *kernelFlags, verbose int) error {
+func loadRuleset(env *Env, rs *pfload.Ruleset, k *kernelFlags, verbose int) error {
 	return &ExitError{Code: 1, Err: errNoKernel}
 }
 

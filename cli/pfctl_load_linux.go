@@ -5,15 +5,18 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/pfcarp/pfcarp/compile"
 	"github.com/pfcarp/pfcarp/pfconf"
+	"github.com/pfcarp/pfcarp/pfload"
 )
 
-// loadRuleset compiles rs and loads it into the kernel in one transaction
+// loadRuleset compiles rs with the anchors of its "load anchor" statements
+// (-a: into that anchor) and loads them into the kernel in one transaction
 // (pfctl -f FILE), then runs the other kernel operations asked for (-e,
 // -s ...). A refusal names the rule, its line and the reason, and nothing
 // is changed.
-func loadRuleset(env *Env, rs *pfconf.Ruleset, k *kernelFlags, verbose int) error {
-	prog, err := compileLoad(rs, k) // pfctl_anchor_linux.go: -a, load anchor
+func loadRuleset(env *Env, rs *pfload.Ruleset, k *kernelFlags, verbose int) error {
+	prog, err := compile.CompileLoad(rs, compile.Options{})
 	if err != nil {
 		var el *pfconf.ErrorList
 		if errors.As(err, &el) {

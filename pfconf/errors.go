@@ -36,6 +36,10 @@ func (p Position) String() string {
 type Error struct {
 	Pos Position
 	Msg string
+	// NoAddress is set on a "no IP address found" error of a name looked
+	// up as an interface and then as a host: the name as written, without
+	// its modifiers.
+	NoAddress string
 }
 
 // Error returns "file:line:col: msg".
@@ -75,6 +79,15 @@ func (l *ErrorList) Add(pos Position, msg string) {
 		return
 	}
 	l.List = append(l.List, &Error{Pos: pos, Msg: msg})
+}
+
+// addError appends e unless the cap is reached.
+func (l *ErrorList) addError(e *Error) {
+	if len(l.List) >= MaxErrors {
+		l.Dropped++
+		return
+	}
+	l.List = append(l.List, e)
 }
 
 // Len reports the number of stored errors.

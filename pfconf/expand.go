@@ -196,7 +196,7 @@ func (e *expander) resolveName(h HostItem) ([]rhost, bool) {
 		written += "/" + strconv.Itoa(h.Bits)
 	}
 	fail := func() ([]rhost, bool) {
-		e.errorf(h.P, "no IP address found for %s", written)
+		e.errs.addError(&Error{Pos: e.f.Sources.Position(h.P), Msg: "no IP address found for " + written, NoAddress: h.Name})
 		e.errorf(h.P, "could not parse host specification")
 		return nil, false
 	}
