@@ -214,10 +214,9 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		}
 	}
 	if cfg.PF.Enable {
-		if err := d.sys.LoadPF(cfg); err != nil {
+		if err := d.loadPF(cfg); err != nil { // pf.go
 			return err
 		}
-		d.log.Info("pf rules loaded", "pf_rules", cfg.PF.RulesPath)
 	}
 	if len(cfg.CARP) > 0 {
 		if err := d.startCARP(); err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/pfcarp/pfcarp/carp"
 	"github.com/pfcarp/pfcarp/config"
 	"github.com/pfcarp/pfcarp/internal/clock"
+	"github.com/pfcarp/pfcarp/pfload"
 	"github.com/pfcarp/pfcarp/pfsync"
 )
 
@@ -39,8 +40,9 @@ type fakeSystem struct {
 	leaseClosed bool
 	haInstalled bool
 	ports       []*carp.MemPort
-	loadErr     error // LoadPF fails with it
-	pfsyncErr   error // StartPfsync fails with it
+	loadErr     error           // LoadPF fails with it
+	pf          *pfload.Ruleset // what LoadPF loaded last
+	pfsyncErr   error           // StartPfsync fails with it
 	syncer      *fakeSyncer
 	links       *fakeLinks
 	addrCh      chan struct{}
@@ -84,10 +86,13 @@ func (s *fakeSystem) NewTransport(parent string, v4, v6 bool) (carp.Transport, e
 	s.mu.Unlock()
 	return p, nil
 }
-func (s *fakeSystem) LoadPF(*config.Node) error {
+func (s *fakeSystem) LoadPF(_ *config.Node, rs *pfload.Ruleset) error {
 	s.call("load-pf")
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.loadErr == nil {
+		s.pf = rs
+	}
 	return s.loadErr
 }
 func (s *fakeSystem) StartPflog(*config.Node, *slog.Logger) (io.Closer, error) {
@@ -307,12 +312,23 @@ carp_preempt="YES"
 // eth0 (the CARP parent) and eth2 up.
 func startNode(t *testing.T, clk *clock.Fake, seg *carp.MemSegment, name, addr, syncAddr string, skew int, extra string) *node {
 	t.Helper()
+	n, err := startNodePF(t, clk, seg, name, addr, syncAddr, skew, extra, "pass all\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// startNodePF is startNode with the contents of the node's pf.conf given;
+// it returns Start's error.
+func startNodePF(t *testing.T, clk *clock.Fake, seg *carp.MemSegment, name, addr, syncAddr string, skew int, extra, pf string) (*node, error) {
+	t.Helper()
 	dir := t.TempDir()
 	rc := filepath.Join(dir, "rc.conf")
 	if err := os.WriteFile(rc, fmt.Appendf(nil, testRC, name, addr, syncAddr, skew, extra), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "pf.conf"), []byte("pass all\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "pf.conf"), []byte(pf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	sys := newFakeSystem(seg, addr)
@@ -323,12 +339,9 @@ func startNode(t *testing.T, clk *clock.Fake, seg *carp.MemSegment, name, addr, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
 	n := &node{t: t, d: d, sys: sys, rc: rc}
 	t.Cleanup(func() { d.Close() })
-	return n
+	return n, d.Start(context.Background())
 }
 
 func (n *node) state() string {

@@ -13,7 +13,8 @@ import (
 
 // Reload reads the node config again and applies what changed, as a
 // running node can (SIGHUP):
-//   - pf_rules are loaded again, as `service pf reload` does;
+//   - pf_rules are loaded again with their load anchor files, as
+//     `service pf reload` does;
 //   - CARP groups keep their state while their advbase, advskew, password,
 //     VIPs, peer and carp_preempt change (a MASTER puts added VIPs on and
 //     takes removed ones off itself); groups are added on parents the
@@ -48,10 +49,9 @@ func (d *Daemon) reload() error {
 		return err
 	}
 	if cfg.PF.Enable {
-		if err := d.sys.LoadPF(cfg); err != nil {
+		if err := d.loadPF(cfg); err != nil { // pf.go
 			return err
 		}
-		d.log.Info("pf rules loaded", "pf_rules", cfg.PF.RulesPath)
 	} else if old.PF.Enable {
 		d.log.Info("reload: pf_enable is off now; the loaded rules stay (pfctl -d disables them)")
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/pfcarp/pfcarp/carp"
 	"github.com/pfcarp/pfcarp/config"
 	"github.com/pfcarp/pfcarp/internal/clock"
+	"github.com/pfcarp/pfcarp/pfload"
 	"github.com/pfcarp/pfcarp/pfsync"
 )
 
@@ -32,8 +33,9 @@ type System interface {
 	VIPs(parent string) VIPOwner
 	// NewTransport opens CARP's transport on a parent interface.
 	NewTransport(parent string, v4, v6 bool) (carp.Transport, error)
-	// LoadPF loads cfg's pf_rules into the kernel in one transaction.
-	LoadPF(cfg *config.Node) error
+	// LoadPF loads cfg's pf_rules, as pfload.Load read them (with their
+	// load anchor files), into the kernel in one transaction.
+	LoadPF(cfg *config.Node, rs *pfload.Ruleset) error
 	// StartPflog starts writing logged packets to pflog_logfile.
 	StartPflog(cfg *config.Node, log *slog.Logger) (io.Closer, error)
 	// StartPfsync starts pfsync as configured; nil, nil when pfsync0 is

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,7 +19,7 @@ import (
 	"github.com/pfcarp/pfcarp/config"
 	"github.com/pfcarp/pfcarp/netdb"
 	"github.com/pfcarp/pfcarp/nft"
-	"github.com/pfcarp/pfcarp/pfconf"
+	"github.com/pfcarp/pfcarp/pfload"
 	"github.com/pfcarp/pfcarp/pflog"
 	"github.com/pfcarp/pfcarp/vip"
 )
@@ -79,34 +78,28 @@ func (s *LinuxSystem) NewTransport(parent string, v4, v6 bool) (carp.Transport, 
 	return carp.ListenRaw(parent, v4, v6)
 }
 
-// LoadPF implements System: pf_rules into the kernel in one transaction,
-// as rc.d/pf does at boot with pf_enable="YES". Interface names resolve as
-// the node sees them (carpN to its virtual addresses). A ruleset that fails
-// to parse, or that the kernel cannot enforce, changes nothing and is an
-// error that names the rules and their lines. The rules stay in the kernel
-// when the daemon exits, as pf's do: the kernel is the data plane.
-func (s *LinuxSystem) LoadPF(cfg *config.Node) error {
-	path := cfg.PF.RulesPath
-	src, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("pf_rules: %w", err)
-	}
-	f, perr := pfconf.Parse(path, src, pfconf.ParseOptions{ReadFile: os.ReadFile})
-	host := cfg.Host(netdb.System())
-	rs, eerr := pfconf.Expand(f, host)
-	if err := errors.Join(perr, eerr); err != nil {
-		return fmt.Errorf("pf_rules: %w", err)
-	}
-	prog, err := compile.Compile(rs, compile.Options{RuleText: compile.RuleTexts(rs)})
+// LoadPF implements System: pf_rules (read by readPF) into the kernel in
+// one transaction with their load anchor files, as rc.d/pf does at boot
+// with pf_enable="YES". A ruleset the kernel cannot enforce changes nothing
+// and is an error that names the rules and their lines. The rules stay in
+// the kernel when the daemon exits, as pf's do: the kernel is the data
+// plane.
+func (s *LinuxSystem) LoadPF(cfg *config.Node, rs *pfload.Ruleset) error {
+	prog, err := compile.CompileLoad(rs, compile.Options{})
 	if err != nil {
 		return fmt.Errorf("pf_rules: the kernel cannot enforce this ruleset, nothing loaded: %w", err)
 	}
 	for _, w := range prog.Warnings {
-		s.log().Warn("pf rule loaded with a difference from pf", "pf_rules", path, "warning", w)
+		s.log().Warn("pf rule loaded with a difference from pf", "pf_rules", rs.Name, "warning", w)
+	}
+	for _, a := range prog.Anchors {
+		for _, w := range a.Warnings {
+			s.log().Warn("pf rule loaded with a difference from pf", "pf_rules", rs.Name, "anchor", a.Anchor, "warning", w)
+		}
 	}
 	// (if) sets are filled with the interfaces' addresses as the node sees
 	// them (carpN: its virtual addresses).
-	if err := nft.Open(nft.WithHost(host)).Load(prog); err != nil {
+	if err := nft.Open(nft.WithHost(rs.Host)).Load(prog); err != nil {
 		return fmt.Errorf("pf_rules: %w", err)
 	}
 	return nil
