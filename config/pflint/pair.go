@@ -67,15 +67,11 @@ func (l *Linter) LintRulesPair(a, b *config.Node, srcA, srcB []byte) (out config
 
 // expand parses and expands n's pf.conf as LintRules does; nil on errors.
 func (l *Linter) expand(n *config.Node, src []byte) *pfconf.Ruleset {
-	f, err := pfconf.Parse(n.PF.RulesPath, src, pfconf.ParseOptions{ReadFile: l.ReadFile})
-	if err != nil || f == nil {
+	rs, err := l.load(n, src)
+	if err != nil {
 		return nil
 	}
-	rs, err := pfconf.Expand(f, n.Host(baseHost()))
-	if err != nil || rs == nil || rs.Main == nil {
-		return nil
-	}
-	return rs
+	return rs.Rules
 }
 
 func nodeLabel(n *config.Node) string {

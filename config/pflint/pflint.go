@@ -41,6 +41,7 @@ import (
 	"github.com/pfcarp/pfcarp/config"
 	"github.com/pfcarp/pfcarp/netdb"
 	"github.com/pfcarp/pfcarp/pfconf"
+	"github.com/pfcarp/pfcarp/pfload"
 )
 
 // IP protocol numbers the lints look for.
@@ -68,9 +69,11 @@ func baseHost() netdb.Host {
 	return &netdb.Fixed{Interfaces: []netdb.Interface{{Name: "lo", Addrs: lo}, {Name: "lo0", Addrs: lo}}}
 }
 
-// LintRules parses and expands src (n's pf_rules) and lints the ruleset.
-// Parse and expansion errors are reported as pf-rules-error and stop the
-// lints: pfctl would not load such a file.
+// LintRules parses and expands src (n's pf_rules) with the files of its
+// load anchor statements, as pfctl and the daemon load them, and lints the
+// ruleset. Parse and expansion errors, in the file or an anchor file, are
+// reported as pf-rules-error and stop the lints: pfctl would not load such
+// a file.
 func (l *Linter) LintRules(n *config.Node, src []byte) (out config.Diags) {
 	name := n.PF.RulesPath
 	defer func() {
@@ -78,15 +81,11 @@ func (l *Linter) LintRules(n *config.Node, src []byte) (out config.Diags) {
 			out = append(out, diag(config.Pos{File: name}, "pf-rules-error", nil, "internal error while linting (please report it): %v", e))
 		}
 	}()
-	f, perr := pfconf.Parse(name, src, pfconf.ParseOptions{ReadFile: l.ReadFile})
-	if perr != nil || f == nil {
-		return errDiags(name, perr)
+	rs, err := l.load(n, src)
+	if err != nil {
+		return errDiags(name, err)
 	}
-	rs, eerr := pfconf.Expand(f, n.Host(baseHost()))
-	if eerr != nil || rs == nil || rs.Main == nil {
-		return errDiags(name, eerr)
-	}
-	c := &checker{n: n, rs: rs, host: n.Host(baseHost()), seen: map[string]bool{}}
+	c := &checker{n: n, rs: rs.Rules, host: rs.Host, seen: map[string]bool{}}
 	c.natOwn()
 	c.rdrDst()
 	c.carpBlocked()
@@ -97,8 +96,26 @@ func (l *Linter) LintRules(n *config.Node, src []byte) (out config.Diags) {
 	return c.out
 }
 
+// load reads src (n's pf_rules) as pfctl -f would on n, names resolved
+// through n's config over baseHost.
+func (l *Linter) load(n *config.Node, src []byte) (*pfload.Ruleset, error) {
+	if src == nil {
+		src = []byte{}
+	}
+	return pfload.Load(pfload.Input{Name: n.PF.RulesPath, Src: src, ReadFile: l.ReadFile, Host: n.Host(baseHost())})
+}
+
 func errDiags(name string, err error) config.Diags {
 	var el *pfconf.ErrorList
+	var ae *pfload.AnchorError
+	if errors.As(err, &ae) && !errors.As(err, &el) {
+		p := config.Pos{File: ae.Anchor.At.Filename, Line: ae.Anchor.At.Line, Col: ae.Anchor.At.Column}
+		if p.File == "" {
+			p.File = name
+		}
+		msg := strings.TrimPrefix(ae.Error(), ae.Anchor.At.String()+": ")
+		return config.Diags{diag(p, "pf-rules-error", nil, "%s; pfctl would not load it", msg)}
+	}
 	if !errors.As(err, &el) || el.Len() == 0 {
 		msg := "cannot be parsed"
 		if err != nil {

@@ -324,3 +324,30 @@ func FuzzLintRules(f *testing.F) {
 		}
 	})
 }
+
+// The lints read load anchor files as pfctl and the daemon do: an anchor
+// file that does not parse, or is missing, is a pf-rules-error at its line
+// or at the statement.
+func TestLoadAnchorErrors(t *testing.T) {
+	const pf = "block all\nanchor \"ext\"\nload anchor \"ext\" from \"/etc/ext.conf\"\n"
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+		at    string
+		msg   string
+	}{
+		{"bad file", map[string]string{"/etc/ext.conf": "pass all\npass in on\n"}, "/etc/ext.conf:2:", "syntax error"},
+		{"options", map[string]string{"/etc/ext.conf": "set skip on lo\n"}, "/etc/ext.conf:1:1", "set options are not allowed within anchors"},
+		{"missing", nil, "/etc/pf.conf:3:1", "cannot load anchor ext from /etc/ext.conf: file does not exist; pfctl would not load it"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := lint(t, lb1, pf, tc.files)
+			if len(d) == 0 || d[0].ID != "pf-rules-error" || !strings.HasPrefix(d[0].Pos.String(), tc.at) || !strings.Contains(d[0].Msg, tc.msg) {
+				t.Fatalf("got %v, want pf-rules-error at %s: %s", d, tc.at, tc.msg)
+			}
+		})
+	}
+	if d := lint(t, lb1, pf, map[string]string{"/etc/ext.conf": "pass all\n"}); slices.ContainsFunc(d, func(x config.Diag) bool { return x.ID == "pf-rules-error" }) {
+		t.Fatalf("good anchor file: %v", d)
+	}
+}
