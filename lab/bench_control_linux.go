@@ -12,7 +12,7 @@ import (
 	"github.com/pfcarp/pfcarp/compile"
 	"github.com/pfcarp/pfcarp/netdb"
 	"github.com/pfcarp/pfcarp/nft"
-	"github.com/pfcarp/pfcarp/pfconf"
+	"github.com/pfcarp/pfcarp/pfload"
 )
 
 // controlHost is the balancer the control-plane rulesets are expanded on.
@@ -85,7 +85,7 @@ func benchControl(ctx context.Context, b *Bench, r *Report) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		var rs *pfconf.Ruleset
+		var rs *pfload.Ruleset
 		var prog *nft.Program
 		t0 := time.Now()
 		if err := timed("10000 rules: parse+expand", func() error {
@@ -97,7 +97,7 @@ func benchControl(ctx context.Context, b *Bench, r *Report) error {
 		}
 		if err := timed("10000 rules: compile", func() error {
 			var err error
-			prog, err = compile.Compile(rs, compile.Options{RuleText: compile.RuleTexts(rs)})
+			prog, err = compile.CompileLoad(rs, compile.Options{})
 			return err
 		}); err != nil {
 			return err
@@ -113,7 +113,7 @@ func benchControl(ctx context.Context, b *Bench, r *Report) error {
 			if rs, err = parseExpand(tconf, read); err != nil {
 				return err
 			}
-			prog, err = compile.Compile(rs, compile.Options{})
+			prog, err = compile.CompileLoad(rs, compile.Options{})
 			return err
 		}); err != nil {
 			return err
@@ -162,14 +162,11 @@ func benchControl(ctx context.Context, b *Bench, r *Report) error {
 	return nil
 }
 
-// parseExpand parses and expands a pf.conf on controlHost.
-func parseExpand(src string, read func(string) ([]byte, error)) (*pfconf.Ruleset, error) {
+// parseExpand reads a pf.conf on controlHost as pfctl -f does
+// (pfload.Load).
+func parseExpand(src string, read func(string) ([]byte, error)) (*pfload.Ruleset, error) {
 	if read == nil {
 		read = func(p string) ([]byte, error) { return nil, fmt.Errorf("no file %s", p) }
 	}
-	f, err := pfconf.Parse("pf.conf", []byte(src), pfconf.ParseOptions{ReadFile: read})
-	if err != nil {
-		return nil, err
-	}
-	return pfconf.Expand(f, controlHost)
+	return pfload.Load(pfload.Input{Name: "pf.conf", Src: []byte(src), ReadFile: read, Host: controlHost})
 }
