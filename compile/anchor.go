@@ -488,4 +488,3 @@ func CompileAnchor(path string, rs *pfconf.Ruleset, opts Options) (*nft.Program,
 	c.prog.Warnings = c.warns
 	return c.prog, nil
 }
-

@@ -143,4 +143,3 @@ func TestRuleText(t *testing.T) {
 		}
 	}
 }
-
