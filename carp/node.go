@@ -50,9 +50,9 @@ type Node struct {
 	// newMasterAt is when a group of this node last heard a master it had
 	// not been hearing (Group.preemptReady).
 	newMasterAt time.Time
-	pending  []demoteAdj
-	stats    Stats // rejects before a packet reaches a group
-	rx       Header
+	pending     []demoteAdj
+	stats       Stats // rejects before a packet reaches a group
+	rx          Header
 }
 
 type demoteAdj struct {
