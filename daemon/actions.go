@@ -67,9 +67,11 @@ func (a *actions) Announce(parent string, vhid uint8, vips []netip.Prefix) error
 		return fmt.Errorf("no address owner for %s", parent)
 	}
 	// Another master: a split brain, whose other side may have carried
-	// our connections on.
+	// our connections on and opened others we never heard of (their
+	// updates were lost with the link): ask it for its table.
 	if s := a.d.syncer(); s != nil {
 		s.TakeOver()
+		s.Refresh("another master heard: a healed split brain")
 	}
 	return o.Announce(vips)
 }

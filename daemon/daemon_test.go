@@ -212,7 +212,14 @@ type fakeSyncer struct {
 	bulks     []string
 	linkUp    int
 	takeOvers int
+	refreshes []string
 	closed    bool
+}
+
+func (f *fakeSyncer) Refresh(reason string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.refreshes = append(f.refreshes, reason)
 }
 
 func (f *fakeSyncer) TakeOver() {

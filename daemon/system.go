@@ -110,6 +110,9 @@ type Syncer interface {
 	// heard another) master: the states it holds may have been carried on
 	// by the peer meanwhile. It returns at once; the work is pfsync's.
 	TakeOver()
+	// Refresh asks the peer for its whole table without demoting CARP
+	// (pfsync.Engine.Refresh): a master heard another master.
+	Refresh(reason string)
 	Status() pfsync.Status
 	Close()
 }

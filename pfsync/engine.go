@@ -205,6 +205,13 @@ type entry struct {
 	s       State
 	updated int64 // unix ns of the newest version we hold (ours or the peer's)
 	peer    bool  // last written by the peer
+	// pickup: our kernel made the entry up from a packet in the middle of
+	// a connection (a TCP entry born past SYN_SENT: conntrack's loose
+	// pickup, which a ruleset without block rules lets through). It knows
+	// nothing the peer's version of the connection does not, and is newer
+	// only because the connection's packets reached us before the peer's
+	// state did (right after a takeover): the peer's version wins.
+	pickup bool
 }
 
 type pendOp uint8
@@ -260,11 +267,13 @@ type Engine struct {
 	bulk        BulkState
 	bulkTries   int
 	bulkDemoted bool
-	bulkBegan   time.Time
-	bulkDue     time.Time
-	bulkGot     uint64
-	bulkKicked  bool // this try was already repeated early (see Receive)
-	bulkQuick   int  // requests left that are repeated after LinkRetry
+	// bulkNoDemote: the bulk request being made is a Refresh.
+	bulkNoDemote bool
+	bulkBegan    time.Time
+	bulkDue      time.Time
+	bulkGot      uint64
+	bulkKicked   bool // this try was already repeated early (see Receive)
+	bulkQuick    int  // requests left that are repeated after LinkRetry
 
 	// sticky-address bindings as last sent or received, to send only new,
 	// moved or renewed ones (and not echo the peer's)
@@ -328,6 +337,9 @@ type Stats struct {
 	AcksSent, AcksReceived                              uint64
 	// Lag: received updates' sync lag (see Lag).
 	Lag Lag
+	// PickupsReplaced counts entries our kernel picked up mid-connection
+	// that the peer's version replaced (see entry.pickup).
+	PickupsReplaced uint64
 }
 
 // NewEngine returns an Engine; it sends nothing until Start.
@@ -435,13 +447,29 @@ func (e *Engine) RequestBulk(reason string) {
 	e.requestBulk(reason)
 }
 
+// Refresh asks the peer for a bulk update without demoting CARP: this node
+// is master and serving, and another master has just been heard (a healed
+// split brain), whose side may hold states created while the two could
+// not hear each other; pfsync sent them into the void and will not send
+// them again. A demotion would hand the VIPs straight back. A bulk update
+// already running is left alone.
+func (e *Engine) Refresh(reason string) {
+	if e.bulk != BulkIdle {
+		return
+	}
+	e.bulkQuick = 0
+	e.bulkNoDemote = true
+	e.requestBulk(reason)
+	e.bulkNoDemote = false
+}
+
 func (e *Engine) requestBulk(reason string) {
 	now := e.o.Clock.Now()
 	if e.bulk == BulkIdle {
 		e.bulkBegan = now
 		e.bulkTries = 0
 		e.bulkGot = 0
-		if !e.bulkDemoted && e.o.Demote != nil {
+		if !e.bulkDemoted && e.o.Demote != nil && !e.bulkNoDemote {
 			e.o.Demote(1, reason)
 			e.bulkDemoted = true
 		}
@@ -538,10 +566,12 @@ func (e *Engine) Local(ev *Event) {
 		return
 	}
 	reused, prompt := false, false
+	pickup := false
 	if cur == nil {
 		cur = &entry{}
 		e.table[k] = cur
 		prompt = true // the peer does not hold it yet
+		pickup = ev.Type == EventNew && s.Proto == 6 && s.TCP.State != TCPNone && s.TCP.State != TCPSynSent
 	} else if (otherEntry && cur.s.ID != 0) || cur.s.Reply != s.Reply {
 		// A new connection on a known tuple: the peer must drop the old
 		// entry (tuples and NAT bindings cannot be updated).
@@ -552,6 +582,7 @@ func (e *Engine) Local(ev *Event) {
 		prompt = true
 	}
 	cur.s, cur.updated, cur.peer = *s, now, false
+	cur.pickup = pickup || (cur.pickup && !reused)
 	e.queue(k, pendUpdate, s)
 	if reused {
 		e.pend[k].replace = true
@@ -1057,9 +1088,12 @@ func (e *Engine) applyState(s *State, upd int64) {
 	}
 	k := s.Key()
 	cur := e.table[k]
-	if cur != nil && cur.updated > upd {
+	if cur != nil && cur.updated > upd && !cur.pickup {
 		e.stats.Stale++
 		return
+	}
+	if cur != nil && cur.pickup {
+		e.stats.PickupsReplaced++
 	}
 	exists := cur != nil
 	if cur == nil {
@@ -1081,7 +1115,7 @@ func (e *Engine) applyState(s *State, upd int64) {
 		// The peer's version is newer than the one we were about to send.
 		delete(e.pend, k)
 	}
-	cur.s, cur.updated, cur.peer = *s, upd, true
+	cur.s, cur.updated, cur.peer, cur.pickup = *s, upd, true, false
 	e.injQ = append(e.injQ, *s)
 	e.injKnown = append(e.injKnown, exists)
 	if e.bulk == BulkReceiving {

@@ -1126,3 +1126,71 @@ func TestDefer(t *testing.T) {
 		}
 	})
 }
+
+// TestRefreshBulkWithoutDemotion: a master that hears another master asks
+// for the peer's table (the states created while they could not hear each
+// other) without demoting CARP.
+func TestRefreshBulkWithoutDemotion(t *testing.T) {
+	p := newPair(t, nil)
+	p.cut = true // a split: A's new states go nowhere
+	for i := 1; i <= 3; i++ {
+		p.a.Local(&Event{Type: EventNew, State: tcpState(i)})
+	}
+	p.advance(time.Second)
+	if len(p.tb.m) != 0 {
+		t.Fatal("states crossed the cut")
+	}
+	p.cut = false
+	p.b.Refresh("test")
+	p.advance(time.Second)
+	if len(p.tb.m) != 3 || p.b.Stats().BulkDone != 1 {
+		t.Fatalf("after the refresh B holds %d states (%d bulk updates done), want 3 in 1", len(p.tb.m), p.b.Stats().BulkDone)
+	}
+	if p.demB != 0 {
+		t.Fatalf("a refresh demoted CARP (%d)", p.demB)
+	}
+	// A refresh while a bulk update runs changes nothing.
+	p.b.RequestBulk("test")
+	p.b.Refresh("test")
+	if p.demB != 1 {
+		t.Fatalf("demotion %d during a bulk update, want 1", p.demB)
+	}
+	p.advance(time.Second)
+	if p.demB != 0 || p.b.Stats().BulkDone != 2 {
+		t.Fatalf("after the bulk: demotion %d, %d done", p.demB, p.b.Stats().BulkDone)
+	}
+}
+
+// TestPeerReplacesPickup: an entry our kernel picked up mid-connection
+// (born ESTABLISHED) yields to the peer's older version of the connection,
+// NAT included; one born with a SYN (a connection of ours) does not.
+func TestPeerReplacesPickup(t *testing.T) {
+	p := newPair(t, nil)
+	p.cut = true
+	peer := tcpState(1)  // A's connection, to backend .20
+	other := tcpState(2) // A's too
+	p.a.Local(&Event{Type: EventNew, State: peer})
+	p.a.Local(&Event{Type: EventNew, State: other})
+	p.advance(100 * time.Millisecond)
+	picked := tcpState(1) // B's kernel picks the same flow up, to backend .21
+	picked.Reply.Src = netip.MustParseAddr("198.51.100.21")
+	p.b.Local(&Event{Type: EventNew, State: picked})
+	own := tcpState(2) // a connection B saw from its SYN on
+	own.TCP.State = TCPSynSent
+	p.b.Local(&Event{Type: EventNew, State: own})
+	own.TCP.State = TCPEstablished
+	p.b.Local(&Event{Type: EventUpdate, State: own})
+	p.advance(100 * time.Millisecond)
+	p.cut = false
+	p.b.Refresh("test")
+	p.advance(time.Second)
+	if got := p.tb.m[keyOf(peer)]; got.Reply != peer.Reply {
+		t.Fatalf("B's pickup kept its reply %v, want the peer's %v", got.Reply, peer.Reply)
+	}
+	if n := p.b.Stats().PickupsReplaced; n != 1 {
+		t.Fatalf("%d pickups replaced, want 1", n)
+	}
+	if p.b.Stats().Stale == 0 {
+		t.Fatal("the peer's older version of B's own connection was not taken for stale")
+	}
+}

@@ -152,6 +152,9 @@ func (r *Runner) LinkUp() { r.Do(func(e *Engine) { e.LinkUp() }) }
 // demoted.
 func (r *Runner) RequestBulk(reason string) { r.Do(func(e *Engine) { e.RequestBulk(reason) }) }
 
+// Refresh runs Engine.Refresh on the Engine's goroutine.
+func (r *Runner) Refresh(reason string) { r.Do(func(e *Engine) { e.Refresh(reason) }) }
+
 // Close stops the goroutines and closes the transport. A bulk update in
 // progress is abandoned and its demotion lifted, so a node never stays
 // demoted.

@@ -60,6 +60,9 @@ type Status struct {
 	AcksReceived   uint64 `json:"acks_received"`
 	// SyncLag: the lag of the updates received outside bulk updates.
 	SyncLag Lag `json:"sync_lag"`
+	// PickupsReplaced: entries our kernel picked up mid-connection that
+	// the peer's version replaced.
+	PickupsReplaced uint64 `json:"pickups_replaced"`
 }
 
 // status builds a Status from the Engine.
@@ -80,7 +83,7 @@ func (e *Engine) status() Status {
 		ResyncRepairs: st.ResyncRepairs,
 		Deferred:      st.Deferred, DeferAcked: st.DeferAcked, DeferTimeouts: st.DeferTimeouts, DeferOverflows: st.DeferOverflows,
 		AcksSent: st.AcksSent, AcksReceived: st.AcksReceived,
-		SyncLag: st.Lag,
+		SyncLag: st.Lag, PickupsReplaced: st.PickupsReplaced,
 	}
 	for i, n := range st.Dropped {
 		if n != 0 {
