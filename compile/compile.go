@@ -119,6 +119,8 @@ type compiler struct {
 	scrubUsed                     bool
 
 	anc *anchorState // anchor.go
+
+	synproxy []*pfconf.Rule // synproxy.go: inbound synproxy rules
 }
 
 type tableSets struct {
@@ -340,10 +342,15 @@ func (c *compiler) assemble() {
 		return ch
 	}
 	in := base(ChainIn, hook(nftables.ChainTypeFilter, nftables.ChainHookPrerouting, 0), true, false, ChainFilterIn)
+	insertBeforeLast(in, c.synproxyACKs()) // synproxy.go
 	if c.dropInvalid() {
 		// before the jump, after the skip rules (pf never sees those)
 		in.Rules = append(in.Rules[:len(in.Rules)-1], invalidDropRule(), in.Rules[len(in.Rules)-1])
 	}
+	out := base(ChainOut, hook(nftables.ChainTypeFilter, nftables.ChainHookOutput, 0), true, true, ChainFilterOut)
+	// synproxy.go: after the state shortcut, before set skip (the proxy's
+	// SYN to a local server leaves on lo)
+	insertAt(out, len(c.preState(ChainOut))+2, c.synproxyOut())
 	c.prog.Chains = []*nft.Chain{
 		{Name: ChainRDR, Rules: c.rdr},
 		{Name: ChainNAT, Rules: c.nat},
@@ -352,10 +359,11 @@ func (c *compiler) assemble() {
 		base(ChainDNAT, hook(nftables.ChainTypeNAT, nftables.ChainHookPrerouting, -100), false, false, ChainRDR),
 		in,
 		base(ChainFwd, hook(nftables.ChainTypeFilter, nftables.ChainHookForward, 0), true, true, ChainFilterOut),
-		base(ChainOut, hook(nftables.ChainTypeFilter, nftables.ChainHookOutput, 0), true, true, ChainFilterOut),
+		out,
 		base(ChainSNAT, hook(nftables.ChainTypeNAT, nftables.ChainHookPostrouting, 100), false, true, ChainNAT),
 	}
 	c.prog.Chains = append(c.prog.Chains, c.scrubChains()...)
+	c.prog.Chains = append(c.prog.Chains, c.synproxyChains()...)
 }
 
 // preState returns the rules a base filter chain has before the state

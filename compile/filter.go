@@ -130,10 +130,6 @@ func unsupported(r *pfconf.Rule) []string {
 	add(r.MaxPktRate.Limit != 0, "max-pkt-rate is not supported yet")
 	add(r.MaxPktSize != 0, "max-pkt-size is not supported yet")
 	add(r.Once, "once is not supported")
-	// The kernel's synproxy expression is valid in the input and forward
-	// hooks only; filter_in runs in prerouting and filter_out in output
-	// too, so every ruleset with it was refused at load.
-	add(r.KeepState == pfconf.StateSynproxy, "synproxy state is not supported yet: the kernel's synproxy works in the input and forward hooks only, and pf's rules are evaluated in prerouting and output here")
 	add(r.StateLimiterSet, "state limiters are not supported")
 	so := r.StateOpts
 	add(so.IfBound, "if-bound states are not supported: conntrack states are floating")
@@ -168,6 +164,7 @@ func (c *compiler) filterRule(r *pfconf.Rule, tagOnly bool) {
 	ok := c.refuseAll(r)
 	ok = c.checkLimits(r) && ok
 	ok = c.checkPrio(r) && ok
+	ok = c.synproxyRule(r) && ok // synproxy.go
 	if r.Action != pfconf.ActPass && r.Action != pfconf.ActBlock && r.Action != pfconf.ActMatch {
 		c.refuse(r, "action %d is not a filter action", r.Action)
 		return
@@ -272,6 +269,9 @@ func (c *compiler) verdicts(b *builder, r *pfconf.Rule, fam byte, out bool) ([]*
 		verdict(b)
 		return b
 	}
+	// synproxy.go: an untracked SYN for the proxy cannot meet the
+	// statements that read the connection mark (the rule would break)
+	pre := c.synproxyUntracked(b, r, out, finish)
 	// Tags: match and quick rules set theirs here; the other rules' tags
 	// were set in file order (see filter).
 	if r.Action == pfconf.ActMatch || r.Quick {
@@ -299,6 +299,9 @@ func (c *compiler) verdicts(b *builder, r *pfconf.Rule, fam byte, out bool) ([]*
 					}
 					setMark(b, bits, nr)
 				}
+				if c.synproxyMarks(r, out) {
+					setMetaMark(b, MetaMarkSynproxy) // synproxy.go
+				}
 				b.add("accept", &expr.Verdict{Kind: expr.VerdictAccept})
 			})
 		}
@@ -308,9 +311,9 @@ func (c *compiler) verdicts(b *builder, r *pfconf.Rule, fam byte, out bool) ([]*
 				b.add("drop", &expr.Verdict{Kind: expr.VerdictDrop})
 				return b
 			}
-			return c.limitTails(b, r, fam, pass, drop), true
+			return append(pre, c.limitTails(b, r, fam, pass, drop)...), true
 		}
-		return []*builder{pass(b)}, true
+		return append(pre, pass(b)), true
 	}
 	// block
 	rst := func(b *builder) {
