@@ -35,7 +35,7 @@ func (c *compiler) splitFilter(rules []*pfconf.Rule) (first []filterEntry, rest 
 		}
 		if !r.NAT.Empty() {
 			if r.AFTo {
-				c.refuse(r, "af-to (NAT64) is not supported")
+				c.refuse(r, "af-to (NAT64, translation between IPv4 and IPv6) is not supported: Linux netfilter has no stateful NAT64")
 				continue
 			}
 			c.translation(r, nft.KindFilter, r.NAT, false)
@@ -132,7 +132,6 @@ func unsupported(r *pfconf.Rule) []string {
 	add(r.Once, "once is not supported")
 	add(r.StateLimiterSet, "state limiters are not supported")
 	so := r.StateOpts
-	add(so.IfBound, "if-bound states are not supported: conntrack states are floating")
 	add(so.Pflow, "pflow is not supported")
 	for i, t := range so.Timeouts {
 		// src.track is how long a source node outlives its states; the
@@ -168,6 +167,9 @@ func (c *compiler) filterRule(r *pfconf.Rule, tagOnly bool) {
 	if r.Action != pfconf.ActPass && r.Action != pfconf.ActBlock && r.Action != pfconf.ActMatch {
 		c.refuse(r, "action %d is not a filter action", r.Action)
 		return
+	}
+	if r.StateOpts.IfBound && r.Action == pfconf.ActPass && r.KeepState != pfconf.StateNone {
+		c.warnf(r.Pos, "if-bound: loaded as a floating state: Linux conntrack does not bind a connection to an interface, so its packets on other interfaces match the state too (pf evaluates the rules for them)")
 	}
 	if r.KeepState == pfconf.StateModulate {
 		c.warnf(r.Pos, "modulate state: loaded as keep state: Linux conntrack does not modulate TCP initial sequence numbers (the hosts' own are used)")
