@@ -252,6 +252,33 @@
 // with two values (pf's second one is for ACKs without data and lowdelay
 // packets) is refused: nftables cannot test for a segment without data.
 //
+// # SYN proxy
+//
+// synproxy state is the kernel's synproxy (nft_synproxy, SYN cookies), in
+// the input and forward hooks where it works; pf.conf's rules still decide
+// which SYNs it gets. Only inbound rules proxy (pfctl ignores synproxy on
+// outbound ones, and so does this compiler, with a warning). The chains:
+//
+//	hook_synproxy_raw  filter prerouting  -300  a synproxy rule's SYNs: notrack
+//	hook_synproxy_in   filter input        -10  packets with MetaMarkSynproxy: synproxy
+//	hook_synproxy_fwd  filter forward      -10  the same for forwarded connections
+//
+// The synproxy rule in filter_in passes an untracked SYN with the packet
+// mark bit MetaMarkSynproxy; hook_in passes a bare ACK matching a synproxy
+// rule with no established connection (the client's answer to the
+// cookie) to the proxy, marked too, before the invalid drop; hook_out
+// lets the proxy's SYN+ACK through and gives the connection the proxy
+// opens to the server (its SYN) the rule's state bits, tag, prio and
+// CtMarkPass, so it passes as a kept state. No conntrack entry exists
+// until the client's ACK carries a valid cookie: a SYN flood fills no
+// table. Differences from pf: the proxy announces MSS 1460 (IPv4) or 1440
+// (IPv6), pf the route's MTU minus headers; like pf's, it offers no
+// window scaling, timestamps or SACK. The raw chain sees packets before
+// rdr, so a synproxy rule with its own rdr-to or nat-to is refused; state
+// limits of a synproxy rule are not applied (warning). A bare ACK matching
+// a synproxy rule without a connection goes to the proxy, which drops it
+// unless it carries a cookie (pf would evaluate the rules for it).
+//
 // # Dynamic interface addresses
 //
 // "(if)", "(if:network)", "(if:broadcast)", "(if:peer)", "(if:0)" and with a
@@ -286,7 +313,13 @@
 // statement expands to). What loads with a weaker effect than pf's, where
 // Linux has no equivalent of a hardening (reassemble tcp, modulate state),
 // loads with a warning in Program.Warnings naming the rule and the
-// difference; pfctl -f prints them and the daemon logs them.
+// difference; pfctl -f prints them and the daemon logs them. if-bound
+// states ("keep state (if-bound)", "set state-policy if-bound") load as
+// floating ones this way: conntrack does not bind a connection to an
+// interface. af-to (NAT64) is refused: netfilter has no stateful NAT64.
+// Features the compiled rules need beyond plain matching (synproxy) are
+// named in nft.Rule.Needs, so a kernel without them refuses the load
+// with the feature's name.
 //
 // # Counters and records
 //
