@@ -113,6 +113,7 @@ type compiler struct {
 	tags       tagNames
 	profiles   []scrubProfile
 	prioUsed   [8]bool
+	prioPairs  [][2]uint8 // prio.go: the two-value set prio pairs
 
 	filterIn, filterOut, rdr, nat []*nft.Rule
 	scrubIn, scrubOut             []*nft.Rule
@@ -364,6 +365,7 @@ func (c *compiler) assemble() {
 	}
 	c.prog.Chains = append(c.prog.Chains, c.scrubChains()...)
 	c.prog.Chains = append(c.prog.Chains, c.synproxyChains()...)
+	c.prog.Chains = append(c.prog.Chains, c.prioChains()...)
 }
 
 // preState returns the rules a base filter chain has before the state

@@ -249,8 +249,12 @@
 // 6 and 7 first, 0 best effort), for the packet and, through the
 // connection mark (CtMarkPrioMask), for all later packets of the
 // connection in both directions, as pf keeps it with the state. set prio
-// with two values (pf's second one is for ACKs without data and lowdelay
-// packets) is refused: nftables cannot test for a segment without data.
+// with two values, (a, b), gives b to TCP segments with ACK and no data
+// and to packets with the lowdelay TOS bit, a to the others, as pf does:
+// each distinct pair is a CtMarkPrioMask value above the single
+// priorities (at most 7 pairs per ruleset), and hook_prio (filter
+// postrouting 40) chooses per packet (see prio.go); the pair needs a
+// state (pass or match rules that keep one).
 //
 // # SYN proxy
 //
