@@ -122,6 +122,7 @@ type compiler struct {
 	anc *anchorState // anchor.go
 
 	synproxy []*pfconf.Rule // synproxy.go: inbound synproxy rules
+	diverts  []*pfconf.Rule // divert.go: divert-to and divert-reply rules
 }
 
 type tableSets struct {
@@ -344,6 +345,7 @@ func (c *compiler) assemble() {
 	}
 	in := base(ChainIn, hook(nftables.ChainTypeFilter, nftables.ChainHookPrerouting, 0), true, false, ChainFilterIn)
 	insertBeforeLast(in, c.synproxyACKs()) // synproxy.go
+	insertAt(in, 0, c.divertStateRules())  // divert.go
 	if c.dropInvalid() {
 		// before the jump, after the skip rules (pf never sees those)
 		in.Rules = append(in.Rules[:len(in.Rules)-1], invalidDropRule(), in.Rules[len(in.Rules)-1])
@@ -366,6 +368,7 @@ func (c *compiler) assemble() {
 	c.prog.Chains = append(c.prog.Chains, c.scrubChains()...)
 	c.prog.Chains = append(c.prog.Chains, c.synproxyChains()...)
 	c.prog.Chains = append(c.prog.Chains, c.prioChains()...)
+	c.prog.Routes = c.divertRoutes()
 }
 
 // preState returns the rules a base filter chain has before the state

@@ -283,6 +283,27 @@
 // a synproxy rule without a connection goes to the proxy, which drops it
 // unless it carries a cookie (pf would evaluate the rules for it).
 //
+// # Divert
+//
+// divert-to ADDR port PORT (inbound pass rules, TCP or UDP) is the
+// kernel's tproxy: the rule assigns the packet to the transparent local
+// socket bound to ADDR:PORT (tproxy finds the connection's own socket
+// first) and sets the packet mark bit MetaMarkDivert; the later packets
+// of its state (original direction) get the same in hook_in's first
+// rules. Program.Routes asks nft.Conn.Load for the policy routing that
+// delivers marked packets locally ("fwmark MetaMarkDivert lookup
+// nft.PolicyTableBase", whose default route is local via lo); Load
+// replaces pfcarp's routing rules and tables with the program's and
+// Delete removes them (see package nft). The socket keeps the original
+// destination as its local address, as with pf. Linux delivers only to
+// sockets with IP_TRANSPARENT (pf needs nothing of the program); when
+// none listens, the rule's packets are dropped (a second kernel rule with
+// the same match) rather than forwarded. divert-reply (outbound rules)
+// marks the replies of the rule's connections that belong to a
+// transparent local socket (socket transparent 1), so a proxy's
+// connections from a client's address get their answers. divert-packet
+// (a divert(4) socket) would be NFQUEUE and is refused.
+//
 // # Dynamic interface addresses
 //
 // "(if)", "(if:network)", "(if:broadcast)", "(if:peer)", "(if:0)" and with a

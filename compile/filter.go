@@ -126,7 +126,6 @@ func unsupported(r *pfconf.Rule) []string {
 	add(r.Prob != 0, "probability is not supported yet")
 	add(r.Rtable >= 0 && r.Rtable != 0, "rtable is not supported")
 	add(r.DivertPort != 0 && !r.DivertAddr.IsValid(), "divert-packet (a divert socket) is not supported: its Linux equivalent is NFQUEUE (nft queue), which pfcarp does not compile")
-	add(r.DivertAddr.IsValid() || r.DivertReply, "divert-to and divert-reply are not supported yet (they need tproxy, socket matching and policy routing, which pfcarp does not set up)")
 	add(r.Dnpipe != 0 || r.Dnrpipe != 0, "dummynet pipes and queues are not supported")
 	add(r.MaxPktRate.Limit != 0, "max-pkt-rate is not supported yet")
 	add(r.MaxPktSize != 0, "max-pkt-size is not supported yet")
@@ -165,6 +164,7 @@ func (c *compiler) filterRule(r *pfconf.Rule, tagOnly bool) {
 	ok = c.checkLimits(r) && ok
 	ok = c.checkPrio(r) && ok
 	ok = c.synproxyRule(r) && ok // synproxy.go
+	ok = c.checkDivert(r) && ok  // divert.go
 	if r.Action != pfconf.ActPass && r.Action != pfconf.ActBlock && r.Action != pfconf.ActMatch {
 		c.refuse(r, "action %d is not a filter action", r.Action)
 		return
@@ -275,6 +275,12 @@ func (c *compiler) verdicts(b *builder, r *pfconf.Rule, fam byte, out bool) ([]*
 	// synproxy.go: an untracked SYN for the proxy cannot meet the
 	// statements that read the connection mark (the rule would break)
 	pre := c.synproxyUntracked(b, r, out, finish)
+	// divert.go: when tproxy finds no transparent socket, the pass breaks
+	// and this drop (same match) stops the packet from being forwarded
+	var post []*builder
+	if r.Action == pfconf.ActPass && r.DivertAddr.IsValid() && !out && c.diverting(r) {
+		post = append(post, finish(b.clone(), func(b *builder) { b.add("drop", &expr.Verdict{Kind: expr.VerdictDrop}) }))
+	}
 	// Tags: match and quick rules set theirs here; the other rules' tags
 	// were set in file order (see filter).
 	if r.Action == pfconf.ActMatch || r.Quick {
@@ -305,6 +311,7 @@ func (c *compiler) verdicts(b *builder, r *pfconf.Rule, fam byte, out bool) ([]*
 				if c.synproxyMarks(r, out) {
 					setMetaMark(b, MetaMarkSynproxy) // synproxy.go
 				}
+				c.divertPass(b, r, out) // divert.go
 				b.add("accept", &expr.Verdict{Kind: expr.VerdictAccept})
 			})
 		}
@@ -314,9 +321,9 @@ func (c *compiler) verdicts(b *builder, r *pfconf.Rule, fam byte, out bool) ([]*
 				b.add("drop", &expr.Verdict{Kind: expr.VerdictDrop})
 				return b
 			}
-			return append(pre, c.limitTails(b, r, fam, pass, drop)...), true
+			return append(append(pre, c.limitTails(b, r, fam, pass, drop)...), post...), true
 		}
-		return append(pre, pass(b)), true
+		return append(append(pre, pass(b)), post...), true
 	}
 	// block
 	rst := func(b *builder) {

@@ -154,7 +154,7 @@ func (c *Conn) Load(p *Program) error {
 	if err := c.send(b, &flags); err != nil {
 		return c.diagnose(p, err)
 	}
-	return nil
+	return c.applyRoutes(p) // policy_linux.go
 }
 
 // addProgram buffers p into nc for table t. Only the first maxRules rules
