@@ -123,6 +123,9 @@ type compiler struct {
 
 	synproxy []*pfconf.Rule // synproxy.go: inbound synproxy rules
 	diverts  []*pfconf.Rule // divert.go: divert-to and divert-reply rules
+	// routeto.go: route-to and reply-to targets and rules
+	routes     []routeTarget
+	routeRules []*pfconf.Rule
 }
 
 type tableSets struct {
@@ -344,8 +347,9 @@ func (c *compiler) assemble() {
 		return ch
 	}
 	in := base(ChainIn, hook(nftables.ChainTypeFilter, nftables.ChainHookPrerouting, 0), true, false, ChainFilterIn)
-	insertBeforeLast(in, c.synproxyACKs()) // synproxy.go
-	insertAt(in, 0, c.divertStateRules())  // divert.go
+	insertBeforeLast(in, c.synproxyACKs())   // synproxy.go
+	insertAt(in, 0, c.divertStateRules())    // divert.go
+	insertAt(in, 0, c.routeStateRules(true)) // routeto.go
 	if c.dropInvalid() {
 		// before the jump, after the skip rules (pf never sees those)
 		in.Rules = append(in.Rules[:len(in.Rules)-1], invalidDropRule(), in.Rules[len(in.Rules)-1])
@@ -368,7 +372,8 @@ func (c *compiler) assemble() {
 	c.prog.Chains = append(c.prog.Chains, c.scrubChains()...)
 	c.prog.Chains = append(c.prog.Chains, c.synproxyChains()...)
 	c.prog.Chains = append(c.prog.Chains, c.prioChains()...)
-	c.prog.Routes = c.divertRoutes()
+	c.prog.Chains = append(c.prog.Chains, c.routeChains()...)
+	c.prog.Routes = append(c.divertRoutes(), c.routePolicies()...)
 }
 
 // preState returns the rules a base filter chain has before the state

@@ -304,6 +304,28 @@
 // connections from a client's address get their answers. divert-packet
 // (a divert(4) socket) would be NFQUEUE and is refused.
 //
+// # Routing
+//
+// route-to (IF GW) on an inbound pass rule and reply-to (IF GW) on a
+// pass rule that keeps state are policy routing: each distinct target is
+// a number 1-255 in the packet mark field MetaMarkRouteMask and a routing
+// table nft.PolicyTableBase+N whose default route is via GW on IF
+// (Program.Routes; "route-to IF" is "default dev IF"). The rule sets the
+// mark of the packet it passes (route-to) and writes the target into the
+// connection's labels (byte 0 route-to, byte 1 reply-to: the connection
+// mark is full, and its rule number is overwritten by outbound rules);
+// hook_in's first rules mark the state's later packets before the routing
+// decision: the original direction for route-to, the replies for
+// reply-to; hook_route_out (type route, output -150) marks the replies
+// this host sends, which the kernel then routes again. Differences from
+// pf: packets to this host's own addresses are still delivered (the
+// kernel's local table comes first); route-to on outbound rules is
+// refused, because Linux routes a forwarded packet once, before outbound
+// rules see it (write it on the inbound rule); pools of several targets
+// are refused; dup-to is refused (the kernel's dup statement exists in the
+// ip and ip6 families, not in the inet table); pfsync does not carry the
+// labels, so a taken-over connection is routed by the tables.
+//
 // # Dynamic interface addresses
 //
 // "(if)", "(if:network)", "(if:broadcast)", "(if:peer)", "(if:0)" and with a

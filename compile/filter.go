@@ -121,7 +121,6 @@ func unsupported(r *pfconf.Rule) []string {
 		}
 	}
 	add(r.Queue != "" || r.PQueue != "", "queue "+r.Queue+": ALTQ queues are not supported (Linux has no ALTQ)")
-	add(r.RouteType != pfconf.RouteNone, "route-to, reply-to, dup-to and fastroute are not supported yet")
 	add(r.OS != "", "os fingerprints are not supported")
 	add(r.Prob != 0, "probability is not supported yet")
 	add(r.Rtable >= 0 && r.Rtable != 0, "rtable is not supported")
@@ -165,6 +164,13 @@ func (c *compiler) filterRule(r *pfconf.Rule, tagOnly bool) {
 	ok = c.checkPrio(r) && ok
 	ok = c.synproxyRule(r) && ok // synproxy.go
 	ok = c.checkDivert(r) && ok  // divert.go
+	if c.checkRoute(r) {         // routeto.go
+		if r.RouteType != pfconf.RouteNone {
+			c.noteRouteRule(r)
+		}
+	} else {
+		ok = false
+	}
 	if r.Action != pfconf.ActPass && r.Action != pfconf.ActBlock && r.Action != pfconf.ActMatch {
 		c.refuse(r, "action %d is not a filter action", r.Action)
 		return
@@ -312,6 +318,7 @@ func (c *compiler) verdicts(b *builder, r *pfconf.Rule, fam byte, out bool) ([]*
 					setMetaMark(b, MetaMarkSynproxy) // synproxy.go
 				}
 				c.divertPass(b, r, out) // divert.go
+				c.routePass(b, r, out)  // routeto.go
 				b.add("accept", &expr.Verdict{Kind: expr.VerdictAccept})
 			})
 		}

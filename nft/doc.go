@@ -96,7 +96,8 @@
 //
 // # Policy routing
 //
-// A Program's Routes (divert-to's local delivery) are routing rules
+// A Program's Routes (divert-to's local delivery, route-to and
+// reply-to's targets) are routing rules
 // "fwmark M/M lookup T" of priority PolicyRulePriority and a default
 // route in each table T; the tables PolicyTableBase to
 // PolicyTableBase+PolicyTables-1 and the rules of that priority pointing

@@ -49,7 +49,13 @@ func (r PolicyRoute) String() string {
 	}
 	route := fmt.Sprintf("local %s dev lo", def)
 	if !r.Local {
-		route = fmt.Sprintf("%s via %s dev %s", def, r.Gateway, r.Dev)
+		route = def
+		if r.Gateway.IsValid() {
+			route += " via " + r.Gateway.String()
+		}
+		if r.Dev != "" {
+			route += " dev " + r.Dev
+		}
 	}
 	return fmt.Sprintf("# ip %s rule add fwmark 0x%08x/0x%08x lookup %d priority %d; ip %s route add %s table %d",
 		fam, r.Mark, r.Mask, r.Table, PolicyRulePriority, fam, route, r.Table)

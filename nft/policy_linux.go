@@ -98,11 +98,14 @@ func addRoute(h *netlink.Handle, r PolicyRoute) error {
 	if r.Local {
 		dev = "lo"
 	}
-	link, err := h.LinkByName(dev)
-	if err != nil {
-		return fmt.Errorf("interface %s: %w", dev, err)
+	rt := &netlink.Route{Table: r.Table, Dst: dst, Protocol: PolicyProtocol, Family: fam}
+	if dev != "" {
+		link, err := h.LinkByName(dev)
+		if err != nil {
+			return fmt.Errorf("interface %s: %w", dev, err)
+		}
+		rt.LinkIndex = link.Attrs().Index
 	}
-	rt := &netlink.Route{Table: r.Table, Dst: dst, LinkIndex: link.Attrs().Index, Protocol: PolicyProtocol, Family: fam}
 	if r.Local {
 		rt.Type = unix.RTN_LOCAL
 		rt.Scope = netlink.SCOPE_HOST

@@ -244,7 +244,7 @@ type Program struct {
 	// wildcard call); missing ones are created empty.
 	Calls []string
 	// Routes are the policy routing the program needs (divert-to,
-	// route-to); see policy.go. Only the main ruleset's are applied.
+	// route-to, reply-to); see policy.go. Only the main ruleset's are applied.
 	Routes []PolicyRoute
 	// FromMain marks an anchor installed by the main ruleset's load.
 	FromMain bool
