@@ -3,6 +3,7 @@ package compile
 import (
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,5 +84,24 @@ pass in on eth3 proto tcp to port 9000 reply-to (eth3 198.51.100.150)
 `)
 	if err := try(); err != nil {
 		t.Fatalf("reply-to (eth3 198.51.100.150): %v", err)
+	}
+}
+
+// A route-to to an interface the host does not have is refused before
+// anything changes.
+func TestKernelRouteToMissingInterface(t *testing.T) {
+	b := newBed(t)
+	b.load(t, "block in on eth0 proto tcp to port 80\n")
+	rs := ruleset(t, "pass in on eth0 proto tcp to port 80 route-to (pfrfnone0 198.51.100.2)\n")
+	prog, err := Compile(rs, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = b.conn.Load(prog)
+	if err == nil || !strings.Contains(err.Error(), "pfrfnone0") || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Fatalf("Load: %v, want the missing interface named and nothing changed", err)
+	}
+	if _, err := b.client.Get(clientA, netip.MustParseAddrPort("198.51.100.20:80"), time.Second); err == nil {
+		t.Fatal("the old ruleset (block) is gone")
 	}
 }

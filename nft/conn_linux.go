@@ -128,6 +128,9 @@ func (c *Conn) Load(p *Program) error {
 		}
 		return c.install(p, false) // anchor_linux.go
 	}
+	if err := c.checkRoutes(p); err != nil { // policy_linux.go
+		return err
+	}
 	old, err := c.current()
 	if err != nil {
 		return err

@@ -43,6 +43,28 @@ func (c *Conn) applyRoutes(p *Program) error {
 	return nil
 }
 
+// checkRoutes refuses p before anything is changed when an interface its
+// Routes name does not exist (the kernel's routes need it).
+func (c *Conn) checkRoutes(p *Program) error {
+	if len(p.Routes) == 0 {
+		return nil
+	}
+	h, err := c.netlinkHandle()
+	if err != nil {
+		return fmt.Errorf("policy routing: %w", err)
+	}
+	defer h.Close()
+	for _, r := range p.Routes {
+		if r.Dev == "" || r.Local {
+			continue
+		}
+		if _, err := h.LinkByName(r.Dev); err != nil {
+			return fmt.Errorf("policy routing for mark %#x: interface %s does not exist (route-to and reply-to need it when the ruleset is loaded): %w; nothing was changed", r.Mark, r.Dev, err)
+		}
+	}
+	return nil
+}
+
 // removePolicyRoutes deletes pfcarp's routing rules and routes.
 func (c *Conn) removePolicyRoutes() error {
 	h, err := c.netlinkHandle()
