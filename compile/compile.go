@@ -126,6 +126,8 @@ type compiler struct {
 	// routeto.go: route-to and reply-to targets and rules
 	routes     []routeTarget
 	routeRules []*pfconf.Rule
+	boundIfs   []string // ifbound.go: interfaces of if-bound states
+	boundUsed  map[[2]uint32]bool
 }
 
 type tableSets struct {
@@ -350,6 +352,7 @@ func (c *compiler) assemble() {
 	insertBeforeLast(in, c.synproxyACKs())   // synproxy.go
 	insertAt(in, 0, c.divertStateRules())    // divert.go
 	insertAt(in, 0, c.routeStateRules(true)) // routeto.go
+	insertAt(in, 0, c.ifBoundRules(true))    // ifbound.go
 	if c.dropInvalid() {
 		// before the jump, after the skip rules (pf never sees those)
 		in.Rules = append(in.Rules[:len(in.Rules)-1], invalidDropRule(), in.Rules[len(in.Rules)-1])
@@ -358,6 +361,9 @@ func (c *compiler) assemble() {
 	// synproxy.go: after the state shortcut, before set skip (the proxy's
 	// SYN to a local server leaves on lo)
 	insertAt(out, len(c.preState(ChainOut))+2, c.synproxyOut())
+	fwd := base(ChainFwd, hook(nftables.ChainTypeFilter, nftables.ChainHookForward, 0), true, true, ChainFilterOut)
+	insertAt(fwd, 0, c.ifBoundRules(false)) // ifbound.go
+	insertAt(out, 0, c.ifBoundRules(false))
 	c.prog.Chains = []*nft.Chain{
 		{Name: ChainRDR, Rules: c.rdr},
 		{Name: ChainNAT, Rules: c.nat},
@@ -365,7 +371,7 @@ func (c *compiler) assemble() {
 		{Name: ChainFilterOut, Rules: c.filterOut},
 		base(ChainDNAT, hook(nftables.ChainTypeNAT, nftables.ChainHookPrerouting, -100), false, false, ChainRDR),
 		in,
-		base(ChainFwd, hook(nftables.ChainTypeFilter, nftables.ChainHookForward, 0), true, true, ChainFilterOut),
+		fwd,
 		out,
 		base(ChainSNAT, hook(nftables.ChainTypeNAT, nftables.ChainHookPostrouting, 100), false, true, ChainNAT),
 	}

@@ -360,10 +360,24 @@
 // statement expands to). What loads with a weaker effect than pf's, where
 // Linux has no equivalent of a hardening (reassemble tcp, modulate state),
 // loads with a warning in Program.Warnings naming the rule and the
-// difference; pfctl -f prints them and the daemon logs them. if-bound
-// states ("keep state (if-bound)", "set state-policy if-bound") load as
-// floating ones this way: conntrack does not bind a connection to an
-// interface. af-to (NAT64) is refused: netfilter has no stateful NAT64.
+// difference; pfctl -f prints them and the daemon logs them. af-to
+// (NAT64) is refused: netfilter has no stateful NAT64.
+//
+// if-bound states ("keep state (if-bound)", "set state-policy if-bound"):
+// conntrack does not bind a connection to an interface, so a keep-state
+// rule with if-bound, a direction and one interface writes the
+// interface's number (1-255) into the connection's labels (byte 2 for an
+// inbound rule, byte 3 for an outbound one), and hook_in, hook_fwd and
+// hook_out first send a packet of such a connection that crosses the
+// hook in the state's sense on another interface (inbound rule: the
+// original direction entering, replies leaving; outbound rule: the
+// reverse) to the filter rules (goto filter_in or filter_out), as pf
+// evaluates rules for a packet its if-bound state does not match.
+// Packets of the connection crossing the other way (a forward's leg out,
+// the replies coming in) pass by the state as with floating states: pf
+// would have one state per interface there, conntrack has one per
+// connection. if-bound rules without a direction or single interface load
+// floating, with a warning (see ifbound.go).
 // Features the compiled rules need beyond plain matching (synproxy) are
 // named in nft.Rule.Needs, so a kernel without them refuses the load
 // with the feature's name.

@@ -175,9 +175,7 @@ func (c *compiler) filterRule(r *pfconf.Rule, tagOnly bool) {
 		c.refuse(r, "action %d is not a filter action", r.Action)
 		return
 	}
-	if r.StateOpts.IfBound && r.Action == pfconf.ActPass && r.KeepState != pfconf.StateNone {
-		c.warnf(r.Pos, "if-bound: loaded as a floating state: Linux conntrack does not bind a connection to an interface, so its packets on other interfaces match the state too (pf evaluates the rules for them)")
-	}
+	c.ifBoundRule(r) // ifbound.go: numbers the interface or warns
 	if r.KeepState == pfconf.StateModulate {
 		c.warnf(r.Pos, "modulate state: loaded as keep state: Linux conntrack does not modulate TCP initial sequence numbers (the hosts' own are used)")
 	}
@@ -319,6 +317,9 @@ func (c *compiler) verdicts(b *builder, r *pfconf.Rule, fam byte, out bool) ([]*
 				}
 				c.divertPass(b, r, out) // divert.go
 				c.routePass(b, r, out)  // routeto.go
+				if r.KeepState != pfconf.StateNone {
+					c.setIfBound(b, r, out) // ifbound.go
+				}
 				b.add("accept", &expr.Verdict{Kind: expr.VerdictAccept})
 			})
 		}
