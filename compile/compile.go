@@ -113,12 +113,21 @@ type compiler struct {
 	tags       tagNames
 	profiles   []scrubProfile
 	prioUsed   [8]bool
+	prioPairs  [][2]uint8 // prio.go: the two-value set prio pairs
 
 	filterIn, filterOut, rdr, nat []*nft.Rule
 	scrubIn, scrubOut             []*nft.Rule
 	scrubUsed                     bool
 
 	anc *anchorState // anchor.go
+
+	synproxy []*pfconf.Rule // synproxy.go: inbound synproxy rules
+	diverts  []*pfconf.Rule // divert.go: divert-to and divert-reply rules
+	// routeto.go: route-to and reply-to targets and rules
+	routes     []routeTarget
+	routeRules []*pfconf.Rule
+	boundIfs   []string // ifbound.go: interfaces of if-bound states
+	boundUsed  map[[2]uint32]bool
 }
 
 type tableSets struct {
@@ -340,10 +349,21 @@ func (c *compiler) assemble() {
 		return ch
 	}
 	in := base(ChainIn, hook(nftables.ChainTypeFilter, nftables.ChainHookPrerouting, 0), true, false, ChainFilterIn)
+	insertBeforeLast(in, c.synproxyACKs())   // synproxy.go
+	insertAt(in, 0, c.divertStateRules())    // divert.go
+	insertAt(in, 0, c.routeStateRules(true)) // routeto.go
+	insertAt(in, 0, c.ifBoundRules(true))    // ifbound.go
 	if c.dropInvalid() {
 		// before the jump, after the skip rules (pf never sees those)
 		in.Rules = append(in.Rules[:len(in.Rules)-1], invalidDropRule(), in.Rules[len(in.Rules)-1])
 	}
+	out := base(ChainOut, hook(nftables.ChainTypeFilter, nftables.ChainHookOutput, 0), true, true, ChainFilterOut)
+	// synproxy.go: after the state shortcut, before set skip (the proxy's
+	// SYN to a local server leaves on lo)
+	insertAt(out, len(c.preState(ChainOut))+2, c.synproxyOut())
+	fwd := base(ChainFwd, hook(nftables.ChainTypeFilter, nftables.ChainHookForward, 0), true, true, ChainFilterOut)
+	insertAt(fwd, 0, c.ifBoundRules(false)) // ifbound.go
+	insertAt(out, 0, c.ifBoundRules(false))
 	c.prog.Chains = []*nft.Chain{
 		{Name: ChainRDR, Rules: c.rdr},
 		{Name: ChainNAT, Rules: c.nat},
@@ -351,11 +371,15 @@ func (c *compiler) assemble() {
 		{Name: ChainFilterOut, Rules: c.filterOut},
 		base(ChainDNAT, hook(nftables.ChainTypeNAT, nftables.ChainHookPrerouting, -100), false, false, ChainRDR),
 		in,
-		base(ChainFwd, hook(nftables.ChainTypeFilter, nftables.ChainHookForward, 0), true, true, ChainFilterOut),
-		base(ChainOut, hook(nftables.ChainTypeFilter, nftables.ChainHookOutput, 0), true, true, ChainFilterOut),
+		fwd,
+		out,
 		base(ChainSNAT, hook(nftables.ChainTypeNAT, nftables.ChainHookPostrouting, 100), false, true, ChainNAT),
 	}
 	c.prog.Chains = append(c.prog.Chains, c.scrubChains()...)
+	c.prog.Chains = append(c.prog.Chains, c.synproxyChains()...)
+	c.prog.Chains = append(c.prog.Chains, c.prioChains()...)
+	c.prog.Chains = append(c.prog.Chains, c.routeChains()...)
+	c.prog.Routes = append(c.divertRoutes(), c.routePolicies()...)
 }
 
 // preState returns the rules a base filter chain has before the state

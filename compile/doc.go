@@ -249,8 +249,82 @@
 // 6 and 7 first, 0 best effort), for the packet and, through the
 // connection mark (CtMarkPrioMask), for all later packets of the
 // connection in both directions, as pf keeps it with the state. set prio
-// with two values (pf's second one is for ACKs without data and lowdelay
-// packets) is refused: nftables cannot test for a segment without data.
+// with two values, (a, b), gives b to TCP segments with ACK and no data
+// and to packets with the lowdelay TOS bit, a to the others, as pf does:
+// each distinct pair is a CtMarkPrioMask value above the single
+// priorities (at most 7 pairs per ruleset), and hook_prio (filter
+// postrouting 40) chooses per packet (see prio.go); the pair needs a
+// state (pass or match rules that keep one).
+//
+// # SYN proxy
+//
+// synproxy state is the kernel's synproxy (nft_synproxy, SYN cookies), in
+// the input and forward hooks where it works; pf.conf's rules still decide
+// which SYNs it gets. Only inbound rules proxy (pfctl ignores synproxy on
+// outbound ones, and so does this compiler, with a warning). The chains:
+//
+//	hook_synproxy_raw  filter prerouting  -300  a synproxy rule's SYNs: notrack
+//	hook_synproxy_in   filter input        -10  packets with MetaMarkSynproxy: synproxy
+//	hook_synproxy_fwd  filter forward      -10  the same for forwarded connections
+//
+// The synproxy rule in filter_in passes an untracked SYN with the packet
+// mark bit MetaMarkSynproxy; hook_in passes a bare ACK matching a synproxy
+// rule with no established connection (the client's answer to the
+// cookie) to the proxy, marked too, before the invalid drop; hook_out
+// lets the proxy's SYN+ACK through and gives the connection the proxy
+// opens to the server (its SYN) the rule's state bits, tag, prio and
+// CtMarkPass, so it passes as a kept state. No conntrack entry exists
+// until the client's ACK carries a valid cookie: a SYN flood fills no
+// table. Differences from pf: the proxy announces MSS 1460 (IPv4) or 1440
+// (IPv6), pf the route's MTU minus headers; like pf's, it offers no
+// window scaling, timestamps or SACK. The raw chain sees packets before
+// rdr, so a synproxy rule with its own rdr-to or nat-to is refused; state
+// limits of a synproxy rule are not applied (warning). A bare ACK matching
+// a synproxy rule without a connection goes to the proxy, which drops it
+// unless it carries a cookie (pf would evaluate the rules for it).
+//
+// # Divert
+//
+// divert-to ADDR port PORT (inbound pass rules, TCP or UDP) is the
+// kernel's tproxy: the rule assigns the packet to the transparent local
+// socket bound to ADDR:PORT (tproxy finds the connection's own socket
+// first) and sets the packet mark bit MetaMarkDivert; the later packets
+// of its state (original direction) get the same in hook_in's first
+// rules. Program.Routes asks nft.Conn.Load for the policy routing that
+// delivers marked packets locally ("fwmark MetaMarkDivert lookup
+// nft.PolicyTableBase", whose default route is local via lo); Load
+// replaces pfcarp's routing rules and tables with the program's and
+// Delete removes them (see package nft). The socket keeps the original
+// destination as its local address, as with pf. Linux delivers only to
+// sockets with IP_TRANSPARENT (pf needs nothing of the program); when
+// none listens, the rule's packets are dropped (a second kernel rule with
+// the same match) rather than forwarded. divert-reply (outbound rules)
+// marks the replies of the rule's connections that belong to a
+// transparent local socket (socket transparent 1), so a proxy's
+// connections from a client's address get their answers. divert-packet
+// (a divert(4) socket) would be NFQUEUE and is refused.
+//
+// # Routing
+//
+// route-to (IF GW) on an inbound pass rule and reply-to (IF GW) on a
+// pass rule that keeps state are policy routing: each distinct target is
+// a number 1-255 in the packet mark field MetaMarkRouteMask and a routing
+// table nft.PolicyTableBase+N whose default route is via GW on IF
+// (Program.Routes; "route-to IF" is "default dev IF"). The rule sets the
+// mark of the packet it passes (route-to) and writes the target into the
+// connection's labels (byte 0 route-to, byte 1 reply-to: the connection
+// mark is full, and its rule number is overwritten by outbound rules);
+// hook_in's first rules mark the state's later packets before the routing
+// decision: the original direction for route-to, the replies for
+// reply-to; hook_route_out (type route, output -150) marks the replies
+// this host sends, which the kernel then routes again. Differences from
+// pf: packets to this host's own addresses are still delivered (the
+// kernel's local table comes first); route-to on outbound rules is
+// refused, because Linux routes a forwarded packet once, before outbound
+// rules see it (write it on the inbound rule); pools of several targets
+// are refused; dup-to is refused (the kernel's dup statement exists in the
+// ip and ip6 families, not in the inet table); pfsync does not carry the
+// labels, so a taken-over connection is routed by the tables.
 //
 // # Dynamic interface addresses
 //
@@ -286,7 +360,27 @@
 // statement expands to). What loads with a weaker effect than pf's, where
 // Linux has no equivalent of a hardening (reassemble tcp, modulate state),
 // loads with a warning in Program.Warnings naming the rule and the
-// difference; pfctl -f prints them and the daemon logs them.
+// difference; pfctl -f prints them and the daemon logs them. af-to
+// (NAT64) is refused: netfilter has no stateful NAT64.
+//
+// if-bound states ("keep state (if-bound)", "set state-policy if-bound"):
+// conntrack does not bind a connection to an interface, so a keep-state
+// rule with if-bound, a direction and one interface writes the
+// interface's number (1-255) into the connection's labels (byte 2 for an
+// inbound rule, byte 3 for an outbound one), and hook_in, hook_fwd and
+// hook_out first send a packet of such a connection that crosses the
+// hook in the state's sense on another interface (inbound rule: the
+// original direction entering, replies leaving; outbound rule: the
+// reverse) to the filter rules (goto filter_in or filter_out), as pf
+// evaluates rules for a packet its if-bound state does not match.
+// Packets of the connection crossing the other way (a forward's leg out,
+// the replies coming in) pass by the state as with floating states: pf
+// would have one state per interface there, conntrack has one per
+// connection. if-bound rules without a direction or single interface load
+// floating, with a warning (see ifbound.go).
+// Features the compiled rules need beyond plain matching (synproxy) are
+// named in nft.Rule.Needs, so a kernel without them refuses the load
+// with the feature's name.
 //
 // # Counters and records
 //

@@ -35,7 +35,7 @@ func (c *compiler) splitFilter(rules []*pfconf.Rule) (first []filterEntry, rest 
 		}
 		if !r.NAT.Empty() {
 			if r.AFTo {
-				c.refuse(r, "af-to (NAT64) is not supported")
+				c.refuse(r, "af-to (NAT64, translation between IPv4 and IPv6) is not supported: Linux netfilter has no stateful NAT64")
 				continue
 			}
 			c.translation(r, nft.KindFilter, r.NAT, false)
@@ -121,22 +121,16 @@ func unsupported(r *pfconf.Rule) []string {
 		}
 	}
 	add(r.Queue != "" || r.PQueue != "", "queue "+r.Queue+": ALTQ queues are not supported (Linux has no ALTQ)")
-	add(r.RouteType != pfconf.RouteNone, "route-to, reply-to, dup-to and fastroute are not supported yet")
 	add(r.OS != "", "os fingerprints are not supported")
 	add(r.Prob != 0, "probability is not supported yet")
 	add(r.Rtable >= 0 && r.Rtable != 0, "rtable is not supported")
-	add(r.DivertPort != 0 || r.DivertAddr.IsValid() || r.DivertReply, "divert-to and divert-reply are not supported")
+	add(r.DivertPort != 0 && !r.DivertAddr.IsValid(), "divert-packet (a divert socket) is not supported: its Linux equivalent is NFQUEUE (nft queue), which pfcarp does not compile")
 	add(r.Dnpipe != 0 || r.Dnrpipe != 0, "dummynet pipes and queues are not supported")
 	add(r.MaxPktRate.Limit != 0, "max-pkt-rate is not supported yet")
 	add(r.MaxPktSize != 0, "max-pkt-size is not supported yet")
 	add(r.Once, "once is not supported")
-	// The kernel's synproxy expression is valid in the input and forward
-	// hooks only; filter_in runs in prerouting and filter_out in output
-	// too, so every ruleset with it was refused at load.
-	add(r.KeepState == pfconf.StateSynproxy, "synproxy state is not supported yet: the kernel's synproxy works in the input and forward hooks only, and pf's rules are evaluated in prerouting and output here")
 	add(r.StateLimiterSet, "state limiters are not supported")
 	so := r.StateOpts
-	add(so.IfBound, "if-bound states are not supported: conntrack states are floating")
 	add(so.Pflow, "pflow is not supported")
 	for i, t := range so.Timeouts {
 		// src.track is how long a source node outlives its states; the
@@ -168,10 +162,20 @@ func (c *compiler) filterRule(r *pfconf.Rule, tagOnly bool) {
 	ok := c.refuseAll(r)
 	ok = c.checkLimits(r) && ok
 	ok = c.checkPrio(r) && ok
+	ok = c.synproxyRule(r) && ok // synproxy.go
+	ok = c.checkDivert(r) && ok  // divert.go
+	if c.checkRoute(r) {         // routeto.go
+		if r.RouteType != pfconf.RouteNone {
+			c.noteRouteRule(r)
+		}
+	} else {
+		ok = false
+	}
 	if r.Action != pfconf.ActPass && r.Action != pfconf.ActBlock && r.Action != pfconf.ActMatch {
 		c.refuse(r, "action %d is not a filter action", r.Action)
 		return
 	}
+	c.ifBoundRule(r) // ifbound.go: numbers the interface or warns
 	if r.KeepState == pfconf.StateModulate {
 		c.warnf(r.Pos, "modulate state: loaded as keep state: Linux conntrack does not modulate TCP initial sequence numbers (the hosts' own are used)")
 	}
@@ -272,6 +276,15 @@ func (c *compiler) verdicts(b *builder, r *pfconf.Rule, fam byte, out bool) ([]*
 		verdict(b)
 		return b
 	}
+	// synproxy.go: an untracked SYN for the proxy cannot meet the
+	// statements that read the connection mark (the rule would break)
+	pre := c.synproxyUntracked(b, r, out, finish)
+	// divert.go: when tproxy finds no transparent socket, the pass breaks
+	// and this drop (same match) stops the packet from being forwarded
+	var post []*builder
+	if r.Action == pfconf.ActPass && r.DivertAddr.IsValid() && !out && c.diverting(r) {
+		post = append(post, finish(b.clone(), func(b *builder) { b.add("drop", &expr.Verdict{Kind: expr.VerdictDrop}) }))
+	}
 	// Tags: match and quick rules set theirs here; the other rules' tags
 	// were set in file order (see filter).
 	if r.Action == pfconf.ActMatch || r.Quick {
@@ -299,6 +312,14 @@ func (c *compiler) verdicts(b *builder, r *pfconf.Rule, fam byte, out bool) ([]*
 					}
 					setMark(b, bits, nr)
 				}
+				if c.synproxyMarks(r, out) {
+					setMetaMark(b, MetaMarkSynproxy) // synproxy.go
+				}
+				c.divertPass(b, r, out) // divert.go
+				c.routePass(b, r, out)  // routeto.go
+				if r.KeepState != pfconf.StateNone {
+					c.setIfBound(b, r, out) // ifbound.go
+				}
 				b.add("accept", &expr.Verdict{Kind: expr.VerdictAccept})
 			})
 		}
@@ -308,9 +329,9 @@ func (c *compiler) verdicts(b *builder, r *pfconf.Rule, fam byte, out bool) ([]*
 				b.add("drop", &expr.Verdict{Kind: expr.VerdictDrop})
 				return b
 			}
-			return c.limitTails(b, r, fam, pass, drop), true
+			return append(append(pre, c.limitTails(b, r, fam, pass, drop)...), post...), true
 		}
-		return []*builder{pass(b)}, true
+		return append(append(pre, pass(b)), post...), true
 	}
 	// block
 	rst := func(b *builder) {

@@ -1,10 +1,13 @@
 package compile
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vishvananda/netlink"
 
 	"github.com/pfcarp/pfcarp/internal/testenv"
 	"github.com/pfcarp/pfcarp/nft"
@@ -16,6 +19,22 @@ import (
 func TestKernelLoadsGoldens(t *testing.T) {
 	testenv.RequireRoot(t)
 	ns := nfttest.New(t, "hk-gold")
+	// the test host's interfaces, for the routes of route-to and reply-to
+	// (veth pairs: this kernel may have no dummy interfaces)
+	for i, ifc := range testHost.Interfaces {
+		if ifc.Name == "lo" {
+			continue
+		}
+		err := ns.Do(func() error {
+			return netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: ifc.Name}, PeerName: fmt.Sprintf("pfrfp%d", i)})
+		})
+		if err != nil {
+			t.Fatalf("dummy %s: %v", ifc.Name, err)
+		}
+		for _, a := range ifc.Addrs {
+			ns.AddrUp(t, ifc.Name, a.Prefix)
+		}
+	}
 	conn := nft.Open(nft.WithNetNS(ns.FD()), nft.WithHost(testHost))
 	files, err := filepath.Glob("testdata/*.pf")
 	if err != nil || len(files) == 0 {

@@ -97,6 +97,12 @@ func (c *compiler) setPrio(b *builder, r *pfconf.Rule, keep bool) {
 	b.add(fmt.Sprintf("meta priority set 0:%d", p),
 		&expr.Immediate{Register: 1, Data: u32(p)},
 		&expr.Meta{Key: expr.MetaKeyPRIORITY, Register: 1, SourceRegister: true})
+	if r.SetPrio[1] != r.SetPrio[0] {
+		if v, ok := c.prioPair(r); ok && keep { // prio.go
+			setMarkField(b, CtMarkPrioMask, v<<ctMarkPrioShift, fmt.Sprintf("prio (%d, %d)", r.SetPrio[0], r.SetPrio[1]))
+		}
+		return
+	}
 	if keep && p < 8 {
 		c.prioUsed[p] = true
 		setMarkField(b, CtMarkPrioMask, (p+1)<<ctMarkPrioShift, fmt.Sprintf("prio %d", p))
@@ -106,8 +112,8 @@ func (c *compiler) setPrio(b *builder, r *pfconf.Rule, keep bool) {
 // checkPrio refuses the set prio forms that cannot be enforced.
 func (c *compiler) checkPrio(r *pfconf.Rule) bool {
 	if r.SetPrioSet && r.SetPrio[1] != r.SetPrio[0] {
-		c.refuse(r, "set prio (%d, %d): a second priority for TCP ACKs without data and lowdelay packets is not supported (nftables cannot test for a segment without data); give one", r.SetPrio[0], r.SetPrio[1])
-		return false
+		_, ok := c.prioPair(r) // prio.go
+		return ok
 	}
 	return true
 }

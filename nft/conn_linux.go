@@ -128,6 +128,9 @@ func (c *Conn) Load(p *Program) error {
 		}
 		return c.install(p, false) // anchor_linux.go
 	}
+	if err := c.checkRoutes(p); err != nil { // policy_linux.go
+		return err
+	}
 	old, err := c.current()
 	if err != nil {
 		return err
@@ -154,7 +157,7 @@ func (c *Conn) Load(p *Program) error {
 	if err := c.send(b, &flags); err != nil {
 		return c.diagnose(p, err)
 	}
-	return nil
+	return c.applyRoutes(p) // policy_linux.go
 }
 
 // addProgram buffers p into nc for table t. Only the first maxRules rules

@@ -93,4 +93,15 @@
 // them in one transaction, for the daemon to call when addresses change.
 // Their names (DynIfSetName) say which interface and modifiers they
 // follow, so RefreshDynIf needs nothing but the kernel's table.
+//
+// # Policy routing
+//
+// A Program's Routes (divert-to's local delivery, route-to and
+// reply-to's targets) are routing rules
+// "fwmark M/M lookup T" of priority PolicyRulePriority and a default
+// route in each table T; the tables PolicyTableBase to
+// PolicyTableBase+PolicyTables-1 and the rules of that priority pointing
+// to them are pfcarp's, marked with protocol PolicyProtocol. Load
+// replaces them with the program's after the nftables transaction, Delete
+// removes them; other rules and tables are never touched.
 package nft

@@ -243,6 +243,9 @@ type Program struct {
 	// Calls are the anchor paths the rules jump to ("relayd/*" for a
 	// wildcard call); missing ones are created empty.
 	Calls []string
+	// Routes are the policy routing the program needs (divert-to,
+	// route-to, reply-to); see policy.go. Only the main ruleset's are applied.
+	Routes []PolicyRoute
 	// FromMain marks an anchor installed by the main ruleset's load.
 	FromMain bool
 	noMeta   bool // install's helper programs (empty and dispatch chains)
@@ -303,6 +306,9 @@ func (p *Program) String() string {
 		b.WriteString("\t}\n")
 	}
 	b.WriteString("}\n")
+	for _, r := range p.Routes {
+		b.WriteString(r.String() + "\n")
+	}
 	for _, a := range p.Anchors {
 		fmt.Fprintf(&b, "# anchor %q\n", a.Anchor)
 		b.WriteString(a.String())

@@ -214,7 +214,10 @@ func (c *Conn) Delete() error {
 		return err
 	}
 	b.DelTable(t)
-	return c.send(b, nil)
+	if err := c.send(b, nil); err != nil {
+		return err
+	}
+	return c.removePolicyRoutes() // policy_linux.go
 }
 
 // TableSetName is the name of the set that holds the IPv4 (v6 false) or

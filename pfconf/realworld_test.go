@@ -26,7 +26,7 @@ const realworldParsedRatchet = 112
 
 // realworldCompiledRatchet holds the files that compile.Compile accepts
 // (the kernel loads what it accepts: compile's TestKernelLoadsGoldens).
-const realworldCompiledRatchet = 78
+const realworldCompiledRatchet = 90
 
 const realworldDir = "testdata/realworld"
 
