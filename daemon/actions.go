@@ -22,6 +22,9 @@ const hookTimeout = 30 * time.Second
 type actions struct {
 	d      *Daemon
 	owners map[string]VIPOwner // by parent interface
+	// masterSince: when each group (parent/vhid) last became MASTER; only
+	// the CARP loop touches it.
+	masterSince map[string]time.Time
 }
 
 // BecomeMaster leases the VIPs (the guard lets them answer) before they
@@ -40,6 +43,10 @@ func (a *actions) BecomeMaster(t carp.Transition, vips []netip.Prefix) error {
 	if s := a.d.syncer(); s != nil {
 		s.TakeOver()
 	}
+	if a.masterSince == nil {
+		a.masterSince = map[string]time.Time{}
+	}
+	a.masterSince[fmt.Sprintf("%s/%d", t.Parent, t.VHID)] = t.At
 	a.d.remember(t)
 	a.hook(a.d.config().CARPUpCmd, t, vips)
 	return nil
@@ -68,10 +75,16 @@ func (a *actions) Announce(parent string, vhid uint8, vips []netip.Prefix) error
 	}
 	// Another master: a split brain, whose other side may have carried
 	// our connections on and opened others we never heard of (their
-	// updates were lost with the link): ask it for its table.
+	// updates were lost with the link): ask it for its table. Only when we
+	// have been master for longer than the other side needed to become
+	// one without hearing us (three advertisement intervals); before that
+	// it is the master we have just preempted, whose table we had.
 	if s := a.d.syncer(); s != nil {
 		s.TakeOver()
-		s.Refresh("another master heard: a healed split brain")
+		since, ok := a.masterSince[fmt.Sprintf("%s/%d", parent, vhid)]
+		if ok && a.d.clk.Now().Sub(since) >= 3*leaseTTL(a.d.config()) {
+			s.Refresh("another master heard: a healed split brain")
+		}
 	}
 	return o.Announce(vips)
 }
