@@ -120,7 +120,6 @@ func unsupported(r *pfconf.Rule) []string {
 			out = append(out, msg)
 		}
 	}
-	add(r.Queue != "" || r.PQueue != "", "queue "+r.Queue+": ALTQ queues are not supported (Linux has no ALTQ)")
 	add(r.RouteType != pfconf.RouteNone, "route-to, reply-to, dup-to and fastroute are not supported yet")
 	add(r.OS != "", "os fingerprints are not supported")
 	add(r.Prob != 0, "probability is not supported yet")
@@ -168,6 +167,7 @@ func (c *compiler) filterRule(r *pfconf.Rule, tagOnly bool) {
 	ok := c.refuseAll(r)
 	ok = c.checkLimits(r) && ok
 	ok = c.checkPrio(r) && ok
+	ok = c.checkQueue(r) && ok
 	if r.Action != pfconf.ActPass && r.Action != pfconf.ActBlock && r.Action != pfconf.ActMatch {
 		c.refuse(r, "action %d is not a filter action", r.Action)
 		return
@@ -279,6 +279,7 @@ func (c *compiler) verdicts(b *builder, r *pfconf.Rule, fam byte, out bool) ([]*
 	}
 	keep := r.KeepState != pfconf.StateNone || r.Action == pfconf.ActMatch
 	c.setPrio(b, r, keep)
+	c.setQueue(b, r) // queue.go
 	// A stateless pass rule's packets each meet the rule again and set it
 	// again; its connection's other packets (replies) get the profile too.
 	c.setProfile(b, r)
@@ -298,6 +299,7 @@ func (c *compiler) verdicts(b *builder, r *pfconf.Rule, fam byte, out bool) ([]*
 						nr = 0 // the mark numbers main ruleset rules only
 					}
 					setMark(b, bits, nr)
+					c.keepQueue(b, out)
 				}
 				b.add("accept", &expr.Verdict{Kind: expr.VerdictAccept})
 			})

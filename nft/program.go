@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+
+	"github.com/pfcarp/pfcarp/tc"
 )
 
 // TableName is the nftables table pfcarp owns (family inet).
@@ -245,7 +247,10 @@ type Program struct {
 	Calls []string
 	// FromMain marks an anchor installed by the main ruleset's load.
 	FromMain bool
-	noMeta   bool // install's helper programs (empty and dispatch chains)
+	// Queues is the ruleset's qdisc trees (nil: none), which the loader
+	// installs with tc.Apply.
+	Queues *tc.Plan
+	noMeta bool // install's helper programs (empty and dispatch chains)
 }
 
 // Record returns the record of ref's pf rule, if any.
