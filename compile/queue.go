@@ -35,8 +35,8 @@ func (c *compiler) queueDecls() {
 			c.warns = append(c.warns, w)
 		}
 	}
+	c.plan = plan
 	if !plan.Empty() {
-		c.plan = plan
 		c.prog.Queues = plan
 	}
 }
@@ -51,7 +51,9 @@ func (c *compiler) checkQueue(r *pfconf.Rule) bool {
 		return false
 	}
 	if _, ok := c.plan.ClassID(r.Queue); !ok {
-		c.refuse(r, "queue %s is not defined: no interface has a queue of that name", r.Queue)
+		if !c.plan.Declared[r.Queue] { // else its declaration is refused
+			c.refuse(r, "queue %s is not defined: no interface has a queue of that name", r.Queue)
+		}
 		return false
 	}
 	if r.Action == pfconf.ActBlock {
@@ -77,7 +79,7 @@ func (c *compiler) setQueue(b *builder, r *pfconf.Rule) {
 // for an inbound rule, the original direction's for an outbound one (the
 // state's first packet is in the original direction).
 func (c *compiler) keepQueue(b *builder, out bool) {
-	if c.plan == nil {
+	if c.plan.Empty() {
 		return
 	}
 	word := CtLabelReplyWord
@@ -94,7 +96,7 @@ func (c *compiler) keepQueue(b *builder, out bool) {
 // in hook_fwd and hook_out before the state shortcut, on the interfaces
 // that have queues (elsewhere the set prio or the kernel's priority stays).
 func (c *compiler) queueRules() []*nft.Rule {
-	if c.plan == nil {
+	if c.plan.Empty() {
 		return nil
 	}
 	var out []*nft.Rule

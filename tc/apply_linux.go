@@ -96,14 +96,20 @@ func applyIface(l netlink.Link, ifc *Iface) error {
 			root.Type(), netlink.HandleStr(root.Attrs().Handle), l.Attrs().Name)
 	}
 	q := rootFor(l.Attrs().Index, ifc)
-	inPlace := root != nil && ours(root) && root.Type() == q.Type()
-	if inPlace {
-		err = netlink.QdiscChange(q)
-	} else {
-		err = netlink.QdiscReplace(q)
-	}
-	if err != nil {
-		return fmt.Errorf("%s root qdisc: %w", ifc.Kind, err)
+	inPlace := root != nil && ours(root) && sameRoot(root, q)
+	switch {
+	case inPlace: // the classes change in place, traffic keeps flowing
+	case root != nil && ours(root):
+		// HTB cannot change its default class: a new tree (packets
+		// sent meanwhile go out unshaped, through the kernel's default)
+		if err := netlink.QdiscDel(root); err != nil {
+			return fmt.Errorf("removing the old root qdisc: %w", err)
+		}
+		fallthrough
+	default:
+		if err := netlink.QdiscReplace(q); err != nil {
+			return fmt.Errorf("%s root qdisc: %w", ifc.Kind, err)
+		}
 	}
 	if ifc.Kind == FqCodel {
 		return nil
@@ -129,6 +135,23 @@ func applyIface(l netlink.Link, ifc *Iface) error {
 		}
 	}
 	return nil
+}
+
+// sameRoot reports whether the root qdisc have can stay for want: same
+// kind and options (HTB cannot change them in place).
+func sameRoot(have, want netlink.Qdisc) bool {
+	switch w := want.(type) {
+	case *netlink.Htb:
+		h, ok := have.(*netlink.Htb)
+		return ok && h.Defcls == w.Defcls
+	case *netlink.Hfsc:
+		h, ok := have.(*netlink.Hfsc)
+		return ok && h.Defcls == w.Defcls
+	case *netlink.FqCodel:
+		h, ok := have.(*netlink.FqCodel)
+		return ok && h.Flows == w.Flows && (w.Limit == 0 || h.Limit == w.Limit) && (w.Quantum == 0 || h.Quantum == w.Quantum)
+	}
+	return false
 }
 
 func rootFor(index int, ifc *Iface) netlink.Qdisc {
@@ -180,21 +203,18 @@ func removeStale(l netlink.Link, keep map[uint32]bool) error {
 		for _, c := range cs {
 			parents[c.Attrs().Parent] = true
 		}
-		var rest []netlink.Class
+		deleted := 0
 		for _, c := range cs {
-			if keep[c.Attrs().Handle] || c.Attrs().Handle>>16 != uint32(Major) {
-				continue
-			}
-			if parents[c.Attrs().Handle] {
-				rest = append(rest, c)
+			if keep[c.Attrs().Handle] || c.Attrs().Handle>>16 != uint32(Major) || parents[c.Attrs().Handle] {
 				continue
 			}
 			if err := netlink.ClassDel(c); err != nil {
 				return fmt.Errorf("removing class %s: %w", netlink.HandleStr(c.Attrs().Handle), err)
 			}
+			deleted++
 		}
-		if len(rest) == len(cs) {
-			break
+		if deleted == 0 {
+			break // what is left is kept, or parents of kept classes
 		}
 		if cs, err = netlink.ClassList(l, 0); err != nil {
 			return err

@@ -116,6 +116,8 @@ type Plan struct {
 	Ifaces []*Iface
 	// IDs are the queue names' minors.
 	IDs map[string]uint16
+	// Declared are all queue names of the ruleset, refused ones too.
+	Declared map[string]bool
 	// Warnings name what loads with a difference from pf
 	// (file:line:col: text).
 	Warnings []string
@@ -193,7 +195,7 @@ func Build(rs *pfconf.Ruleset, has Features) (*Plan, []Error) {
 	if has == nil {
 		has = Mainline
 	}
-	b := &builder{has: has, plan: &Plan{IDs: map[string]uint16{}}, ifaces: map[string]*ifState{}, src: rs.Sources}
+	b := &builder{has: has, plan: &Plan{IDs: map[string]uint16{}, Declared: map[string]bool{}}, ifaces: map[string]*ifState{}, src: rs.Sources}
 	for _, d := range rs.Decls {
 		a, ok := d.(*pfconf.AltqDecl)
 		if !ok {
@@ -267,6 +269,9 @@ func (b *builder) minor(pos pfconf.Pos, name string) uint16 {
 }
 
 func (b *builder) add(pos pfconf.Pos, q pfconf.Queue) {
+	if q.Name != "" {
+		b.plan.Declared[q.Name] = true
+	}
 	st := b.ifaces[q.Ifname]
 	root := q.Parent == "" && (q.Name == "" || q.Sched == "")
 	if st == nil {
