@@ -223,6 +223,15 @@ type ifState struct {
 	defName string
 }
 
+func (st *ifState) class(minor uint16) *Class {
+	for _, c := range st.iface.Classes {
+		if c.Minor == minor {
+			return c
+		}
+	}
+	return nil
+}
+
 type builder struct {
 	has    Features
 	plan   *Plan
@@ -337,7 +346,7 @@ func (b *builder) addClass(st *ifState, pos pfconf.Pos, c *Class, parent *Class,
 		st.byName[c.Name] = c
 	}
 	if isDefault {
-		if st.defName != "" {
+		if st.iface.Default != 0 {
 			b.errorf(pos, "queue %s: %s already has the default queue %s", c.Name, st.iface.Name, st.defName)
 		}
 		st.defName, st.defPos = c.Name, pos
@@ -447,7 +456,7 @@ func (b *builder) htbALTQ(st *ifState, pos pfconf.Pos, q pfconf.Queue) {
 	st.iface.Kind = HTB
 	if q.Name == "" { // altq on IF
 		st.bw = q.Bandwidth
-		b.addClass(st, pos, &Class{Minor: rootMinor, Rate: q.Bandwidth, Ceil: q.Bandwidth}, nil, false)
+		b.addClass(st, pos, &Class{Minor: rootMinor, Rate: q.Bandwidth, Ceil: q.Bandwidth, Leaf: &Leaf{Kind: Pfifo, Limit: qlimit(q)}}, nil, q.Default)
 		return
 	}
 	parent := b.parentOf(st, pos, q)
@@ -537,8 +546,16 @@ func (b *builder) finish() {
 		if st.bad {
 			continue
 		}
-		if st.iface.Kind != FqCodel && st.defName == "" {
+		if st.iface.Kind != FqCodel && st.iface.Default == 0 {
 			b.errorf(st.pos, "interface %s has no default queue", name)
+			continue
+		}
+		if d := st.class(st.iface.Default); d != nil && d.Leaf == nil {
+			what := "queue " + d.Name
+			if d.Name == "" {
+				what = "the root queue of " + name
+			}
+			b.errorf(st.defPos, "the default queue is %s, which has child queues: not supported (Linux HTB and HFSC queue packets in leaf classes only)", what)
 			continue
 		}
 		if len(st.priq) > 0 {

@@ -161,6 +161,7 @@ func TestRefusals(t *testing.T) {
 		{"queue r on eth0 bandwidth 10M\nqueue a parent r bandwidth 1M\n", "1:1: interface eth0 has no default queue"},
 		{"altq on eth0 fairq bandwidth 1Mb queue { a }\nqueue a fairq(default)\n", "1:1: fairq queues are not supported: Linux has no FAIRQ scheduler"},
 		{"queue r on eth0 bandwidth 10M\nqueue a parent r bandwidth 1M default\nqueue b parent r bandwidth 1M default\n", "3:1: queue b: eth0 already has the default queue a"},
+		{"altq on eth0 cbq(default) bandwidth 100Kb queue q\nqueue q priority 4\n", "1:1: the default queue is the root queue of eth0, which has child queues: not supported (Linux HTB and HFSC queue packets in leaf classes only)"},
 	} {
 		rs := rulesetOf(t, tc.src)
 		_, errs := Build(rs, htbOnly)
