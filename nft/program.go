@@ -308,6 +308,10 @@ func (p *Program) String() string {
 		b.WriteString("\t}\n")
 	}
 	b.WriteString("}\n")
+	if p.Queues != nil && !p.Queues.Empty() {
+		b.WriteString("# queues (tc)\n")
+		b.WriteString(p.Queues.String())
+	}
 	for _, a := range p.Anchors {
 		fmt.Fprintf(&b, "# anchor %q\n", a.Anchor)
 		b.WriteString(a.String())

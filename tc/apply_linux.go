@@ -13,10 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// leafMajor is the handle major of the qdisc of the leaf class with minor m
-// (minors are below 0x1000, see maxMinor).
-func leafMajor(m uint16) uint16 { return 0xd000 | m }
-
 // Apply installs p in the network namespace of the calling thread: each
 // interface of p gets pfcarp's tree as its root qdisc (changed in place
 // when the root already is pfcarp's of the same kind, else replacing the

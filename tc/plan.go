@@ -64,6 +64,7 @@ package tc
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/pfcarp/pfcarp/pfconf"
 )
@@ -106,6 +107,10 @@ type Features func(kind string) bool
 // Mainline is a kernel with every qdisc kind a stock distribution kernel
 // builds (for compiling without a kernel at hand).
 func Mainline(string) bool { return true }
+
+// leafMajor is the handle major of the qdisc of the leaf class with minor m
+// (minors are below 0x1000, see maxMinor).
+func leafMajor(m uint16) uint16 { return 0xd000 | m }
 
 // Handle is the tc handle Major:minor.
 func Handle(minor uint16) uint32 { return uint32(Major)<<16 | uint32(minor) }
@@ -593,4 +598,67 @@ func (p *Plan) Leaves() map[string]bool {
 		}
 	}
 	return out
+}
+
+// String is the plan as tc(8) commands would build it (pfctl -nvvv).
+func (p *Plan) String() string {
+	var b strings.Builder
+	h := func(m uint16) string { return fmt.Sprintf("%x:%x", Major, m) }
+	for _, ifc := range p.Ifaces {
+		if ifc.Kind == FqCodel {
+			fmt.Fprintf(&b, "qdisc replace dev %s root handle %x: fq_codel%s\n", ifc.Name, Major, ifc.Leaf.opts())
+			continue
+		}
+		fmt.Fprintf(&b, "qdisc replace dev %s root handle %x: %s default %x\n", ifc.Name, Major, ifc.Kind, ifc.Default)
+		for _, c := range ifc.Classes {
+			parent := fmt.Sprintf("%x:", Major)
+			if c.Parent != 0 {
+				parent = h(c.Parent)
+			}
+			fmt.Fprintf(&b, "class replace dev %s parent %s classid %s %s", ifc.Name, parent, h(c.Minor), ifc.Kind)
+			if ifc.Kind == HFSC {
+				for _, sc := range []struct {
+					n string
+					c pfconf.Curve
+				}{{"rt", c.RT}, {"ls", c.LS}, {"ul", c.UL}} {
+					if sc.c.M2 != 0 {
+						fmt.Fprintf(&b, " %s m1 %dbit d %dms m2 %dbit", sc.n, sc.c.M1, sc.c.D, sc.c.M2)
+					}
+				}
+			} else {
+				fmt.Fprintf(&b, " rate %dbit ceil %dbit prio %d", c.Rate, c.Ceil, c.Prio)
+				if c.Burst != 0 {
+					fmt.Fprintf(&b, " burst %d", c.Burst)
+				}
+				if c.Cburst != 0 {
+					fmt.Fprintf(&b, " cburst %d", c.Cburst)
+				}
+				if c.Quantum != 0 {
+					fmt.Fprintf(&b, " quantum %d", c.Quantum)
+				}
+			}
+			if c.Name != "" {
+				fmt.Fprintf(&b, " # queue %s", c.Name)
+			}
+			b.WriteByte('\n')
+			if c.Leaf != nil {
+				fmt.Fprintf(&b, "qdisc replace dev %s parent %s handle %x: %s%s\n", ifc.Name, h(c.Minor), leafMajor(c.Minor), c.Leaf.Kind, c.Leaf.opts())
+			}
+		}
+	}
+	return b.String()
+}
+
+func (l Leaf) opts() string {
+	var s string
+	if l.Limit != 0 {
+		s += fmt.Sprintf(" limit %d", l.Limit)
+	}
+	if l.Flows != 0 {
+		s += fmt.Sprintf(" flows %d", l.Flows)
+	}
+	if l.Quantum != 0 {
+		s += fmt.Sprintf(" quantum %d", l.Quantum)
+	}
+	return s
 }
