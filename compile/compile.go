@@ -232,6 +232,10 @@ func (c *compiler) stickyTimeout() time.Duration {
 func (c *compiler) decls() {
 	for _, d := range c.rs.Decls {
 		switch d := d.(type) {
+		case *pfconf.AltqDecl:
+			if c.prog.Anchor != "" { // the main ruleset's: queueDecls
+				c.errorf(d.Pos, "queues in an anchor are not supported: pf defines queues in the main ruleset")
+			}
 		case *pfconf.LimiterDecl:
 			c.errorf(d.Pos, "state limiters are not supported")
 		case *pfconf.TableDecl:

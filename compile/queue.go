@@ -50,6 +50,10 @@ func (c *compiler) checkQueue(r *pfconf.Rule) bool {
 		c.refuse(r, "queue (%s, %s): a second queue for TCP ACKs without data and lowdelay packets is not supported (nftables cannot test for a segment without data); give one", r.Queue, r.PQueue)
 		return false
 	}
+	if c.plan == nil { // an anchor: queues belong to the main ruleset
+		c.refuse(r, "queue %s in an anchor is not supported: the anchor does not know the main ruleset's queues", r.Queue)
+		return false
+	}
 	if _, ok := c.plan.ClassID(r.Queue); !ok {
 		if !c.plan.Declared[r.Queue] { // else its declaration is refused
 			c.refuse(r, "queue %s is not defined: no interface has a queue of that name", r.Queue)
