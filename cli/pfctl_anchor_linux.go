@@ -6,15 +6,19 @@ import (
 	"strings"
 
 	"github.com/pfcarp/pfcarp/nft"
+	"github.com/pfcarp/pfcarp/tc"
 )
 
 // install loads prog: the main ruleset (keeping anchors it does not
-// define) or one anchor.
+// define) with its queues, or one anchor.
 func install(prog *nft.Program) error {
 	if prog.Anchor != "" {
 		return nft.Open().LoadAnchor(prog)
 	}
-	return nft.Open().Load(prog)
+	if err := nft.Open().Load(prog); err != nil {
+		return err
+	}
+	return tc.Apply(prog.Queues) // the queues' qdiscs
 }
 
 // showAnchors prints the anchors under parent (the main ruleset when ""),

@@ -8,6 +8,7 @@ import (
 	"github.com/pfcarp/pfcarp/compile"
 	"github.com/pfcarp/pfcarp/pfconf"
 	"github.com/pfcarp/pfcarp/pfload"
+	"github.com/pfcarp/pfcarp/tc"
 )
 
 // loadRuleset compiles rs with the anchors of its "load anchor" statements
@@ -16,7 +17,7 @@ import (
 // -s ...). A refusal names the rule, its line and the reason, and nothing
 // is changed.
 func loadRuleset(env *Env, rs *pfload.Ruleset, k *kernelFlags, verbose int) error {
-	prog, err := compile.CompileLoad(rs, compile.Options{})
+	prog, err := compile.CompileLoad(rs, compile.Options{Queues: tc.Kernel})
 	if err != nil {
 		var el *pfconf.ErrorList
 		if errors.As(err, &el) {

@@ -14,6 +14,7 @@ import (
 	"github.com/pfcarp/pfcarp/compile"
 	"github.com/pfcarp/pfcarp/daemon"
 	"github.com/pfcarp/pfcarp/nft"
+	"github.com/pfcarp/pfcarp/tc"
 )
 
 // runKernelOps carries out -e/-d, -F, -t/-T and -s against the loaded
@@ -88,6 +89,12 @@ func flush(env *Env, c *nft.Conn, what string) error {
 			return err
 		}
 		io.WriteString(env.Stderr, "nat cleared\n")
+	}
+	if what == "all" {
+		if err := tc.Remove(); err != nil {
+			return err
+		}
+		io.WriteString(env.Stderr, "altq cleared\n")
 	}
 	if what == "Tables" || all {
 		names, err := c.Tables()

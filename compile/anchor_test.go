@@ -7,6 +7,7 @@ import (
 	"github.com/google/nftables/expr"
 
 	"github.com/pfcarp/pfcarp/nft"
+	"github.com/pfcarp/pfcarp/pfconf"
 )
 
 func TestResolveAnchor(t *testing.T) {
@@ -198,5 +199,24 @@ func TestCompileLoadAnchorRefused(t *testing.T) {
 	}
 	if _, err := Compile(rs, Options{LoadAnchors: true}); err != nil {
 		t.Errorf("with LoadAnchors: %v", err)
+	}
+}
+
+// An anchor's rule with a queue is refused by name (the queues are the
+// main ruleset's), never a panic.
+func TestAnchorQueueRefused(t *testing.T) {
+	rs := ruleset(t, "queue r on eth0 bandwidth 1M\nqueue ssh parent r bandwidth 1M default\npass out proto tcp to port 22 queue ssh\n")
+	_, err := CompileAnchor("a", rs, Options{})
+	el, ok := err.(*pfconf.ErrorList)
+	if !ok {
+		t.Fatalf("CompileAnchor: %v", err)
+	}
+	var all []string
+	for _, e := range el.List {
+		all = append(all, e.Error())
+	}
+	got := strings.Join(all, "\n")
+	if !strings.Contains(got, "queue ssh in an anchor is not supported") || !strings.Contains(got, "1:1: queues in an anchor are not supported") {
+		t.Fatalf("CompileAnchor:\n%s", got)
 	}
 }

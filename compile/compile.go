@@ -12,6 +12,7 @@ import (
 	"github.com/pfcarp/pfcarp/netdb"
 	"github.com/pfcarp/pfcarp/nft"
 	"github.com/pfcarp/pfcarp/pfconf"
+	"github.com/pfcarp/pfcarp/tc"
 )
 
 // Connection mark layout: the contract with pfsync and with -s rules -v.
@@ -89,6 +90,9 @@ type Options struct {
 	// it a ruleset with load anchor statements is refused rather than
 	// loaded without them.
 	LoadAnchors bool
+	// Queues says which qdiscs the kernel has (tc.Probe); nil means
+	// tc.Mainline. Queues whose qdisc is missing are refused.
+	Queues tc.Features
 }
 
 // compiler holds one Compile call.
@@ -114,6 +118,7 @@ type compiler struct {
 	profiles   []scrubProfile
 	prioUsed   [8]bool
 	prioPairs  [][2]uint8 // prio.go: the two-value set prio pairs
+	plan       *tc.Plan   // queues (queue.go); nil without
 
 	filterIn, filterOut, rdr, nat []*nft.Rule
 	scrubIn, scrubOut             []*nft.Rule
@@ -147,6 +152,7 @@ func Compile(rs *pfconf.Ruleset, opts Options) (*nft.Program, error) {
 		errSeen: map[string]bool{}, warnSeen: map[string]bool{}}
 	c.sticky = c.stickyTimeout()
 	c.decls()
+	c.queueDecls() // queue.go
 	c.anchors().declTables = maps.Clone(c.tables)
 	c.refuseLoads() // anchor.go
 	if rs.Main != nil {
@@ -230,12 +236,15 @@ func (c *compiler) stickyTimeout() time.Duration {
 	return DefaultStickyTimeout
 }
 
-// decls turns tables into sets and refuses what cannot be enforced.
+// decls turns tables into sets and refuses what cannot be enforced (queues:
+// queue.go).
 func (c *compiler) decls() {
 	for _, d := range c.rs.Decls {
 		switch d := d.(type) {
 		case *pfconf.AltqDecl:
-			c.errorf(d.Pos, "ALTQ queues are not supported: Linux has no ALTQ (use tc outside pfcarp): %s", d.Text)
+			if c.prog.Anchor != "" { // the main ruleset's: queueDecls
+				c.errorf(d.Pos, "queues in an anchor are not supported: pf defines queues in the main ruleset")
+			}
 		case *pfconf.LimiterDecl:
 			c.errorf(d.Pos, "state limiters are not supported")
 		case *pfconf.TableDecl:
@@ -384,11 +393,13 @@ func (c *compiler) assemble() {
 
 // preState returns the rules a base filter chain has before the state
 // shortcut: the drops of flushed states (limits.go) and, in hook_fwd and
-// hook_out, the priority of connections with set prio (tags.go).
+// hook_out, the priority of connections with set prio (tags.go) and the
+// class of connections with a queue (queue.go).
 func (c *compiler) preState(chain string) []*nft.Rule {
 	out := c.flushRules()
 	if chain != ChainIn {
 		out = append(out, c.prioRules()...)
+		out = append(out, c.queueRules()...) // queue.go: after prio, which it overrides
 	}
 	return out
 }

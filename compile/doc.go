@@ -326,6 +326,41 @@
 // ip and ip6 families, not in the inet table); pfsync does not carry the
 // labels, so a taken-over connection is routed by the tables.
 //
+// # Queues
+//
+// ALTQ's "altq on IF ... queue { ... }" with "queue NAME ..." (cbq, priq,
+// hfsc) and OpenBSD's "queue NAME on IF|parent P bandwidth ..." become
+// Linux qdisc trees, planned by package tc (its doc has the mapping and
+// the differences) and installed by tc.Apply after the rules load. What
+// needs a qdisc the kernel lacks (Options.Queues, tc.Probe) is refused
+// with the statement's position and the kernel option, e.g. "hfsc queue
+// needs the Linux HFSC qdisc (CONFIG_NET_SCH_HFSC), not in this kernel";
+// fairq, codelq and queues that cannot be leaves of the default are
+// refused too.
+//
+// Every queue name has one class id, tc.Major:minor, for the ruleset. A
+// rule with "queue NAME" or "set queue NAME" (match and pass rules) sets
+// the packet's priority to it ("meta priority set"), which HTB and HFSC
+// take as the class without tc filters; a packet with no queue (or one
+// with a set prio, 0:N) goes to the interface's default queue. The rule
+// that keeps the state writes the priority its packet ends with into the
+// conntrack labels (the connection mark is full): word CtLabelReplyWord
+// from an inbound rule, for the replies, word CtLabelOrigWord from an
+// outbound rule, for the original direction, as pf's in-state queues the
+// replies and its out-state the packets it passes out. hook_fwd and
+// hook_out give the later packets of the connection, on the interfaces
+// with queues, the class of their direction before the state shortcut
+// (after set prio, which the queue overrides there). Differences from pf:
+// the labels are written once (nftables can only add label bits), so a
+// state keeps the queue of the ruleset that created it across reloads, as
+// pf does; pfsync does not carry labels, so a connection that moves to the
+// peer goes to the default queue there; IPv4 forwarding resets a packet's
+// priority from its TOS, so an inbound rule's queue does not follow the
+// forwarded packet to the outbound interface (pf's qid would); "queue (q,
+// pq)" with a second queue for empty ACKs and lowdelay packets is refused
+// (as set prio's second value); a queue on a block rule is ignored with a
+// warning (the returned RST or ICMP is not queued).
+//
 // # Dynamic interface addresses
 //
 // "(if)", "(if:network)", "(if:broadcast)", "(if:peer)", "(if:0)" and with a

@@ -120,7 +120,6 @@ func unsupported(r *pfconf.Rule) []string {
 			out = append(out, msg)
 		}
 	}
-	add(r.Queue != "" || r.PQueue != "", "queue "+r.Queue+": ALTQ queues are not supported (Linux has no ALTQ)")
 	add(r.OS != "", "os fingerprints are not supported")
 	add(r.Prob != 0, "probability is not supported yet")
 	add(r.Rtable >= 0 && r.Rtable != 0, "rtable is not supported")
@@ -171,6 +170,7 @@ func (c *compiler) filterRule(r *pfconf.Rule, tagOnly bool) {
 	} else {
 		ok = false
 	}
+	ok = c.checkQueue(r) && ok
 	if r.Action != pfconf.ActPass && r.Action != pfconf.ActBlock && r.Action != pfconf.ActMatch {
 		c.refuse(r, "action %d is not a filter action", r.Action)
 		return
@@ -292,6 +292,7 @@ func (c *compiler) verdicts(b *builder, r *pfconf.Rule, fam byte, out bool) ([]*
 	}
 	keep := r.KeepState != pfconf.StateNone || r.Action == pfconf.ActMatch
 	c.setPrio(b, r, keep)
+	c.setQueue(b, r) // queue.go
 	// A stateless pass rule's packets each meet the rule again and set it
 	// again; its connection's other packets (replies) get the profile too.
 	c.setProfile(b, r)
@@ -311,6 +312,7 @@ func (c *compiler) verdicts(b *builder, r *pfconf.Rule, fam byte, out bool) ([]*
 						nr = 0 // the mark numbers main ruleset rules only
 					}
 					setMark(b, bits, nr)
+					c.keepQueue(b, out)
 				}
 				if c.synproxyMarks(r, out) {
 					setMetaMark(b, MetaMarkSynproxy) // synproxy.go

@@ -21,6 +21,7 @@ import (
 	"github.com/pfcarp/pfcarp/nft"
 	"github.com/pfcarp/pfcarp/pfload"
 	"github.com/pfcarp/pfcarp/pflog"
+	"github.com/pfcarp/pfcarp/tc"
 	"github.com/pfcarp/pfcarp/vip"
 )
 
@@ -85,7 +86,7 @@ func (s *LinuxSystem) NewTransport(parent string, v4, v6 bool) (carp.Transport, 
 // the kernel when the daemon exits, as pf's do: the kernel is the data
 // plane.
 func (s *LinuxSystem) LoadPF(cfg *config.Node, rs *pfload.Ruleset) error {
-	prog, err := compile.CompileLoad(rs, compile.Options{})
+	prog, err := compile.CompileLoad(rs, compile.Options{Queues: tc.Kernel})
 	if err != nil {
 		return fmt.Errorf("pf_rules: the kernel cannot enforce this ruleset, nothing loaded: %w", err)
 	}
@@ -100,6 +101,9 @@ func (s *LinuxSystem) LoadPF(cfg *config.Node, rs *pfload.Ruleset) error {
 	// (if) sets are filled with the interfaces' addresses as the node sees
 	// them (carpN: its virtual addresses).
 	if err := nft.Open(nft.WithHost(rs.Host)).Load(prog); err != nil {
+		return fmt.Errorf("pf_rules: %w", err)
+	}
+	if err := tc.Apply(prog.Queues); err != nil { // the queues' qdiscs
 		return fmt.Errorf("pf_rules: %w", err)
 	}
 	return nil

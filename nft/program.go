@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+
+	"github.com/pfcarp/pfcarp/tc"
 )
 
 // TableName is the nftables table pfcarp owns (family inet).
@@ -248,7 +250,10 @@ type Program struct {
 	Routes []PolicyRoute
 	// FromMain marks an anchor installed by the main ruleset's load.
 	FromMain bool
-	noMeta   bool // install's helper programs (empty and dispatch chains)
+	// Queues is the ruleset's qdisc trees (nil: none), which the loader
+	// installs with tc.Apply.
+	Queues *tc.Plan
+	noMeta bool // install's helper programs (empty and dispatch chains)
 }
 
 // Record returns the record of ref's pf rule, if any.
@@ -308,6 +313,10 @@ func (p *Program) String() string {
 	b.WriteString("}\n")
 	for _, r := range p.Routes {
 		b.WriteString(r.String() + "\n")
+	}
+	if p.Queues != nil && !p.Queues.Empty() {
+		b.WriteString("# queues (tc)\n")
+		b.WriteString(p.Queues.String())
 	}
 	for _, a := range p.Anchors {
 		fmt.Fprintf(&b, "# anchor %q\n", a.Anchor)

@@ -186,13 +186,26 @@ func (p *parser) obQueue(pos, npos Pos, name string, ifs []IfItem) Decl {
 	// One line per root interface; a child prints once (it names only
 	// its parent, so the output parses back to the same queues).
 	var lines []string
+	var queues []Queue
+	for _, ifname := range ifnames {
+		queues = append(queues, Queue{Name: name, Parent: parent, Ifname: ifname, Bandwidth: bw.m2,
+			Qlimit: int(qlimit), Default: defSet, Flows: int(flows), Quantum: int(quantum),
+			Linkshare: bw.typed(bwSet), Realtime: min.typed(minSet), Upperlimit: max.typed(maxSet)})
+	}
 	if parent != "" && len(ifnames) > 1 {
 		ifnames = ifnames[:1]
 	}
 	for _, ifname := range ifnames {
 		lines = append(lines, obQueueText(name, parent, ifname, flowsSet, flows, quantSet, quantum, bw, min, max, defSet, qlimit))
 	}
-	return &AltqDecl{Pos: pos, Text: strings.Join(lines, "\n"), OpenBSD: true}
+	return &AltqDecl{Pos: pos, Text: strings.Join(lines, "\n"), OpenBSD: true, Queues: queues}
+}
+
+func (sc obScSpec) typed(set bool) Curve {
+	if !set || sc.m2 == 0 && sc.m1 == 0 {
+		return Curve{}
+	}
+	return Curve{M1: sc.m1, M2: sc.m2, D: uint32(sc.d), Set: true}
 }
 
 // obQueueText is one queue as print_queuespec prints it.

@@ -286,7 +286,9 @@ func (p *parser) altq() Decl {
 		p.fail(pos, "cannot determine interface bandwidth for %s, specify an absolute bandwidth", ifs[0].Name)
 	}
 	var lines []string
+	var queues []Queue
 	for _, ifc := range ifs {
+		queues = append(queues, o.typed("", "", ifc.Name, o.bw.abs, o.bw.abs))
 		if p.altqRoots == nil {
 			p.altqRoots = map[string]*altqRoot{}
 			p.queues = map[string]*queueNode{}
@@ -321,7 +323,38 @@ func (p *parser) altq() Decl {
 		}
 		lines = append(lines, b.String())
 	}
-	return &AltqDecl{Pos: pos, Text: strings.Join(lines, "\n")}
+	return &AltqDecl{Pos: pos, Text: strings.Join(lines, "\n"), Queues: queues}
+}
+
+// typed is the Queue of these options on ifname: bw is the queue's
+// bandwidth (0: not given), ref the parent's, which percentages of the
+// service curves refer to (pfctl_altq.c eval_pfqueue_hfsc).
+func (o *queueOpts) typed(name, parent, ifname string, bw, ref float64) Queue {
+	q := Queue{Name: name, Parent: parent, Ifname: ifname, Sched: schedNames[o.sched],
+		Bandwidth: uint64(bw), Priority: defaultPriority, Flags: o.flags}
+	if o.prioSet {
+		q.Priority = o.priority
+	}
+	if o.qlimSet {
+		q.Qlimit = o.qlimit
+	}
+	q.Default = q.HasFlag("default")
+	q.Realtime, q.Linkshare, q.Upperlimit = o.realtime.typed(ref), o.linkshare.typed(ref), o.upperlimit.typed(ref)
+	return q
+}
+
+func (b bwSpec) bits(ref float64) uint64 {
+	if b.percent > 0 {
+		return uint64(ref * b.percent / 100)
+	}
+	return uint64(b.abs)
+}
+
+func (c serviceCurve) typed(ref float64) Curve {
+	if !c.set {
+		return Curve{}
+	}
+	return Curve{M1: c.m1.bits(ref), M2: c.m2.bits(ref), D: c.d, Set: true}
 }
 
 func tbrSize(rate float64) int {
@@ -494,6 +527,7 @@ func (p *parser) queue() Decl {
 		p.fail(pos, "queue %s has no parent", name)
 	}
 	var lines []string
+	var queues []Queue
 	for _, q := range found {
 		if o.sched != schedNone && o.sched != q.sched {
 			p.fail(pos, "queue %s: scheduler does not match the one of interface %s", name, q.ifname)
@@ -510,6 +544,11 @@ func (p *parser) queue() Decl {
 		for _, c := range children {
 			p.queues[q.ifname+"\x00"+c] = &queueNode{name: c, parent: name, ifname: q.ifname, sched: q.sched, bw: bw}
 		}
+		own := 0.0
+		if o.bwSet {
+			own = bw
+		}
+		queues = append(queues, o.typed(name, q.parent, q.ifname, own, q.bw))
 		var b strings.Builder
 		fmt.Fprintf(&b, "queue %s ", name)
 		if len(ifs) > 0 {
@@ -540,7 +579,7 @@ func (p *parser) queue() Decl {
 		}
 		lines = append(lines, b.String())
 	}
-	return &AltqDecl{Pos: pos, Text: strings.Join(lines, "\n")}
+	return &AltqDecl{Pos: pos, Text: strings.Join(lines, "\n"), Queues: queues}
 }
 
 // queueNodesSorted returns the known queues in a deterministic order.

@@ -25,8 +25,9 @@ import (
 const realworldParsedRatchet = 112
 
 // realworldCompiledRatchet holds the files that compile.Compile accepts
-// (the kernel loads what it accepts: compile's TestKernelLoadsGoldens).
-const realworldCompiledRatchet = 90
+// (the kernel loads what it accepts: compile's TestKernelLoadsGoldens;
+// queues are planned for a kernel with every qdisc, tc.Mainline).
+const realworldCompiledRatchet = 94
 
 const realworldDir = "testdata/realworld"
 

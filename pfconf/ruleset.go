@@ -480,6 +480,54 @@ type AltqDecl struct {
 	// OpenBSD is set for an OpenBSD (5.5+) HFSC/FQ-CoDel queue,
 	// "queue NAME on IF|parent P bandwidth ...", rather than ALTQ.
 	OpenBSD bool
+	// Queues are the statement's queues, one per interface, typed for
+	// the loader.
+	Queues []Queue
+}
+
+// Queue is one queue of one interface as the statement declares it. An
+// ALTQ "altq on IF" is the interface's root (Name ""); an ALTQ queue's
+// Parent is "" when the altq statement lists it. An OpenBSD root queue
+// ("on IF", no parent) has a Name and no Parent.
+type Queue struct {
+	Name, Parent string
+	Ifname       string
+	// Sched is the ALTQ scheduler ("cbq", "priq", "hfsc", "fairq",
+	// "codelq"); "" for an OpenBSD queue.
+	Sched string
+	// Bandwidth is in bits per second, percentages of the parent's
+	// resolved (0: not given). For an OpenBSD queue it is the bandwidth
+	// curve's m2; its burst is in Linkshare.
+	Bandwidth uint64
+	Priority  int // ALTQ priority (pfctl's default 1)
+	Qlimit    int // 0: not given
+	// Flags are the ALTQ scheduler flags as written (default, borrow,
+	// red, ecn, rio, cleardscp, ...).
+	Flags   []string
+	Default bool
+	// Service curves: ALTQ hfsc's realtime, linkshare and upperlimit;
+	// OpenBSD's min, bandwidth and max.
+	Realtime, Linkshare, Upperlimit Curve
+	// Flows and Quantum are OpenBSD's FQ-CoDel options (0: not given).
+	Flows, Quantum int
+}
+
+// HasFlag reports whether the ALTQ scheduler flag f was given.
+func (q *Queue) HasFlag(f string) bool {
+	for _, x := range q.Flags {
+		if x == f {
+			return true
+		}
+	}
+	return false
+}
+
+// Curve is a service curve: M1 bits per second for D milliseconds, then
+// M2, percentages resolved. Set says it was given.
+type Curve struct {
+	M1, M2 uint64
+	D      uint32
+	Set    bool
 }
 
 // LimiterDecl is "state limiter NAME id N limit N [rate N/N]".
