@@ -335,30 +335,29 @@ func (l *lease) renew(addrs []netip.Addr) error {
 
 // del deletes addrs' elements (each must exist in the batch: see renew).
 func (l *lease) del(c *nftables.Conn, addrs []netip.Addr) error {
-	v4, v6 := splitFamilies(addrs)
-	for _, s := range []struct {
-		set   *nftables.Set
-		addrs []netip.Addr
-	}{{l.in4, v4}, {l.in6, v6}, {l.arp4, v4}} {
-		if len(s.addrs) > 0 {
-			if err := c.SetDeleteElements(s.set, elements(s.addrs, 0)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return l.eachSet(addrs, func(s *nftables.Set, addrs []netip.Addr) error {
+		return c.SetDeleteElements(s, elements(addrs, 0))
+	})
 }
 
 // add adds addrs with the lease's timeout (an element that exists keeps
 // its expiry: see renew).
 func (l *lease) add(c *nftables.Conn, addrs []netip.Addr) error {
+	return l.eachSet(addrs, func(s *nftables.Set, addrs []netip.Addr) error {
+		return c.SetAddElements(s, elements(addrs, l.ttl))
+	})
+}
+
+// eachSet calls fn for each live set with the addresses of addrs it holds
+// (IPv4 in the inet and arp sets, IPv6 in the inet one).
+func (l *lease) eachSet(addrs []netip.Addr, fn func(*nftables.Set, []netip.Addr) error) error {
 	v4, v6 := splitFamilies(addrs)
 	for _, s := range []struct {
 		set   *nftables.Set
 		addrs []netip.Addr
 	}{{l.in4, v4}, {l.in6, v6}, {l.arp4, v4}} {
 		if len(s.addrs) > 0 {
-			if err := c.SetAddElements(s.set, elements(s.addrs, l.ttl)); err != nil {
+			if err := fn(s.set, s.addrs); err != nil {
 				return err
 			}
 		}
