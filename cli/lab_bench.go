@@ -141,6 +141,9 @@ func benchDeps(env *Env, script string) error {
 		return nil
 	}
 	fmt.Fprintf(env.Stderr, "lab bench: installing %s with %s\n", strings.Join(missing, ", "), script)
+	if abs, err := filepath.Abs(script); err == nil {
+		script = abs // it runs in its own directory
+	}
 	cmd := exec.Command("bash", script)
 	cmd.Dir = filepath.Dir(script)
 	cmd.Stdout, cmd.Stderr = env.Stderr, env.Stderr
