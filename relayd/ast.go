@@ -122,6 +122,7 @@ type Forward struct {
 	Pos       Pos
 	Table     string
 	Port      uint16
+	PortSet   bool // "port" was given (relayd's F_PORT); else Port is the first listen port
 	Mode      Mode
 	Check     Check
 	Timeout   time.Duration // 0: the table definition's timeout

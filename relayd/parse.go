@@ -688,6 +688,7 @@ func (p *parser) forward(r *Redirect, kw token) {
 			f.Check = p.check(t)
 		case isWord(t, "port"):
 			f.Port = p.port(false).Lo
+			f.PortSet = true
 		case isWord(t, "timeout"):
 			p.next()
 			f.Timeout = p.timeout()
