@@ -550,6 +550,11 @@ func (p *parser) name() (Pos, string) {
 }
 
 // wordLike reports whether s scans as a single non-keyword word.
+// ValidName reports whether s can be written as a name in pf.conf (an
+// interface, table, tag or host name that reads back as one word; not a
+// keyword), as this parser requires of names.
+func ValidName(s string) bool { return wordLike(s) }
+
 func wordLike(s string) bool {
 	if s == "" || keywords[s] || allDigits([]byte(s)) {
 		return false

@@ -2,7 +2,10 @@ package relayd
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
+
+	"github.com/pfcarp/pfcarp/pfconf"
 )
 
 // AnchorRoot is the anchor under which relayd puts one anchor per
@@ -102,6 +105,9 @@ func StateTimeoutWarning(rd *Redirect) string {
 // empty table and no rule, as pfe_sync flushes the table and commits an
 // empty ruleset.
 func AnchorRules(rd *Redirect, up map[int]bool, opts RuleOptions) (string, error) {
+	if !pfconf.ValidName(rd.Name) {
+		return "", fmt.Errorf("%s: redirection %q cannot be a pf table name (one word, not a keyword)", rd.Pos, rd.Name)
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# relayd redirection %s\n", rd.Name)
 	active := ActiveTable(rd, up)
@@ -174,14 +180,17 @@ func listenRule(rd *Redirect, l Listen, log bool, pool string, opts RuleOptions)
 		b.WriteString(" quick")
 	}
 	if l.Interface != "" {
-		if !validHostName(l.Interface) {
-			return "", fmt.Errorf("%s: redirection %s: invalid interface name %q", l.Pos, rd.Name, l.Interface)
+		if !pfconf.ValidName(l.Interface) {
+			return "", fmt.Errorf("%s: redirection %s: interface %q cannot be a pf interface name", l.Pos, rd.Name, l.Interface)
 		}
 		fmt.Fprintf(&b, " on %s", l.Interface)
 	}
 	// Listen.Addr is an address or a host or interface name (checked by
 	// the parser); pf's expansion resolves it into one rule per address
 	// as relayd's host() makes one virtual address each.
+	if _, err := netip.ParseAddr(l.Addr); err != nil && !pfconf.ValidName(l.Addr) {
+		return "", fmt.Errorf("%s: redirection %s: virtual ip %q cannot be a pf host name", l.Pos, rd.Name, l.Addr)
+	}
 	fmt.Fprintf(&b, " proto %s from any to %s", l.Proto, l.Addr)
 	switch {
 	case l.Port.Hi != 0:
@@ -200,8 +209,8 @@ func listenRule(rd *Redirect, l Listen, log bool, pool string, opts RuleOptions)
 		}
 	}
 	if rd.Tag != "" {
-		if strings.ContainsAny(rd.Tag, "\"\\\n") {
-			return "", fmt.Errorf("%s: redirection %s: tag %q cannot be written in pf.conf", rd.Pos, rd.Name, rd.Tag)
+		if !pfconf.ValidName(rd.Tag) {
+			return "", fmt.Errorf("%s: redirection %s: tag %q cannot be a pf tag name (one word, not a keyword)", rd.Pos, rd.Name, rd.Tag)
 		}
 		fmt.Fprintf(&b, " tag %q", rd.Tag)
 	}

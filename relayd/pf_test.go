@@ -11,6 +11,7 @@ import (
 
 	"github.com/pfcarp/pfcarp/netdb"
 	"github.com/pfcarp/pfcarp/nft"
+	"github.com/pfcarp/pfcarp/pfconf"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of TestAnchorRules")
@@ -265,4 +266,46 @@ func TestInstallerSync(t *testing.T) {
 	if fl.rdr["relayd/www"] != 0 {
 		t.Errorf("removed: %d rdr rules", fl.rdr["relayd/www"])
 	}
+}
+
+// FuzzAnchorRules: for any configuration relayd.conf's parser accepts,
+// the rules of every redirection, all hosts up, are pf.conf that pfconf
+// parses and expands, or an error; never text that smuggles in other
+// statements (one table line and one rule per listen address).
+func FuzzAnchorRules(f *testing.F) {
+	src, err := readTestdata("openbsd-examples-redirect-part.conf")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(src)
+	f.Add([]byte("table <t> { 192.0.2.1 192.0.2.2 }\nredirect x {\n listen on h.example udp port 1:2 interface em0 pflog\n listen on 2001:db8::1 port 53\n forward to <t> port 5 mode source-hash check icmp\n match pftag \"a b\"\n sticky-address\n session timeout 0\n}\n"))
+	f.Add([]byte("table <t> { 192.0.2.1 }\nredirect \"a b\" {\n listen on port port 80\n forward to <t> check tcp\n pftag pass\n}\n"))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		cfg, err := Parse("f", src, func(string) ([]byte, error) { return nil, os.ErrNotExist })
+		if err != nil {
+			return
+		}
+		up := map[int]bool{}
+		for _, tb := range cfg.Instances {
+			for _, h := range tb.Hosts {
+				up[h.ID] = true
+			}
+		}
+		for _, rd := range cfg.Redirects {
+			text, err := AnchorRules(rd, up, RuleOptions{})
+			if err != nil {
+				continue
+			}
+			if _, err := pfconf.Parse("a", []byte(text), pfconf.ParseOptions{}); err != nil {
+				t.Fatalf("redirect %s: rules do not parse: %v\n%s", rd.Name, err, text)
+			}
+			rules := 0
+			if ActiveTable(rd, up) != nil {
+				rules = len(rd.Listens)
+			}
+			if n := strings.Count(text, "\n"); n != 2+rules {
+				t.Fatalf("redirect %s: %d lines, want %d:\n%s", rd.Name, n, 2+rules, text)
+			}
+		}
+	})
 }
