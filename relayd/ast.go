@@ -124,6 +124,7 @@ type Forward struct {
 	Port      uint16
 	PortSet   bool // "port" was given (relayd's F_PORT); else Port is the first listen port
 	Mode      Mode
+	Key       string // source-hash key as written ("0x" and 32 hex digits, or a string); "" for none
 	Check     Check
 	Timeout   time.Duration // 0: the table definition's timeout
 	Interval  time.Duration // 0: global interval

@@ -745,6 +745,7 @@ func (p *parser) mode(f *Forward) bool {
 	if f.Mode != ModeSourceHash {
 		p.fail(k.pos, "key not supported by mode")
 	}
+	f.Key = k.s
 	if strings.HasPrefix(k.s, "0x") {
 		if len(k.s) != 34 {
 			p.fail(k.pos, "hex key must be 128 bits (32 hex digits) long")

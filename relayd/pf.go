@@ -155,7 +155,18 @@ func poolOption(rd *Redirect) (string, error) {
 	case ModeRandom:
 		s = "random"
 	case ModeSourceHash:
+		// relayd's hashkey rule is pfctl's: the same key text gives
+		// the same key (parse.y hashkey).
 		s = "source-hash"
+		switch k := rd.Forward.Key; {
+		case k == "":
+		case strings.HasPrefix(k, "0x"):
+			s += " " + k
+		case strings.ContainsAny(k, "\"\\\n"):
+			return "", fmt.Errorf("%s: redirection %s: the source-hash key cannot be written in pf.conf (quote, backslash or newline)", rd.Forward.Pos, rd.Name)
+		default:
+			s += fmt.Sprintf(" %q", k)
+		}
 	default:
 		return "", fmt.Errorf("%s: redirection %s: mode %s is not supported: pf here has no %s pool", rd.Forward.Pos, rd.Name, rd.Forward.Mode, rd.Forward.Mode)
 	}

@@ -138,7 +138,7 @@ table <web> { 192.0.2.10 192.0.2.11 }
 redirect dns {
 	listen on 198.51.100.1 udp port 53 pflog
 	listen on 2001:db8::1 port 8000:8010
-	forward to <web> port 8053 mode source-hash check icmp
+	forward to <web> port 8053 mode source-hash "a key" check icmp
 	match pftag DNS
 	sticky-address
 	session timeout 30
@@ -147,17 +147,24 @@ redirect range {
 	listen on 198.51.100.2 port 9000:9010
 	forward to <web> mode random check tcp
 }
+redirect hex {
+	listen on 198.51.100.3 port 80
+	forward to <web> mode source-hash 0x000000010000000000000000000000fF check tcp
+}
 `)
 	want := []string{
 		"# relayd redirection dns\n" +
 			"table <dns> persist { 192.0.2.10 192.0.2.11 }\n" +
-			"match in log proto udp from any to 198.51.100.1 port 53 tag \"DNS\" rdr-to <dns> port 8053 source-hash sticky-address\n" +
-			"match in log proto tcp from any to 2001:db8::1 port 8000:8010 flags S/SA tag \"DNS\" rdr-to <dns> port 8053 source-hash sticky-address\n",
+			"match in log proto udp from any to 198.51.100.1 port 53 tag \"DNS\" rdr-to <dns> port 8053 source-hash \"a key\" sticky-address\n" +
+			"match in log proto tcp from any to 2001:db8::1 port 8000:8010 flags S/SA tag \"DNS\" rdr-to <dns> port 8053 source-hash \"a key\" sticky-address\n",
 		"# relayd redirection range\n" +
 			"table <range> persist { 192.0.2.10 192.0.2.11 }\n" +
 			"pass in quick proto tcp from any to 198.51.100.2 port 9000:9010 flags S/SA keep state (tcp.established 600) rdr-to <range> random\n",
+		"# relayd redirection hex\n" +
+			"table <hex> persist { 192.0.2.10 192.0.2.11 }\n" +
+			"pass in quick proto tcp from any to 198.51.100.3 port 80 flags S/SA keep state (tcp.established 600) rdr-to <hex> port 80 source-hash 0x000000010000000000000000000000fF\n",
 	}
-	up := ids(1, 2, 3, 4)
+	up := ids(1, 2, 3, 4, 5, 6)
 	for i, rd := range cfg.Redirects {
 		got, err := AnchorRules(rd, up, RuleOptions{})
 		if err != nil {
@@ -175,6 +182,24 @@ redirect range {
 	}
 	if _, err := CompileRules("relayd/range", lax, noHost); err != nil {
 		t.Error(err)
+	}
+	// The key reaches the compiled rule as the hash seed (xor of its
+	// words, 0 without a key).
+	for _, i := range []int{0, 2} {
+		lax, err := AnchorRules(cfg.Redirects[i], up, RuleOptions{NoStateTimeout: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			lax = strings.Join(strings.Split(lax, "\n")[:3], "\n") // the IPv4 rule
+		}
+		prog, err := CompileRules(AnchorPath(cfg.Redirects[i].Name), lax, noHost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(prog.String(), "jhash") || i == 2 && !strings.Contains(prog.String(), "seed 0x000000fe") {
+			t.Errorf("%s: no source hash in\n%s", cfg.Redirects[i].Name, prog)
+		}
 	}
 	// match rules keep no state: nothing is lost without the timeout.
 	if w := StateTimeoutWarning(cfg.Redirects[0]); w != "" {
