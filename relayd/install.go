@@ -52,6 +52,11 @@ type Installer struct {
 	installed map[string]string
 }
 
+// Forget drops what the Installer believes is in the kernel, so the next
+// Sync rewrites every anchor: after something else replaced or flushed
+// them (pfctl -a relayd/NAME -F all, a flush of the whole ruleset).
+func (in *Installer) Forget() { in.installed = nil }
+
 // Sync brings every redirection's anchor in line with cfg and the hosts
 // in up (UpHosts), and empties the anchors of redirections that were
 // installed before but are no longer in cfg (a reload). It returns the

@@ -285,6 +285,9 @@ func TestInstallerSync(t *testing.T) {
 	}
 	fl.fail = nil
 	step(cfg, ids(2), "relayd/www")
+	// Forget: the same state is written again.
+	in.Forget()
+	step(cfg, ids(2), "relayd/www")
 	// Reload without the redirection: its anchor is emptied once.
 	step(&Config{}, nil, "relayd/www")
 	step(&Config{}, nil)
