@@ -15,8 +15,8 @@ import (
 // (pf.c, BOUND_IFACE): only packets on that interface match it; others
 // are evaluated against the rules. Here a keep-state rule with if-bound
 // and one named interface writes the interface's number (1-255, in order
-// of use) into the connection's labels, byte 2 for an inbound rule and
-// byte 3 for an outbound one; the base chains, before the state shortcut,
+// of use) into the connection's labels, byte 10 for an inbound rule and
+// byte 11 for an outbound one (label word 2, shared with route-to); the base chains, before the state shortcut,
 // send a packet of such a connection that should be on the interface and
 // is not (inbound rule: the original direction entering, the replies
 // leaving; outbound rule: the reverse) to the filter rules, as pf does.
@@ -28,8 +28,8 @@ import (
 // with a warning.
 
 const (
-	ctLabelIfBoundIn  = 2
-	ctLabelIfBoundOut = 3
+	ctLabelIfBoundIn  = 10
+	ctLabelIfBoundOut = 11
 )
 
 // ifBoundRule reports whether r's state is bound here, numbering its

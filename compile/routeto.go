@@ -133,9 +133,12 @@ func setRouteMark(b *builder, i uint32) {
 // rule number is the last rule that kept state, which an outbound rule
 // overwrites. Labels can only be added to, which suits a target given
 // once, by the rule that passes the connection's first packet.
+//
+// Bytes 8-11 (label word 2) are route-to's and if-bound's; words 0 and 1
+// are the queues' (queue.go).
 const (
-	ctLabelRouteTo = 0
-	ctLabelReplyTo = 1
+	ctLabelRouteTo = 8
+	ctLabelReplyTo = 9
 )
 
 const ctLabelNeeds = "connection labels (nf_conntrack_labels)"
@@ -206,7 +209,10 @@ func (c *compiler) routeStateRules(prerouting bool) []*nft.Rule {
 			if !used[[2]uint32{uint32(k), i}] || (!prerouting && k != ctLabelReplyTo) {
 				continue
 			}
-			dir := byte(k) // IP_CT_DIR_ORIGINAL 0 for route-to, REPLY 1
+			dir := byte(0) // IP_CT_DIR_ORIGINAL for route-to, REPLY for reply-to
+			if k == ctLabelReplyTo {
+				dir = 1
+			}
 			b := &builder{}
 			b.add(fmt.Sprintf("ct direction %d", dir),
 				&expr.Ct{Register: 1, Key: expr.CtKeyDIRECTION},

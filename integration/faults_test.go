@@ -134,6 +134,7 @@ func faultCases() []faultCase {
 		if err := l.SetCable("lb1", "eth0", false); err != nil {
 			t.Fatal(err)
 		}
+		r.marks["pulled"] = time.Now()
 		r.roles(t, l, 6*time.Second, map[string]string{"lb2": "MASTER"})
 	}
 	stopped := func(t *testing.T, l *lab.Lab, r *faultRun) {
@@ -237,7 +238,7 @@ func faultCases() []faultCase {
 		// cut, established 1 s later by the retransmitted SYN) has its
 		// state created on lb1 after the cut.
 		apart: func(c lab.LoadConn, r *faultRun) bool {
-			return lastMoment(c, r.marks["cut sync"], r.marks["pull lb1 eth0"])
+			return lastMoment(c, r.marks["cut sync"], r.marks["pulled"])
 		},
 		why:        "established while the sync link was down, or in the moment before the cut: lb2 never heard of their states",
 		expectZero: true,
