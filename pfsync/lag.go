@@ -5,7 +5,7 @@ import "time"
 // LagBounds are the upper bounds of the sync lag histogram's buckets
 // (Lag): from a few hundred microseconds, where a quiet pair sits, to a
 // second, where a peer is in trouble.
-var LagBounds = []time.Duration{
+var LagBounds = [...]time.Duration{
 	250 * time.Microsecond, 500 * time.Microsecond, time.Millisecond,
 	2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond,
 	25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond,
