@@ -103,8 +103,10 @@ type Group struct {
 	rxHdr     Header // the advertisement being processed (evAdvert)
 	rxFrom    netip.Addr
 	lastTrans Transition
-	// announcedAt: when reannounce last ran (MASTER)
-	announcedAt time.Time
+	// announcedAt: when reannounce last ran (MASTER); otherMasterAt: when
+	// this MASTER last heard another master (the episode's last sign)
+	announcedAt   time.Time
+	otherMasterAt time.Time
 	// heardFrom (BACKUP): the master whose advertisements we hear; reset
 	// by every state change (preemptReady). since: when the group entered
 	// its current state.
@@ -316,20 +318,34 @@ func (g *Group) stepMaster(ev event) (State, string) {
 }
 
 // reannounce tells the segment again that this MASTER holds the addresses
-// (see Announcer), at most once per advertisement interval.
+// (see Announcer), at most once per advertisement interval. Adverts from
+// another master that follow each other by less than otherMasterGap are
+// one episode (a split that lasts, a peer that cannot hear us): its first
+// announcement is flagged and logged at info, the rest at debug.
 func (g *Group) reannounce() {
-	a, ok := g.n.act.(Announcer)
 	now := g.n.clk.Now()
-	if !ok || (!g.announcedAt.IsZero() && now.Sub(g.announcedAt) < AdvInterval(g.cfg.AdvBase, g.AdvSkew())) {
+	interval := AdvInterval(g.cfg.AdvBase, g.AdvSkew())
+	first := g.otherMasterAt.IsZero() || now.Sub(g.otherMasterAt) >= otherMasterGap*interval
+	g.otherMasterAt = now
+	a, ok := g.n.act.(Announcer)
+	if !ok || (!first && !g.announcedAt.IsZero() && now.Sub(g.announcedAt) < interval) {
 		return
 	}
 	g.announcedAt = now
 	g.stats.Reannounces++
-	g.n.log.Info("carp: another master advertises for this vhid; announcing the addresses again", "vhid", g.cfg.VHID, "parent", g.cfg.Parent, "from", g.rxFrom)
-	if err := a.Announce(g.cfg.Parent, g.cfg.VHID, g.cfg.VIPs); err != nil {
+	log := g.n.log.Debug
+	if first {
+		log = g.n.log.Info
+	}
+	log("carp: another master advertises for this vhid; announcing the addresses again", "vhid", g.cfg.VHID, "parent", g.cfg.Parent, "from", g.rxFrom, "first", first)
+	if err := a.Announce(g.cfg.Parent, g.cfg.VHID, g.cfg.VIPs, first); err != nil {
 		g.n.log.Warn("carp: announcing the addresses again", "vhid", g.cfg.VHID, "err", err)
 	}
 }
+
+// otherMasterGap is how many advertisement intervals without another
+// master's advert end an episode: CARP's master-down bound.
+const otherMasterGap = 3
 
 // changeState is the one place the state changes. It calls Actions, falls
 // back to BACKUP when claiming the addresses fails, arms the timers of the
@@ -338,6 +354,7 @@ func (g *Group) changeState(want State, reason string) {
 	old := g.state
 	now := g.n.clk.Now()
 	g.heardFrom, g.since = netip.Addr{}, now
+	g.otherMasterAt, g.announcedAt = time.Time{}, time.Time{} // a new state, a new episode
 	t := Transition{VHID: g.cfg.VHID, Parent: g.cfg.Parent, From: old, To: want, Reason: reason, At: now}
 	got := want
 	if want == Master {

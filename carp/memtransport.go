@@ -36,15 +36,20 @@ type MemPort struct {
 	closed     chan struct{}
 	once       sync.Once
 	cut        atomic.Bool
+	mute       atomic.Bool
 }
 
 // SetCut pulls (true) or plugs back (false) the port's cable: while cut,
 // nothing is sent or received.
 func (p *MemPort) SetCut(cut bool) { p.cut.Store(cut) }
 
+// SetMute makes the port send into nothing (true) while it still
+// receives: a one-way fault, such as a peer that cannot hear this node.
+func (p *MemPort) SetMute(mute bool) { p.mute.Store(mute) }
+
 // Send implements Transport.
 func (p *MemPort) Send(dst netip.Addr, payload []byte) error {
-	if p.cut.Load() {
+	if p.cut.Load() || p.mute.Load() {
 		return nil // the frame leaves the NIC and goes nowhere
 	}
 	src := p.src4

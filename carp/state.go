@@ -74,8 +74,14 @@ type Actions interface {
 // VHID and stays master: that node's neighbours may have moved to it (a
 // healed split brain, a returned cable), and it will give the addresses
 // up without telling them. At most once per advertisement interval.
+//
+// first is true for the first announcement of an episode: another master
+// heard after none for three advertisement intervals. Work that one
+// episode needs once (asking the other side for its states) keys on it;
+// the announcement itself repeats, since neighbours may move back to the
+// other master while it keeps advertising.
 type Announcer interface {
-	Announce(parent string, vhid uint8, vips []netip.Prefix) error
+	Announce(parent string, vhid uint8, vips []netip.Prefix, first bool) error
 }
 
 // Sender transmits one encoded advertisement out of parent to dst, with

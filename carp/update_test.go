@@ -100,10 +100,16 @@ func TestAddRunningAndRemoveGroup(t *testing.T) {
 // announcer records Announce calls beside the recorder's transitions.
 type announcer struct {
 	*recorder
-	n int
+	n, first int
 }
 
-func (a *announcer) Announce(string, uint8, []netip.Prefix) error { a.n++; return nil }
+func (a *announcer) Announce(_ string, _ uint8, _ []netip.Prefix, first bool) error {
+	a.n++
+	if first {
+		a.first++
+	}
+	return nil
+}
 
 func TestMasterReannouncesWhenAnotherMasterAdvertises(t *testing.T) {
 	c := cfg1()
@@ -141,6 +147,16 @@ func TestMasterReannouncesWhenAnotherMasterAdvertises(t *testing.T) {
 	}
 	if got := e.group(1).Stats().Reannounces; got != 2 {
 		t.Fatalf("Reannounces %d", got)
+	}
+	// The adverts 1.1 s apart were one episode: flagged first once. One
+	// after three quiet intervals starts another.
+	if a.first != 1 {
+		t.Fatalf("%d first announcements in one episode, want 1", a.first)
+	}
+	e.advance(3100 * time.Millisecond)
+	e.deliver(c, 1, 200, 0)
+	if a.n != 3 || a.first != 2 {
+		t.Fatalf("after three quiet intervals: %d announcements, %d first; want 3, 2", a.n, a.first)
 	}
 }
 

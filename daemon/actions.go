@@ -68,7 +68,7 @@ func (a *actions) Release(t carp.Transition, vips []netip.Prefix) error {
 
 // Announce implements carp.Announcer: a MASTER that heard another master
 // tells the segment again where its addresses are.
-func (a *actions) Announce(parent string, vhid uint8, vips []netip.Prefix) error {
+func (a *actions) Announce(parent string, vhid uint8, vips []netip.Prefix, first bool) error {
 	o := a.owners[parent]
 	if o == nil {
 		return fmt.Errorf("no address owner for %s", parent)
@@ -78,8 +78,13 @@ func (a *actions) Announce(parent string, vhid uint8, vips []netip.Prefix) error
 	// updates were lost with the link): ask it for its table. Only when we
 	// have been master for longer than the other side needed to become
 	// one without hearing us (three advertisement intervals); before that
-	// it is the master we have just preempted, whose table we had.
-	if s := a.d.syncer(); s != nil {
+	// it is the master we have just preempted, whose table we had. Once
+	// per episode (first): the states our peer advanced before it are
+	// liberal after the first pass, those made since are our own, and
+	// while the episode lasts the peer's updates arrive if the sync link
+	// does (a full table dump per advertisement interval would cost a
+	// million-state table dearly).
+	if s := a.d.syncer(); s != nil && first {
 		s.TakeOver()
 		since, ok := a.masterSince[fmt.Sprintf("%s/%d", parent, vhid)]
 		if ok && a.d.clk.Now().Sub(since) >= 3*leaseTTL(a.d.config()) {

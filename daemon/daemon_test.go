@@ -359,6 +359,14 @@ func (n *node) state() string {
 	return st.CARP[0].State
 }
 
+func (n *node) reannounces() uint64 {
+	st := n.d.Status()
+	if len(st.CARP) != 1 {
+		n.t.Fatalf("%d groups", len(st.CARP))
+	}
+	return st.CARP[0].Reannounces
+}
+
 // until advances clk in 50 ms steps (at most 60 s of fake time, 10 s of
 // real time) until cond holds.
 func until(t *testing.T, clk *clock.Fake, what string, cond func() bool) {
@@ -373,6 +381,15 @@ func until(t *testing.T, clk *clock.Fake, what string, cond func() bool) {
 		}
 		clk.Advance(50 * time.Millisecond)
 		time.Sleep(time.Millisecond) // let the loops run
+	}
+}
+
+// elapse lets d of fake time pass in until's steps, so that every loop
+// runs its timers as they come due.
+func elapse(clk *clock.Fake, d time.Duration) {
+	for fake := time.Duration(0); fake < d; fake += 50 * time.Millisecond {
+		clk.Advance(50 * time.Millisecond)
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -461,6 +478,51 @@ func TestDaemonLinkLossAndReturn(t *testing.T) {
 		defer a.sys.syncer.mu.Unlock()
 		return a.sys.syncer.linkUp == 1
 	})
+}
+
+// A split brain: lb1 hears lb2 but lb2 cannot hear lb1, so both stay
+// MASTER and lb1 hears the other master every interval. lb1, master all
+// along, asks lb2 for its table once and marks its states liberal once for
+// the episode, however many adverts it hears; after the episode ends and
+// another begins, once more.
+func TestDaemonSplitBrainRefreshesOncePerEpisode(t *testing.T) {
+	clk, a, b := pair(t, `ifconfig_pfsync0="up syncif eth2"`+"\n")
+	until(t, clk, "lb1 MASTER", func() bool { return a.state() == "MASTER" && b.state() == "BACKUP" })
+	counts := func() (int, int) {
+		a.sys.syncer.mu.Lock()
+		defer a.sys.syncer.mu.Unlock()
+		return a.sys.syncer.takeOvers, len(a.sys.syncer.refreshes)
+	}
+	mute := func(m bool) {
+		for _, p := range a.sys.ports {
+			p.SetMute(m)
+		}
+	}
+	elapse(clk, 5*time.Second) // master long enough to be a split's other side
+	takeOvers, _ := counts()
+	mute(true)
+	until(t, clk, "two masters", func() bool { return a.state() == "MASTER" && b.state() == "MASTER" })
+	until(t, clk, "lb1 refreshes", func() bool { _, r := counts(); return r == 1 })
+	before := a.reannounces()
+	elapse(clk, 10*time.Second) // ten more of lb2's adverts
+	if n := a.reannounces() - before; n < 5 {
+		t.Fatalf("lb1 announced %d times in 10 s of another master's adverts", n)
+	}
+	if got, r := counts(); got != takeOvers+1 || r != 1 {
+		t.Fatalf("one episode: %d takeovers, %d refreshes; want %d, 1", got, r, takeOvers+1)
+	}
+	if st := a.state(); st != "MASTER" {
+		t.Fatalf("lb1 %s during the split", st)
+	}
+	// lb2 hears lb1 again and steps down; the episode is over.
+	mute(false)
+	until(t, clk, "lb2 BACKUP", func() bool { return b.state() == "BACKUP" })
+	elapse(clk, 5*time.Second)
+	mute(true)
+	until(t, clk, "lb1 refreshes for the second split", func() bool { _, r := counts(); return r == 2 })
+	if got, _ := counts(); got != takeOvers+2 {
+		t.Fatalf("two episodes: %d takeovers, want %d", got, takeOvers+2)
+	}
 }
 
 func TestDaemonLinkSubscriptionLoss(t *testing.T) {
