@@ -55,6 +55,7 @@
 //	pfcarp_control_socket  pfcarp: the daemon's control socket (absolute path)
 //	pfcarp_metrics         pfcarp: ADDR:PORT for Prometheus metrics (/metrics) and the status page (/); off by default
 //	pfcarp_peer_status     pfcarp: the peer's pfcarp_metrics ADDR:PORT, shown on the status page
+//	pfcarp_nice            pfcarp: the daemon's scheduling priority, -20 to 19 (as nice(1)); unset: as started
 //	pfcarp_sysctl_conf     pfcarp: the sysctl.conf to read, or NO (see below)
 //
 // Unknown keys are always reported with their line. Keys that look meant for

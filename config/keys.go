@@ -31,6 +31,7 @@ var rcKeys = []string{
 	"pfcarp_control_socket",
 	"pfcarp_metrics",
 	"pfcarp_peer_status",
+	"pfcarp_nice",
 	"pfcarp_sysctl_conf",
 }
 

@@ -185,6 +185,13 @@ func (l *loader) keys() {
 				continue
 			}
 			n.Metrics, n.MetricsPos = ap, a.Pos
+		case "pfcarp_nice":
+			v, err := strconv.Atoi(strings.TrimSpace(a.Value))
+			if err != nil || v < -20 || v > 19 {
+				l.d.add(a.PosAt(0), Error, "value", "pfcarp_nice=%q: want a priority from -20 (highest) to 19, as nice(1) takes", a.Value)
+				continue
+			}
+			n.Nice, n.NiceSet, n.NicePos = v, true, a.Pos
 		case "pfcarp_peer_status":
 			ap, err := netip.ParseAddrPort(a.Value)
 			if err != nil {

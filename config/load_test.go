@@ -252,6 +252,25 @@ cloned_interfaces="carp0"`,
 			},
 		},
 		{
+			name: "pfcarp_nice",
+			src:  "pfcarp_nice=-10",
+			check: func(t *testing.T, n *Node) {
+				if !n.NiceSet || n.Nice != -10 {
+					t.Errorf("nice %d set %v", n.Nice, n.NiceSet)
+				}
+			},
+		},
+		{
+			name: "pfcarp_nice out of range",
+			src:  "pfcarp_nice=-21",
+			want: []string{"1:13 value"},
+			check: func(t *testing.T, n *Node) {
+				if n.NiceSet {
+					t.Error("an out-of-range priority was taken")
+				}
+			},
+		},
+		{
 			name: "DHCP and ignored options",
 			src:  `ifconfig_eth0="DHCP media autoselect -rxcsum"`,
 			want: []string{"1:21 ifconfig-ignored", "1:38 ifconfig-ignored"},

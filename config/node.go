@@ -58,7 +58,17 @@ type Node struct {
 	MetricsPos Pos
 	// PeerStatus is pfcarp_peer_status: the peer's pfcarp_metrics
 	// listener, whose state the status page shows beside this node's.
-	PeerStatus  netip.AddrPort
+	PeerStatus netip.AddrPort
+	// Nice is pfcarp_nice: the priority the daemon gives its threads
+	// (setpriority, -20 to 19), as conntrackd's Nice and keepalived's
+	// vrrp_priority: pfsync's sync lag is the window in which a failover
+	// loses a new connection, and on a busy machine a daemon at the
+	// default priority waits behind every other runnable task (BSD's
+	// pfsync runs in the kernel). NiceSet is false when unset: the daemon
+	// keeps the priority it was started with (the unit's Nice=).
+	Nice        int
+	NiceSet     bool
+	NicePos     Pos
 	CARPUpCmd   string // carp_up_cmd: run via /bin/sh -c when a group becomes MASTER
 	CARPDownCmd string // carp_down_cmd: run when a group leaves MASTER
 	CARPVMAC    bool   // carp_vmac: VIPs on a macvlan with the VRRP MAC 00:00:5e:00:01:vhid

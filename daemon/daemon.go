@@ -193,6 +193,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	if err := d.sys.SetForwarding(cfg); err != nil {
 		return err
 	}
+	d.setPriority(nil, cfg)
 	if len(cfg.CARP) > 0 || cfg.Pfsync != nil {
 		if err := d.sys.InstallHA(vipAddrs(cfg)); err != nil {
 			return err
@@ -251,6 +252,20 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	}
 	d.log.Info("pfcarp running", "config", d.o.ConfigPath, "socket", d.sock, "carp_groups", len(cfg.CARP))
 	return nil
+}
+
+// setPriority applies pfcarp_nice when it is set and differs from old's
+// (nil at start). A refusal (no CAP_SYS_NICE) is logged, not fatal: the
+// daemon works at any priority, only its sync lag suffers on a busy host.
+func (d *Daemon) setPriority(old, cfg *config.Node) {
+	if !cfg.NiceSet || (old != nil && old.NiceSet && old.Nice == cfg.Nice) {
+		return
+	}
+	if err := d.sys.SetPriority(cfg.Nice); err != nil {
+		d.log.Warn("scheduling priority not set", "pos", cfg.NicePos.String(), "err", err)
+		return
+	}
+	d.log.Info("scheduling priority set", "nice", cfg.Nice)
 }
 
 // goFatal runs f on an owned goroutine; an error it returns ends the

@@ -60,6 +60,10 @@ func (s *fakeSystem) call(format string, args ...any) {
 }
 
 func (s *fakeSystem) SetForwarding(*config.Node) error { s.call("forwarding"); return nil }
+func (s *fakeSystem) SetPriority(nice int) error {
+	s.call("priority %d", nice)
+	return nil
+}
 func (s *fakeSystem) InstallHA(vips []netip.Addr) error {
 	s.call("install-ha %v", vips)
 	s.mu.Lock()
@@ -690,6 +694,30 @@ func (s *fakeSystem) count(prefix string) int {
 		}
 	}
 	return k
+}
+
+// pfcarp_nice is applied at start and on a reload that changes it, not on
+// one that keeps it.
+func TestDaemonPriority(t *testing.T) {
+	clk := clock.NewFake(epoch)
+	seg := carp.NewMemSegment()
+	a := startNode(t, clk, seg, "lb1", "192.0.2.2", "203.0.113.1", 10, "pfcarp_nice=-7\n")
+	if got := a.sys.count("priority -7"); got != 1 {
+		t.Fatalf("priority set %d times at start, want once", got)
+	}
+	if err := a.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.sys.count("priority"); got != 1 {
+		t.Fatalf("an unchanged reload set the priority again (%d calls)", got)
+	}
+	a.rewrite(fmt.Sprintf(testRC, "lb1", "192.0.2.2", "203.0.113.1", 10, "pfcarp_nice=-3\n"))
+	if err := a.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.sys.count("priority -3"); got != 1 {
+		t.Fatalf("a changed pfcarp_nice was not applied (%d calls)", got)
+	}
 }
 
 func TestDaemonReloadNodeConfig(t *testing.T) {

@@ -60,6 +60,7 @@ func (d *Daemon) reload() error {
 	if old.GatewayEnable != cfg.GatewayEnable || old.IPv6GatewayEnable != cfg.IPv6GatewayEnable {
 		errs = append(errs, d.sys.SetForwarding(cfg))
 	}
+	d.setPriority(old, cfg)
 	oldVIPs, newVIPs := vipAddrs(old), vipAddrs(cfg)
 	slices.SortFunc(oldVIPs, netip.Addr.Compare)
 	slices.SortFunc(newVIPs, netip.Addr.Compare)

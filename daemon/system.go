@@ -21,6 +21,9 @@ import (
 type System interface {
 	// SetForwarding applies gateway_enable / ipv6_gateway_enable.
 	SetForwarding(cfg *config.Node) error
+	// SetPriority gives every thread of the daemon the scheduling
+	// priority nice (pfcarp_nice).
+	SetPriority(nice int) error
 	// InstallHA replaces the persistent tables: conntrack exemption of
 	// CARP and pfsync, and the liveness guard for vips (guard_linux.go).
 	InstallHA(vips []netip.Addr) error

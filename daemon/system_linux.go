@@ -38,6 +38,36 @@ func (s *LinuxSystem) log() *slog.Logger {
 }
 
 // SetForwarding implements System.
+// SetPriority implements System. Linux keeps a nice value per thread
+// (setpriority(2) with PRIO_PROCESS and a thread id), and a new thread
+// takes its creator's: every thread of the process is set, then the list
+// read again until no new one appeared in between.
+func (s *LinuxSystem) SetPriority(nice int) error {
+	done := map[int]bool{}
+	for pass := 0; pass < 5; pass++ {
+		ents, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			return fmt.Errorf("pfcarp_nice: %w", err)
+		}
+		fresh := 0
+		for _, e := range ents {
+			tid, err := strconv.Atoi(e.Name())
+			if err != nil || done[tid] {
+				continue
+			}
+			fresh++
+			if err := unix.Setpriority(unix.PRIO_PROCESS, tid, nice); err != nil && err != unix.ESRCH {
+				return fmt.Errorf("pfcarp_nice=%d: setpriority: %w (lowering it needs CAP_SYS_NICE)", nice, err)
+			}
+			done[tid] = true
+		}
+		if fresh == 0 {
+			return nil
+		}
+	}
+	return nil
+}
+
 func (s *LinuxSystem) SetForwarding(cfg *config.Node) error {
 	set := func(path string, on bool) error {
 		v := "0\n"

@@ -33,6 +33,10 @@ var clusterNodes = []struct{ node, rcconf string }{
 	{"lb2", "rc.conf.lb2"},
 }
 
+// LabNice is the daemons' pfcarp_nice in the lab, the Nice= of
+// packaging/pfcarp.service.
+const LabNice = -10
+
 // ClusterFiles returns the files of the seed cluster's balancers, by node
 // and file name, adapted to a lab in dir (DefaultDir when empty) with or
 // without the seed's addresses. dir should be absolute: it is written into
@@ -61,6 +65,9 @@ func ClusterFiles(dir string, seedAddrs bool) (map[string]map[string][]byte, err
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", cn.rcconf, err)
 		}
+		// The priority packaging/pfcarp.service gives the daemon (Nice=):
+		// the lab's clients and servers share the balancers' cores.
+		rc = append(rc, fmt.Sprintf("# lab: as packaging/pfcarp.service's Nice=\npfcarp_nice=\"%d\"\n", LabNice)...)
 		out[cn.node] = map[string][]byte{
 			"pfcarp.conf": rc,
 			"pf.conf":     TranslateAddrs(pf, from, to),

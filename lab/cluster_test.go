@@ -2,6 +2,7 @@ package lab
 
 import (
 	"bytes"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -116,10 +117,17 @@ func TestClusterFiles(t *testing.T) {
 					}
 				}
 			} else {
-				// Verbatim but for pflog_logfile.
+				// Verbatim but for pflog_logfile and the two lines of the
+				// lab's pfcarp_nice at the end.
 				orig, _ := seed.ReadFile("rc.conf." + node)
 				o := strings.Split(string(orig), "\n")
-				g := strings.Split(string(files[node]["pfcarp.conf"]), "\n")
+				got := string(files[node]["pfcarp.conf"])
+				tail := fmt.Sprintf("pfcarp_nice=\"%d\"\n", LabNice)
+				if !strings.HasSuffix(got, tail) {
+					t.Fatalf("%s: rc.conf does not end with %q", node, tail)
+				}
+				g := strings.Split(got, "\n")
+				g = append(g[:len(g)-3], g[len(g)-1])
 				if len(o) != len(g) {
 					t.Fatalf("%s: line count changed", node)
 				}
