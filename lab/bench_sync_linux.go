@@ -43,6 +43,13 @@ func benchSync(ctx context.Context, b *Bench, r *Report) error {
 		if err := Cleanup(b.Dir, b.Prefix, nil); err != nil {
 			return err
 		}
+		b.logf("sync run %d: lag at set rates", run+1)
+		if err := b.syncLagRates(ctx, r); err != nil {
+			note(r, "sync", "sync lag p99 at the highest sustained rate", "ms", err.Error())
+		}
+		if err := Cleanup(b.Dir, b.Prefix, nil); err != nil {
+			return err
+		}
 		for _, n := range sizes {
 			b.logf("sync run %d: bulk %d", run+1, n)
 			if err := b.syncBulk(ctx, r, n); err != nil {
@@ -170,11 +177,169 @@ func (b *Bench) syncLag(ctx context.Context, r *Report) error {
 	return nil
 }
 
+// lagRates are the open-loop rates (new connections/s) of syncLagRates,
+// tried in order until one is not sustained.
+var lagRates = []float64{500, 1000, 1500, 2000, 2500, 3000, 4000, 5000}
+
+// lagRateFor is how long each rate of syncLagRates runs.
+const lagRateFor = 5 * time.Second
+
+// syncLagRates measures the sync lag at set rates rather than at
+// saturation (where the offered load exceeds what the two cores forward
+// and every queue grows, the lag with them): an open-loop load of 1 s
+// streams, each checked byte for byte, at each rate of lagRates in turn
+// until a rate is not sustained (a connection failed, or the generator
+// fell behind its schedule by more than 50 ms). It reports the lag at
+// every rate tried and, as the figure, p50/p99 at the highest
+// rate sustained.
+func (b *Bench) syncLagRates(ctx context.Context, r *Report) error {
+	l, err := b.pfcarpCluster(ctx, true)
+	if err != nil {
+		return err
+	}
+	vip := l.extVIP()
+	if err := waitTCP(ctx, l, "client", netip.AddrPortFrom(vip, 80), 5*time.Second); err != nil {
+		return err
+	}
+	rates := lagRates
+	if b.Quick {
+		rates = rates[:4]
+	}
+	best := -1.0
+	var bestLags []time.Duration
+	for _, rate := range rates {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		lags, sum, late, err := b.lagAtRate(l, vip, rate)
+		if err != nil {
+			return err
+		}
+		name := fmt.Sprintf("sync lag p99 at %.0f new conn/s (open loop)", rate)
+		if len(lags) > 0 {
+			add(r, "sync", name, "ms", ms(Percentile(lags, 99)))
+		}
+		sustained := sum.Failed() == 0 && late <= 50*time.Millisecond && len(lags) > 0
+		b.logf("sync lag at %.0f/s: %d conns, %d failed, generator %v late, %d lags, p99 %.2f ms",
+			rate, sum.Conns, sum.Failed(), late.Round(time.Millisecond), len(lags), ms(Percentile(lags, 99)))
+		if !sustained {
+			note(r, "sync", name, "ms", fmt.Sprintf("not sustained: %d of %d failed (%s), generator %v behind", sum.Failed(), sum.Conns, sum.Others(), late.Round(time.Millisecond)))
+			break
+		}
+		best, bestLags = rate, lags
+	}
+	if best < 0 {
+		return fmt.Errorf("no rate of %v was sustained", rates)
+	}
+	add(r, "sync", "highest sustained rate (open loop, 0 failed)", "conn/s", best)
+	add(r, "sync", "sync lag p50 at the highest sustained rate", "ms", ms(Percentile(bestLags, 50)))
+	add(r, "sync", "sync lag p99 at the highest sustained rate", "ms", ms(Percentile(bestLags, 99)))
+	if best == rates[len(rates)-1] {
+		note(r, "sync", "highest sustained rate (open loop, 0 failed)", "conn/s", "the highest rate tried: the lab may sustain more")
+	}
+	return nil
+}
+
+// lagAtRate runs one open-loop load at rate through vip and returns the
+// lag of each of its connections that reached lb2, the load's summary and
+// how far the generator fell behind its schedule. The lag is read from
+// the kernels, not from event listeners in this (busy) process: with
+// nf_conntrack_timestamp on, each entry's start is when the kernel
+// confirmed it, on lb1 the first packet's, on lb2 pfsync's write; both
+// are this machine's real-time clock.
+func (b *Bench) lagAtRate(l *Lab, vip netip.Addr, rate float64) ([]time.Duration, LoadSummary, time.Duration, error) {
+	for _, n := range []string{"lb1", "lb2"} {
+		if err := l.InNode(n, func() error {
+			return os.WriteFile("/proc/sys/net/netfilter/nf_conntrack_timestamp", []byte("1\n"), 0o644)
+		}); err != nil {
+			return nil, LoadSummary{}, 0, fmt.Errorf("%s: conntrack timestamps: %w", n, err)
+		}
+	}
+	before := b.daemonLag(l, "lb2")
+	ld, err := l.StartLoad(LoadOptions{URL: "http://" + vip.String(), Rate: rate, Duration: lagRateFor, StreamSeconds: 1})
+	if err != nil {
+		return nil, LoadSummary{}, 0, err
+	}
+	conns := ld.Wait()
+	time.Sleep(200 * time.Millisecond) // the last flushes (pfsync's flush interval is 10 ms)
+	if after := b.daemonLag(l, "lb2"); after.Count > before.Count {
+		d := after
+		for i := range d.Counts {
+			d.Counts[i] -= before.Counts[i]
+		}
+		d.Count -= before.Count
+		b.logf("sync lag at %.0f/s as lb2's daemon measures it (lb1's engine taking the event in -> lb2's kernel write): p50 <= %v, p99 <= %v of %d",
+			rate, d.Quantile(0.5), d.Quantile(0.99), d.Count)
+	}
+	on1, err := ctStarts(l, "lb1")
+	if err != nil {
+		return nil, LoadSummary{}, 0, err
+	}
+	on2, err := ctStarts(l, "lb2")
+	if err != nil {
+		return nil, LoadSummary{}, 0, err
+	}
+	var lags []time.Duration
+	for _, c := range conns {
+		if !c.Local.IsValid() {
+			continue
+		}
+		k := flowKey{c.Local.Addr(), vip, c.Local.Port(), 80, 6}
+		t1, ok1 := on1[k]
+		t2, ok2 := on2[k]
+		// an entry older than the connection is another one's (a reused
+		// port), not this connection's
+		if ok1 && ok2 && !t1.Before(c.Start.Add(-time.Second)) {
+			lags = append(lags, t2.Sub(t1))
+		}
+	}
+	return lags, Summarize(conns, time.Time{}), ld.Lag(), nil
+}
+
+// daemonLag reads node's sync lag histogram (zero when it cannot).
+func (b *Bench) daemonLag(l *Lab, node string) pfsync.Lag {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := l.DaemonStatus(ctx, node)
+	if err != nil || st.Pfsync == nil {
+		return pfsync.Lag{}
+	}
+	return st.Pfsync.SyncLag
+}
+
+// ctStarts reads node's conntrack table: each entry's start (kernel
+// timestamp) by tuple.
+func ctStarts(l *Lab, node string) (map[flowKey]time.Time, error) {
+	var flows []conntrack.Flow
+	err := l.InNode(node, func() error {
+		c, err := conntrack.Dial(nil)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		flows, err = c.Dump(nil)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: conntrack dump: %w", node, err)
+	}
+	m := make(map[flowKey]time.Time, len(flows))
+	for i := range flows {
+		if st := flows[i].Timestamp.Start; !st.IsZero() {
+			m[keyOf(&flows[i])] = st
+		}
+	}
+	return m, nil
+}
+
 // benchState is the i-th injected state: a redirected connection to the
-// VIP's port 80, answered by s1.
+// VIP's port 80, answered by s1; distinct for every i below 2^17 * 64511.
 func benchState(i int, vip, s1 netip.Addr) pfsync.State {
-	src := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-	sport := uint16(1024 + i%60000)
+	// RFC 2544's benchmarking range, 198.18.0.0/15 (2^17 addresses), then
+	// the next source port: the states are written, never sent to
+	a := i % (1 << 17)
+	src := netip.AddrFrom4([4]byte{198, 18 + byte(a>>16), byte(a >> 8), byte(a)})
+	sport := uint16(1024 + i/(1<<17))
 	return pfsync.State{Proto: 6,
 		Status:  pfsync.StatusSeenReply | pfsync.StatusAssured | pfsync.StatusDstNAT | pfsync.StatusConfirmed,
 		Orig:    pfsync.Tuple{Src: src, Dst: vip, SrcPort: sport, DstPort: 80},
