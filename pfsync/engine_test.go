@@ -217,10 +217,38 @@ func TestBulkUpdateDemotesUntilDone(t *testing.T) {
 	if p.demA != 1 || p.a.Bulk() != BulkRequested {
 		t.Fatalf("A after start: demotion %d bulk %v, want 1 requested", p.demA, p.a.Bulk())
 	}
-	p.pump()
+	p.advance(100 * time.Millisecond) // B serves in paced bursts
 	st := p.a.Stats()
 	if p.demA != 0 || st.BulkDone != 1 || len(p.ta.m) != 200 || st.LastBulkStates != 200 {
 		t.Fatalf("A after bulk: demotion %d done %d states %d/%d", p.demA, st.BulkDone, len(p.ta.m), st.LastBulkStates)
+	}
+}
+
+// A bulk update is served bulkBurst messages per bulkPace, not as fast as
+// the socket takes them: the peer's receive buffer would overrun.
+func TestBulkUpdateIsPaced(t *testing.T) {
+	p := newPair(t, nil)
+	const n = 2000
+	for i := 1; i <= n; i++ {
+		p.tb.m[keyOf(tcpState(i))] = tcpState(i)
+	}
+	p.b.Start()
+	p.pump()
+	p.a.Start()
+	sent := p.b.Stats().MsgsSent
+	p.pump() // the request reaches B, which starts serving
+	most := int(p.b.Stats().MsgsSent - sent)
+	for step := 0; step < 1000 && len(p.ta.m) < n; step++ {
+		p.clk.Advance(bulkPace)
+		sent := p.b.Stats().MsgsSent
+		p.pump()
+		most = max(most, int(p.b.Stats().MsgsSent-sent))
+	}
+	if len(p.ta.m) != n || p.a.Stats().BulkDone != 1 {
+		t.Fatalf("A holds %d of %d states, bulk done %d", len(p.ta.m), n, p.a.Stats().BulkDone)
+	}
+	if most > bulkBurst+1 { // +1: BULK END may close a burst
+		t.Fatalf("%d messages in one pace interval, want at most %d", most, bulkBurst+1)
 	}
 }
 

@@ -25,6 +25,10 @@ type RawTransport struct {
 	dst *net.IPAddr
 }
 
+// syncSocketBuffer is the sync socket's receive buffer: some 3,500
+// full-size messages, 80,000 IPv4 states.
+const syncSocketBuffer = 8 << 20
+
 // ListenRaw opens the transport on syncdev (may be empty with a unicast
 // peer); peer invalid means multicast.
 func ListenRaw(syncdev string, peer netip.Addr) (*RawTransport, error) {
@@ -35,11 +39,19 @@ func ListenRaw(syncdev string, peer netip.Addr) (*RawTransport, error) {
 		return nil, errors.New("pfsync: needs syncdev (multicast) or syncpeer (unicast)")
 	}
 	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
-		if syncdev == "" {
-			return nil
-		}
 		var serr error
-		if err := rc.Control(func(fd uintptr) { serr = unix.BindToDevice(int(fd), syncdev) }); err != nil {
+		if err := rc.Control(func(fd uintptr) {
+			// A bulk update arrives faster than states are written into
+			// the kernel at times (and the loop may be busy): room for
+			// seconds of it. Beyond net.core.rmem_max where the process
+			// may (CAP_NET_ADMIN), else as far as the cap allows.
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, syncSocketBuffer) != nil {
+				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, syncSocketBuffer) // capped, never refused
+			}
+			if syncdev != "" {
+				serr = unix.BindToDevice(int(fd), syncdev)
+			}
+		}); err != nil {
 			return err
 		}
 		return serr
