@@ -181,8 +181,13 @@ func (b *Bench) syncLag(ctx context.Context, r *Report) error {
 // tried in order until one is not sustained.
 var lagRates = []float64{500, 1000, 1500, 2000, 2500, 3000, 4000, 5000}
 
-// lagRateFor is how long each rate of syncLagRates runs.
-const lagRateFor = 5 * time.Second
+// lagRateFor is how long each rate of syncLagRates runs (--quick: 2 s).
+func (b *Bench) lagRateFor() time.Duration {
+	if b.Quick {
+		return 2 * time.Second
+	}
+	return 5 * time.Second
+}
 
 // syncLagRates measures the sync lag at set rates rather than at
 // saturation (where the offered load exceeds what the two cores forward
@@ -256,7 +261,7 @@ func (b *Bench) lagAtRate(l *Lab, vip netip.Addr, rate float64) ([]time.Duration
 		}
 	}
 	before := b.daemonLag(l, "lb2")
-	ld, err := l.StartLoad(LoadOptions{URL: "http://" + vip.String(), Rate: rate, Duration: lagRateFor, StreamSeconds: 1})
+	ld, err := l.StartLoad(LoadOptions{URL: "http://" + vip.String(), Rate: rate, Duration: b.lagRateFor(), StreamSeconds: 1})
 	if err != nil {
 		return nil, LoadSummary{}, 0, err
 	}
