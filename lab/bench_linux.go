@@ -315,8 +315,15 @@ func evalGoals(r *Report) []Goal {
 			}
 		}
 	}
-	if v, ok := r.Median("sync", "sync lag p99 at saturation"); ok {
-		gs = append(gs, Goal{What: "sync lag p99 <= 5 ms", Result: pass(v <= 5), Detail: FormatValue(v) + " ms"})
+	// At the highest rate the lab sustains (issue 10), not at saturation,
+	// where the offered load exceeds what the cores forward and the lag
+	// measures the queues.
+	if v, ok := r.Median("sync", "sync lag p99 at the highest sustained rate"); ok {
+		d := FormatValue(v) + " ms"
+		if rate, ok := r.Median("sync", "highest sustained rate (open loop, 0 failed)"); ok {
+			d += " at " + FormatValue(rate) + " new conn/s"
+		}
+		gs = append(gs, Goal{What: "sync lag p99 <= 5 ms at the highest sustained rate", Result: pass(v <= 5), Detail: d})
 	}
 	for _, s := range r.Samples {
 		if s.Step == "sync" && strings.HasPrefix(s.Name, "bulk update ") && len(s.Values) > 0 && strings.Contains(s.Name, "1000000") {
