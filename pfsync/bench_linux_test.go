@@ -37,6 +37,35 @@ func BenchmarkKernelInject(b *testing.B) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "states/s")
 }
 
+// BenchmarkKernelInjectBatch writes states as a received message's
+// states are written (InjectBatch, one netlink write per message of 24
+// IPv4 states, a full 1,500-byte message): the rate a bulk update's
+// receiver can take in, which bounds how fast a bulk may be served.
+func BenchmarkKernelInjectBatch(b *testing.B) {
+	testenv.RequireRoot(b)
+	n := newNS(b, "injectb")
+	var ct *Conntrack
+	n.do(b, func() error { var err error; ct, err = DialConntrack(); return err })
+	defer ct.Close()
+	const per = 24
+	batch := make([]State, 0, per)
+	exists := make([]bool, per)
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		batch = append(batch, benchState(i))
+		if len(batch) == per || i == b.N-1 {
+			for j, err := range ct.InjectBatch(batch, exists[:len(batch)]) {
+				if err != nil {
+					b.Fatalf("state %d: %v", i-len(batch)+1+j, err)
+				}
+			}
+			batch = batch[:0]
+		}
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "states/s")
+}
+
 // BenchmarkSyncLag measures the sync lag, from a change in router A's
 // kernel to its arrival in router B's kernel, over a real sync link (raw
 // IP 240, multicast, HMAC) with the daemon's defaults (flush interval
