@@ -40,8 +40,10 @@ import (
 //     number) and CtMarkPass, so its packets pass as a state, as pf's do.
 
 // MetaMarkSynproxy is the packet mark bit (meta mark) the compiled rules
-// set on the packets they hand to the kernel's synproxy.
-const MetaMarkSynproxy uint32 = 1 << 28
+// set on the packets they hand to the kernel's synproxy. Its own bit: it
+// was 1 << 28, daemon.LiveMark's, which worked only because the guard
+// clears that bit before these rules set it (see DESIGN.md, marks).
+const MetaMarkSynproxy uint32 = 1 << 26
 
 // Synproxy chain names.
 const (
