@@ -1,6 +1,7 @@
 package pfsync
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -204,6 +205,8 @@ const (
 	ctaMark       = 8
 	ctaNATDst     = 13
 	ctaZone       = 18
+	ctaLabels     = 22
+	ctaLabelsMask = 23
 
 	ctaTupleIP    = 1
 	ctaTupleProto = 2
@@ -344,6 +347,14 @@ func injectMessage(s *State, create bool) (netlink.Message, error) {
 	if s.Zone != 0 && create {
 		attrs = append(attrs, netfilter.Attribute{Type: ctaZone, Data: be16(s.Zone)})
 	}
+	if s.Labels != ([16]byte{}) {
+		// All 128 bits are the peer's (a mask of ones replaces them). The
+		// kernel attaches labels only in a namespace whose rules use them
+		// (ctnetlink_attach_labels), as the peer's same ruleset does.
+		mask := bytes.Repeat([]byte{0xff}, len(s.Labels))
+		attrs = append(attrs, netfilter.Attribute{Type: ctaLabels, Data: bytes.Clone(s.Labels[:])},
+			netfilter.Attribute{Type: ctaLabelsMask, Data: mask})
+	}
 	if s.Proto == unix.IPPROTO_TCP && s.TCP.State != TCPNone {
 		// nf_ct_tcp_flags is {flags, mask}: set the sender's flags plus
 		// BE_LIBERAL, clear nothing else.
@@ -403,6 +414,7 @@ func fromFlow(f *conntrack.Flow) (State, bool) {
 		Bytes:   [2]uint64{f.CountersOrig.Bytes, f.CountersReply.Bytes},
 		Start:   f.Timestamp.Start,
 	}
+	copy(s.Labels[:], f.Labels) // the kernel's 128 bits (NF_CT_LABELS_MAX_SIZE)
 	if t := f.ProtoInfo.TCP; t != nil {
 		s.TCP = TCPInfo{State: t.State, WScale: [2]uint8{t.OriginalWindowScale, t.ReplyWindowScale},
 			Flags: [2]uint8{uint8(t.OriginalFlags >> 8), uint8(t.ReplyFlags >> 8)}}

@@ -13,6 +13,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/ti-mo/conntrack"
+	"github.com/ti-mo/netfilter"
 	"golang.org/x/sys/unix"
 
 	"github.com/pfcarp/pfcarp/internal/testenv"
@@ -539,4 +540,120 @@ func TestLiberalize(t *testing.T) {
 		t.Fatalf("a second pass changed %d entries, want 0", n)
 	}
 	roundTrip(t, c, 64<<10, 2)
+}
+
+// useLabels loads, into n's nftables, a rule that reads connection labels:
+// the kernel attaches labels to entries only in a namespace whose rules
+// use them (net->ct.labels_used), as a pfcarp ruleset with queues,
+// route-to or if-bound does.
+func useLabels(t *testing.T, n *testNS) {
+	t.Helper()
+	c, err := nftables.New(nftables.WithNetNSFd(int(n.h)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := c.AddTable(&nftables.Table{Name: "labels", Family: nftables.TableFamilyINet})
+	ch := c.AddChain(&nftables.Chain{Name: "in", Table: tb, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter})
+	c.AddRule(&nftables.Rule{Table: tb, Chain: ch, Exprs: []expr.Any{
+		&expr.Ct{Key: expr.CtKeyLABELS, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 16)},
+		&expr.Counter{},
+	}})
+	if err := c.Flush(); err != nil {
+		t.Fatalf("a ct label rule in %s: %v", n.name, err)
+	}
+}
+
+// A state's connection labels are written with it, created or updated,
+// and read back by a dump.
+func TestInjectLabels(t *testing.T) {
+	testenv.RequireRoot(t)
+	n := newNS(t, "labels")
+	useLabels(t, n)
+	s := benchState(1)
+	s.Labels = [16]byte{0: 0x2a, 8: 3, 10: 1, 15: 0x80}
+	injectIn(t, n, &s)
+	u := benchState(2)
+	injectIn(t, n, &u)
+	u.Labels[1] = 7 // a label set later, on an existing entry
+	n.do(t, func() error {
+		ct, err := DialConntrack()
+		if err != nil {
+			return err
+		}
+		defer ct.Close()
+		for _, err := range ct.InjectBatch([]State{u}, []bool{true}) {
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	got := map[Key]State{}
+	for _, d := range dumpIn(t, n) {
+		got[d.Key()] = d
+	}
+	for _, want := range []State{s, u} {
+		if g, ok := got[want.Key()]; !ok || g.Labels != want.Labels {
+			t.Errorf("entry %v: labels %x (found %v), want %x", want.Orig, g.Labels, ok, want.Labels)
+		}
+	}
+}
+
+// Labels a rule sets on a new connection arrive with its NEW event, which
+// is what the daemon replicates (fromFlow).
+func TestEventCarriesLabels(t *testing.T) {
+	testenv.RequireRoot(t)
+	n := newNS(t, "labelev")
+	c, err := nftables.New(nftables.WithNetNSFd(int(n.h)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := c.AddTable(&nftables.Table{Name: "labels", Family: nftables.TableFamilyINet})
+	ch := c.AddChain(&nftables.Chain{Name: "out", Table: tb, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityFilter})
+	want := [16]byte{8: 5} // as route-to's byte 8
+	c.AddRule(&nftables.Rule{Table: tb, Chain: ch, Exprs: []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x1e, 0x6c}}, // 7788
+		&expr.Immediate{Register: 1, Data: want[:]},
+		&expr.Ct{Key: expr.CtKeyLABELS, Register: 1, SourceRegister: true},
+	}})
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	echoServer(t, n, "127.0.0.1:7788")
+	var evc *conntrack.Conn
+	n.do(t, func() error { var err error; evc, err = conntrack.Dial(nil); return err })
+	defer evc.Close()
+	evs := make(chan conntrack.Event, 64)
+	if _, err := evc.Listen(evs, 1, []netfilter.NetlinkGroup{netfilter.GroupCTNew}); err != nil {
+		t.Fatal(err)
+	}
+	n.do(t, func() error {
+		cn, err := net.DialTimeout("tcp4", "127.0.0.1:7788", 2*time.Second)
+		if err == nil {
+			cn.Close()
+		}
+		return err
+	})
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case ev := <-evs:
+			if ev.Flow == nil || ev.Flow.TupleOrig.Proto.DestinationPort != 7788 {
+				continue
+			}
+			s, ok := fromFlow(ev.Flow)
+			if !ok || s.Labels != want {
+				t.Fatalf("NEW event's labels %x, want %x", s.Labels, want)
+			}
+			return
+		case <-deadline:
+			t.Fatal("no NEW event for the connection")
+		}
+	}
 }

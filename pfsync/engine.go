@@ -751,19 +751,35 @@ func (e *Engine) encodePending(k Key) {
 			fl = RecFlagAck
 		}
 		e.stats.StatesSent++
-		e.addRecord(StateLen(&s), func(b []byte) []byte { return AppendStateFlags(b, &s, upd, fl) })
+		e.addState(&s, upd, fl)
 	}
 	delete(e.pend, k)
 }
 
+// addState adds s's RecState record and, when s has connection labels,
+// its RecLabels right after it in the same message.
+func (e *Engine) addState(s *State, upd int64, flags uint8) {
+	if s.Labels == ([16]byte{}) {
+		e.addRecord(StateLen(s), func(b []byte) []byte { return AppendStateFlags(b, s, upd, flags) })
+		return
+	}
+	e.addRecords(StateLen(s)+LabelsLen(s), 2, func(b []byte) []byte {
+		return AppendLabels(AppendStateFlags(b, s, upd, flags), s)
+	})
+}
+
 // addRecord appends one record of size n, sending the message first when
 // the record would not fit.
-func (e *Engine) addRecord(n int, enc func([]byte) []byte) {
+func (e *Engine) addRecord(n int, enc func([]byte) []byte) { e.addRecords(n, 1, enc) }
+
+// addRecords appends recs records of n bytes in all that must share a
+// message (a state and its labels).
+func (e *Engine) addRecords(n, recs int, enc func([]byte) []byte) {
 	limit := e.o.MTU - 20
 	if e.auth.Enabled() {
 		limit -= MACLen
 	}
-	if e.nrec > 0 && (len(e.buf)+n > limit || e.nrec == 0xffff) {
+	if e.nrec > 0 && (len(e.buf)+n > limit || e.nrec > 0xffff-recs) {
 		e.flush()
 	}
 	if e.nrec == 0 {
@@ -772,7 +788,7 @@ func (e *Engine) addRecord(n int, enc func([]byte) []byte) {
 		e.buf = h.AppendTo(e.buf[:0])
 	}
 	e.buf = enc(e.buf)
-	e.nrec++
+	e.nrec += recs
 }
 
 // flush seals and sends the message being built, if any.
@@ -906,7 +922,7 @@ func (e *Engine) serveBurst() {
 		if ent := e.table[s.Key()]; ent != nil {
 			upd = ent.updated
 		}
-		e.addRecord(StateLen(s), func(b []byte) []byte { return AppendState(b, s, upd) })
+		e.addState(s, upd, 0)
 		e.serve = e.serve[1:]
 		e.serveSent++
 		e.stats.StatesSent++
@@ -1004,6 +1020,9 @@ func (e *Engine) Receive(b []byte) (Drop, bool) {
 			DecodeStateAck(rb, &s)
 			e.stats.AcksReceived++
 			e.acked(s.Key())
+		case RecLabels:
+			DecodeLabels(rb, &s)
+			e.applyLabels(&s)
 		case RecDelete:
 			DecodeDelete(rb, &s)
 			e.stats.DeletesRecv++
@@ -1134,6 +1153,22 @@ func (e *Engine) applyState(s *State, upd int64) {
 	e.injUpd = append(e.injUpd, upd)
 }
 
+// applyLabels gives the peer's labels (s: key and labels) to the state of
+// that key the same message brought just before (still queued to be
+// written), as the sender puts them; labels for a state not taken (stale,
+// no-sync) or not known change nothing.
+func (e *Engine) applyLabels(s *State) {
+	k := s.Key()
+	n := len(e.injQ)
+	if n == 0 || e.injQ[n-1].Key() != k {
+		return
+	}
+	e.injQ[n-1].Labels = s.Labels
+	if cur := e.table[k]; cur != nil {
+		cur.s.Labels = s.Labels
+	}
+}
+
 // flushInjects writes the queued peer states into the table.
 func (e *Engine) flushInjects() {
 	if len(e.injQ) == 0 {
@@ -1186,6 +1221,8 @@ func validate(body []byte, count uint16) error {
 			err = DecodeDelete(rb, &s)
 		case RecStateAck:
 			err = DecodeStateAck(rb, &s)
+		case RecLabels:
+			err = DecodeLabels(rb, &s)
 		case RecSticky:
 			err = validateSticky(rb)
 		case RecBulkRequest:

@@ -168,6 +168,37 @@ func TestReplicateBatchedAndEchoFree(t *testing.T) {
 	}
 }
 
+// Connection labels (queues, route-to targets, if-bound interfaces) travel
+// with their state, in the same message, and a change of them alone is a
+// change to send; a bulk update carries them too.
+func TestLabelsReplicate(t *testing.T) {
+	p := newPair(t, nil)
+	s := tcpState(7)
+	s.Labels[0], s.Labels[8], s.Labels[15] = 0x01, 3, 0x80
+	p.a.Local(&Event{Type: EventNew, State: s})
+	p.advance(DefaultFlushInterval)
+	if got := p.tb.m[keyOf(s)]; got.Labels != s.Labels {
+		t.Fatalf("peer's labels %x, want %x", got.Labels, s.Labels)
+	}
+	sent := p.a.Stats().MsgsSent
+	s.Labels[10] = 2 // if-bound's interface, set by a later rule
+	p.a.Local(&Event{Type: EventUpdate, State: s})
+	p.advance(DefaultFlushInterval)
+	if got := p.tb.m[keyOf(s)]; got.Labels != s.Labels || p.a.Stats().MsgsSent == sent {
+		t.Fatalf("a labels change was not sent: peer's labels %x, want %x", got.Labels, s.Labels)
+	}
+	// A node that comes up gets them in its bulk update.
+	q := newPair(t, nil)
+	q.tb.m[keyOf(s)] = s
+	q.b.Start()
+	q.pump()
+	q.a.Start()
+	q.advance(100 * time.Millisecond)
+	if got := q.ta.m[keyOf(s)]; got.Labels != s.Labels {
+		t.Fatalf("bulk: labels %x, want %x", got.Labels, s.Labels)
+	}
+}
+
 func TestMaxUpdFlushesAtOnce(t *testing.T) {
 	p := newPair(t, func(o *Options) { o.MaxUpd = 4 })
 	s := tcpState(1)

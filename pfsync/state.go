@@ -84,6 +84,11 @@ type State struct {
 	Mark    uint32
 	Timeout uint32 // seconds until the entry expires
 	TCP     TCPInfo
+	// Labels are the entry's connection labels (ct label: 128 bits), in
+	// which the compiled rules keep a connection's queue classes,
+	// route-to/reply-to targets and if-bound interface (DESIGN.md section
+	// 9); replicated (RecLabels) so that they survive a takeover.
+	Labels [16]byte
 
 	// Packets and Bytes per direction (0 original, 1 reply) are read from
 	// the kernel for display; they are neither replicated nor injected.
@@ -133,7 +138,7 @@ func (s *State) Key() Key {
 // carries nothing new, it is not sent.
 func sameReplicated(a, b *State) bool {
 	return a.Proto == b.Proto && a.Zone == b.Zone && a.Orig == b.Orig && a.Reply == b.Reply &&
-		a.Status&syncedStatus == b.Status&syncedStatus && a.Mark == b.Mark &&
+		a.Status&syncedStatus == b.Status&syncedStatus && a.Mark == b.Mark && a.Labels == b.Labels &&
 		a.TCP.State == b.TCP.State && (a.TCP.WScale == b.TCP.WScale || !wscaleSet(a) || !wscaleSet(b)) &&
 		a.TCP.Flags[0]&syncedTCPFlags == b.TCP.Flags[0]&syncedTCPFlags &&
 		a.TCP.Flags[1]&syncedTCPFlags == b.TCP.Flags[1]&syncedTCPFlags

@@ -38,6 +38,9 @@ import (
 //	RecBulkStatus  (5): status uint8 (1 start, 2 end), reserved[3], states uint32
 //	RecStateAck    (6): the body of a RecDelete: the key of a state applied
 //	                    (added to version 1 for `defer`, see below)
+//	RecLabels      (7): the body of a RecDelete, then labels [16]: the
+//	                    connection labels of the state just before it in the
+//	                    same message (added to version 1, see below)
 //
 // Unknown record types are skipped (their length is known), so version 1
 // readers tolerate additions; anything that changes the meaning of known
@@ -50,6 +53,9 @@ import (
 //     the receiver to answer with a RecStateAck once the state is in its
 //     table. A reader that predates it never acks, so the sender's held
 //     packet goes after the defer timeout, as with a lost ack.
+//   - RecLabels follows a RecState whose entry has connection labels, in the
+//     same message. A reader that predates it keeps the state without them,
+//     as before.
 const (
 	Magic      = 0x5046
 	Version    = 1
@@ -71,6 +77,7 @@ const (
 	RecBulkRequest RecordType = 4
 	RecBulkStatus  RecordType = 5
 	RecStateAck    RecordType = 6
+	RecLabels      RecordType = 7
 )
 
 // Record flags (the record header's second byte).
@@ -381,6 +388,31 @@ func AppendDelete(b []byte, s *State) []byte {
 	b = appendAddr(b, s.Orig.Dst)
 	b = binary.BigEndian.AppendUint16(b, s.Orig.SrcPort)
 	return binary.BigEndian.AppendUint16(b, s.Orig.DstPort)
+}
+
+// LabelsLen is the encoded size of a labels record for s.
+func LabelsLen(s *State) int { return DeleteLen(s) + len(s.Labels) }
+
+// AppendLabels appends a RecLabels record: s's key and labels.
+func AppendLabels(b []byte, s *State) []byte {
+	n := len(b)
+	b = AppendDelete(b, s)
+	b[n] = byte(RecLabels)
+	binary.BigEndian.PutUint16(b[n+2:], uint16(LabelsLen(s)-recHdrLen))
+	return append(b, s.Labels[:]...)
+}
+
+// DecodeLabels decodes a RecLabels body into s's key fields and labels.
+func DecodeLabels(body []byte, s *State) error {
+	if len(body) < len(s.Labels) {
+		return dropErr(DropMalformed, "short labels record")
+	}
+	k := len(body) - len(s.Labels)
+	if err := DecodeDelete(body[:k], s); err != nil {
+		return err
+	}
+	copy(s.Labels[:], body[k:])
+	return nil
 }
 
 // StateAckLen is the encoded size of a state ack record for s.

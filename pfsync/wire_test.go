@@ -86,6 +86,9 @@ func FuzzDecode(f *testing.F) {
 		return AppendSticky(b, &Sticky{Map: "m", Source: s4.Orig.Src, Backend: s4.Reply.Src, Timeout: 1})
 	}))
 	f.Add(seal(2, func(b []byte) []byte { return AppendBulkStatus(AppendBulkRequest(b), BulkStart, 9) }))
+	l4 := s4
+	l4.Labels[3] = 9
+	f.Add(seal(2, func(b []byte) []byte { return AppendLabels(AppendState(b, &l4, 3), &l4) }))
 	f.Add(seal(0, func(b []byte) []byte { return b }))
 	f.Add([]byte{0x50, 0x46, 1, 0, 0})
 	open := NewAuth(key)
@@ -142,6 +145,28 @@ func FuzzDecode(f *testing.F) {
 func TestNoSyncMarkMatchesCompile(t *testing.T) {
 	if NoSyncMark != compile.CtMarkNoSync {
 		t.Fatalf("pfsync.NoSyncMark %#x != compile.CtMarkNoSync %#x", NoSyncMark, compile.CtMarkNoSync)
+	}
+}
+
+func TestLabelsRoundTrip(t *testing.T) {
+	for _, s := range []State{tcpState(1), v6State()} {
+		s.Labels = [16]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+		b := AppendLabels(nil, &s)
+		if len(b) != LabelsLen(&s) {
+			t.Fatalf("labels record %d bytes, LabelsLen %d", len(b), LabelsLen(&s))
+		}
+		var got State
+		if err := DecodeLabels(b[recHdrLen:], &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Key() != s.Key() || got.Labels != s.Labels {
+			t.Fatalf("decoded key/labels %v %x, want %v %x", got.Orig, got.Labels, s.Orig, s.Labels)
+		}
+		for _, n := range []int{0, 10, len(b) - recHdrLen - 1} {
+			if DecodeLabels(b[recHdrLen:recHdrLen+n], &got) == nil {
+				t.Errorf("a %d-byte labels body decoded", n)
+			}
+		}
 	}
 }
 
