@@ -118,6 +118,7 @@ type compiler struct {
 	profiles   []scrubProfile
 	prioUsed   [8]bool
 	prioPairs  [][2]uint8 // prio.go: the two-value set prio pairs
+	pqueues    []string   // pqueue.go: the second queues of queue pairs
 	plan       *tc.Plan   // queues (queue.go); nil without
 
 	filterIn, filterOut, rdr, nat []*nft.Rule
@@ -387,6 +388,7 @@ func (c *compiler) assemble() {
 	c.prog.Chains = append(c.prog.Chains, c.scrubChains()...)
 	c.prog.Chains = append(c.prog.Chains, c.synproxyChains()...)
 	c.prog.Chains = append(c.prog.Chains, c.prioChains()...)
+	c.prog.Chains = append(c.prog.Chains, c.pqueueChains()...)
 	c.prog.Chains = append(c.prog.Chains, c.routeChains()...)
 	c.prog.Routes = append(c.divertRoutes(), c.routePolicies()...)
 }

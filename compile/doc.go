@@ -357,8 +357,9 @@
 // peer goes to the default queue there; IPv4 forwarding resets a packet's
 // priority from its TOS, so an inbound rule's queue does not follow the
 // forwarded packet to the outbound interface (pf's qid would); "queue (q,
-// pq)" with a second queue for empty ACKs and lowdelay packets is refused
-// (as set prio's second value); a queue on a block rule is ignored with a
+// pq)" puts empty ACKs and lowdelay packets into pq as pf does (pqueue.go:
+// the second queue's number rides in the class id, and hook_pqueue
+// resolves it by the packet's content before the qdisc); a queue on a block rule is ignored with a
 // warning (the returned RST or ICMP is not queued).
 //
 // # Dynamic interface addresses

@@ -28,7 +28,7 @@ import (
 // realworldKernelRatchet is how many real-world files (of those pfctl
 // accepts and whose anchor files are public) load into the kernel through
 // pfctl -f's pipeline; it may only go up.
-const realworldKernelRatchet = 92
+const realworldKernelRatchet = 96
 
 // realworldKernelReader reads a corpus file's includes, table files and
 // anchor files as realworldReader does, and records the paths the corpus

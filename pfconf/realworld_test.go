@@ -27,7 +27,7 @@ const realworldParsedRatchet = 112
 // realworldCompiledRatchet holds the files that compile.Compile accepts
 // (the kernel loads what it accepts: compile's TestKernelLoadsGoldens;
 // queues are planned for a kernel with every qdisc, tc.Mainline).
-const realworldCompiledRatchet = 94
+const realworldCompiledRatchet = 98
 
 const realworldDir = "testdata/realworld"
 
