@@ -3,13 +3,11 @@ package pfconf_test
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -28,27 +26,7 @@ import (
 // realworldKernelRatchet is how many real-world files (of those pfctl
 // accepts and whose anchor files are public) load into the kernel through
 // pfctl -f's pipeline; it may only go up.
-const realworldKernelRatchet = 96
-
-// realworldKernelReader reads a corpus file's includes, table files and
-// anchor files as realworldReader does, and records the paths the corpus
-// does not ship (read as empty files), so that a "load anchor" of a file
-// that is not public is told apart from one that loaded.
-type realworldKernelReader struct {
-	mu      sync.Mutex
-	missing map[string]bool
-}
-
-func (r *realworldKernelReader) read(p string) ([]byte, error) {
-	b, err := os.ReadFile(filepath.Join(realworldDir, "files", filepath.Clean("/"+p)))
-	if errors.Is(err, fs.ErrNotExist) {
-		r.mu.Lock()
-		r.missing[p] = true
-		r.mu.Unlock()
-		return nil, nil
-	}
-	return b, err
-}
+const realworldKernelRatchet = 97
 
 // realworldNamespace creates a namespace (prefix "pa") with an interface
 // for each interface of the fixture host (one end of a veth pair whose
@@ -144,27 +122,10 @@ func loadRealworld(t *testing.T, i int, rf realworldFile) realworldOutcome {
 		t.Fatal(err)
 	}
 	host := realworldHost(src, rf.v4only)
-	rd := &realworldKernelReader{missing: map[string]bool{}}
+	rd := &realworldFiles{missing: map[string]bool{}}
 	rs, err := pfload.Load(pfload.Input{Name: rf.name, Src: src, ReadFile: rd.read, Host: host})
 	var out realworldOutcome
-	if rs != nil && rs.Rules != nil {
-		for _, l := range rs.Rules.Loads {
-			if rd.missing[l.File] {
-				out.needs = append(out.needs, l.File)
-			}
-		}
-		for _, a := range rs.Anchors {
-			if a.Rules == nil {
-				continue
-			}
-			for _, l := range a.Rules.Loads {
-				if rd.missing[l.File] {
-					out.needs = append(out.needs, l.File)
-				}
-			}
-		}
-	}
-	if len(out.needs) > 0 {
+	if out.needs = realworldNeeds(rs, rd); len(out.needs) > 0 {
 		return out
 	}
 	if err != nil {
