@@ -119,7 +119,10 @@ type compiler struct {
 	prioUsed   [8]bool
 	prioPairs  [][2]uint8 // prio.go: the two-value set prio pairs
 	pqueues    []string   // pqueue.go: the second queues of queue pairs
-	plan       *tc.Plan   // queues (queue.go); nil without
+	// pktRateRules counts the kernel rules of each max-pkt-rate rule
+	// (pktrate.go).
+	pktRateRules map[*pfconf.Rule]int
+	plan         *tc.Plan // queues (queue.go); nil without
 
 	filterIn, filterOut, rdr, nat []*nft.Rule
 	scrubIn, scrubOut             []*nft.Rule
