@@ -35,7 +35,9 @@ pass in proto udp to port 9999 max-pkt-rate 10/10 no state
 		t.Fatalf("load: %v\n%s", err, prog)
 	}
 	var ln *net.UDPConn
-	testenv.In(t, hs[0], func() { ln, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("192.0.2.1:9999"))) })
+	testenv.In(t, hs[0], func() {
+		ln, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("192.0.2.1:9999")))
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
