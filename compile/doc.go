@@ -107,7 +107,8 @@
 // # Tables, pools, sticky-address
 //
 // A pf table <t> is two interval sets, nft.TableSetName(t, false/true). A
-// table entry with "!" (an exception) is refused at load time. A translation
+// table with "!" entries (exceptions) is flattened into the exact prefixes
+// that match, the most specific entry deciding as in pf (negtable.go). A translation
 // pool of several addresses is a constant map index -> address per family,
 // chosen by numgen inc (round-robin), numgen random (random) or jhash of the
 // source address (source-hash; the seed is the XOR of the four 32-bit words

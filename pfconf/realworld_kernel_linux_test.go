@@ -26,7 +26,7 @@ import (
 // realworldKernelRatchet is how many real-world files (of those pfctl
 // accepts and whose anchor files are public) load into the kernel through
 // pfctl -f's pipeline; it may only go up.
-const realworldKernelRatchet = 98
+const realworldKernelRatchet = 99
 
 // realworldNamespace creates a namespace (prefix "pa") with an interface
 // for each interface of the fixture host (one end of a veth pair whose

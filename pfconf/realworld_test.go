@@ -31,7 +31,7 @@ const realworldParsedRatchet = 111
 // realworldCompiledRatchet holds the files that compile.CompileLoad accepts
 // (TestRealworldKernel loads them into a kernel, with its qdiscs;
 // queues are planned for a kernel with every qdisc, tc.Mainline).
-const realworldCompiledRatchet = 100
+const realworldCompiledRatchet = 101
 
 const realworldDir = "testdata/realworld"
 
