@@ -121,7 +121,7 @@ func (c *compiler) pqueueChains() []*nft.Chain {
 	var out []*nft.Chain
 	for i, pq := range c.pqueues {
 		k := uint32(i + 1)
-		id, _ := c.plan.ClassID(pq)
+		id, _ := c.plan.ClassID(pq) // 0 (the default queue) when no interface has it
 		v := uint32(tc.Major)<<16 | k<<pqueueShift
 		b := &builder{}
 		b.add(fmt.Sprintf("meta priority & 0xffff%04x == 0x%08x", pqueueMask, v),

@@ -55,10 +55,14 @@ func (c *compiler) checkQueue(r *pfconf.Rule) bool {
 			continue
 		}
 		if _, ok := c.plan.ClassID(q); !ok {
-			if !c.plan.Declared[q] { // else its declaration is refused
-				c.refuse(r, "queue %s is not defined: no interface has a queue of that name", q)
+			if c.plan.Declared[q] { // its declaration is refused
+				return false
 			}
-			return false
+			// pfctl accepts a queue no interface has: the kernel
+			// gives the name a queue id (pf_ioctl.c, DIOCADDRULE:
+			// pf_qname2qid), and ALTQ's enqueue puts a packet whose
+			// id has no class in the default class.
+			c.warnf(r.Pos, "queue %s is not defined on any interface: its packets go to the interface's default queue, as in pf", q)
 		}
 	}
 	if _, ok := c.pqueueIndex(r); !ok {
