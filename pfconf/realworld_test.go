@@ -33,7 +33,7 @@ const realworldParsedRatchet = 110
 // realworldCompiledRatchet holds the files that compile.CompileLoad accepts
 // (TestRealworldKernel loads them into a kernel, with its qdiscs;
 // queues are planned for a kernel with every qdisc, tc.Mainline).
-const realworldCompiledRatchet = 102
+const realworldCompiledRatchet = 103
 
 const realworldDir = "testdata/realworld"
 
