@@ -119,7 +119,10 @@
 // timeout (pf's "set timeout src.track", DefaultStickyTimeout when unset or
 // 0): a first rule looks the source up and refreshes its entry, a second
 // chooses from the pool and records the choice. The maps are named so pfsync
-// can replicate them.
+// can replicate them. An rdr to a port range maps each port as pf does (its
+// offset from the rule's first port, modulo the target range): a range onto
+// itself keeps the port; otherwise each matched port is a kernel rule of its
+// own, at most maxRdrPortRules (translate.go, rdrPortVariants).
 //
 // # State limits and source tracking
 //
@@ -178,6 +181,10 @@
 // connections its own rules passed (the replicated ones do not count against
 // the limits), and a table's overload set is the node's own, as pf's tables
 // are not synced either.
+//
+// max-pkt-rate N/S ends the rule's match with a kernel packet limit (a
+// token bucket of N packets refilled at N/S per second), loaded with a
+// warning naming what differs from pf's decaying counter (pktrate.go).
 //
 // # Scrub
 //

@@ -76,3 +76,39 @@ func sprint(ps []netip.Prefix) string {
 	}
 	return s + "]"
 }
+
+// FuzzFlattenTable checks flattenTable against pf's lookup on entries
+// from the fuzzer (IPv4 prefixes inside 10.0.0.0/24).
+func FuzzFlattenTable(f *testing.F) {
+	f.Add([]byte{0, 24, 0, 1, 32, 1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var es []tableEntry
+		seen := map[netip.Prefix]bool{}
+		for i := 0; i+2 < len(b) && len(es) < 16; i += 3 {
+			p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, 0, b[i]}), 24+int(b[i+1]%9)).Masked()
+			if !seen[p] {
+				seen[p] = true
+				es = append(es, tableEntry{p, b[i+2]&1 == 1})
+			}
+		}
+		flat := flattenTable(es)
+		for i := 0; i < 256; i++ {
+			a := netip.AddrFrom4([4]byte{10, 0, 0, byte(i)})
+			want, best := false, -1
+			for _, e := range es {
+				if e.p.Contains(a) && e.p.Bits() > best {
+					best, want = e.p.Bits(), !e.neg
+				}
+			}
+			n := 0
+			for _, p := range flat {
+				if p.Contains(a) {
+					n++
+				}
+			}
+			if n > 1 || (n == 1) != want {
+				t.Fatalf("entries %v: %s in %d of %v, pf: %v", es, a, n, flat, want)
+			}
+		}
+	})
+}
