@@ -178,7 +178,7 @@ func TestRealworldKernel(t *testing.T) {
 			needs = append(needs, fmt.Sprintf("%s needs %s", rf.name, strings.Join(out.needs, ", ")))
 			continue
 		case out.parseErr != nil:
-			notParsed = append(notParsed, rf.name)
+			notParsed = append(notParsed, fmt.Sprintf("%s: %v", rf.name, firstLine(out.parseErr.Error())))
 		case out.kernel != nil:
 			t.Errorf("%s: compiled, but the kernel refused it: %v", rf.name, out.kernel)
 		case out.loaded:
@@ -198,6 +198,9 @@ func TestRealworldKernel(t *testing.T) {
 	for _, n := range needs {
 		fmt.Printf("  %s\n", n)
 	}
+	for _, n := range notParsed {
+		fmt.Printf("  not parsed: %s\n", n)
+	}
 	var keys []string
 	for k := range refusals {
 		keys = append(keys, k)
@@ -214,4 +217,11 @@ func TestRealworldKernel(t *testing.T) {
 	if loaded < realworldKernelRatchet {
 		t.Errorf("realworld kernel load count dropped: %d load, the ratchet is %d", loaded, realworldKernelRatchet)
 	}
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
 }
