@@ -118,7 +118,11 @@ type compiler struct {
 	profiles   []scrubProfile
 	prioUsed   [8]bool
 	prioPairs  [][2]uint8 // prio.go: the two-value set prio pairs
-	plan       *tc.Plan   // queues (queue.go); nil without
+	pqueues    []string   // pqueue.go: the second queues of queue pairs
+	// pktRateRules counts the kernel rules of each max-pkt-rate rule
+	// (pktrate.go).
+	pktRateRules map[*pfconf.Rule]int
+	plan         *tc.Plan // queues (queue.go); nil without
 
 	filterIn, filterOut, rdr, nat []*nft.Rule
 	scrubIn, scrubOut             []*nft.Rule
@@ -249,22 +253,32 @@ func (c *compiler) decls() {
 			c.errorf(d.Pos, "state limiters are not supported")
 		case *pfconf.TableDecl:
 			ts := c.table(d.Name)
+			var v4, v6 []tableEntry
+			neg := false
 			for _, e := range d.Entries {
-				if e.Neg {
-					c.errorf(d.Pos, "table <%s>: negated entry !%s is not supported (nftables sets have no exceptions); split the table", d.Name, addrString(e.Addr))
-					continue
-				}
 				if e.Addr.Type != pfconf.AddrMask || !e.Addr.Addr.IsValid() {
 					c.errorf(d.Pos, "table <%s>: entry %s is not an address or network", d.Name, addrString(e.Addr))
 					continue
 				}
-				p := netip.PrefixFrom(e.Addr.Addr, e.Addr.Bits).Masked()
-				if p.Addr().Is4() {
-					ts.v4.Prefixes = append(ts.v4.Prefixes, p)
+				te := tableEntry{netip.PrefixFrom(e.Addr.Addr, e.Addr.Bits).Masked(), e.Neg}
+				neg = neg || e.Neg
+				if te.p.Addr().Is4() {
+					v4 = append(v4, te)
 				} else {
-					ts.v6.Prefixes = append(ts.v6.Prefixes, p)
+					v6 = append(v6, te)
 				}
 			}
+			if !neg { // as written
+				for _, e := range v4 {
+					ts.v4.Prefixes = append(ts.v4.Prefixes, e.p)
+				}
+				for _, e := range v6 {
+					ts.v6.Prefixes = append(ts.v6.Prefixes, e.p)
+				}
+				continue
+			}
+			ts.v4.Prefixes = append(ts.v4.Prefixes, flattenTable(v4)...) // negtable.go
+			ts.v6.Prefixes = append(ts.v6.Prefixes, flattenTable(v6)...)
 		}
 	}
 }
@@ -387,6 +401,7 @@ func (c *compiler) assemble() {
 	c.prog.Chains = append(c.prog.Chains, c.scrubChains()...)
 	c.prog.Chains = append(c.prog.Chains, c.synproxyChains()...)
 	c.prog.Chains = append(c.prog.Chains, c.prioChains()...)
+	c.prog.Chains = append(c.prog.Chains, c.pqueueChains()...)
 	c.prog.Chains = append(c.prog.Chains, c.routeChains()...)
 	c.prog.Routes = append(c.divertRoutes(), c.routePolicies()...)
 }

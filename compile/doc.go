@@ -107,7 +107,8 @@
 // # Tables, pools, sticky-address
 //
 // A pf table <t> is two interval sets, nft.TableSetName(t, false/true). A
-// table entry with "!" (an exception) is refused at load time. A translation
+// table with "!" entries (exceptions) is flattened into the exact prefixes
+// that match, the most specific entry deciding as in pf (negtable.go). A translation
 // pool of several addresses is a constant map index -> address per family,
 // chosen by numgen inc (round-robin), numgen random (random) or jhash of the
 // source address (source-hash; the seed is the XOR of the four 32-bit words
@@ -118,7 +119,10 @@
 // timeout (pf's "set timeout src.track", DefaultStickyTimeout when unset or
 // 0): a first rule looks the source up and refreshes its entry, a second
 // chooses from the pool and records the choice. The maps are named so pfsync
-// can replicate them.
+// can replicate them. An rdr to a port range maps each port as pf does (its
+// offset from the rule's first port, modulo the target range): a range onto
+// itself keeps the port; otherwise each matched port is a kernel rule of its
+// own, at most maxRdrPortRules (translate.go, rdrPortVariants).
 //
 // # State limits and source tracking
 //
@@ -177,6 +181,10 @@
 // connections its own rules passed (the replicated ones do not count against
 // the limits), and a table's overload set is the node's own, as pf's tables
 // are not synced either.
+//
+// max-pkt-rate N/S ends the rule's match with a kernel packet limit (a
+// token bucket of N packets refilled at N/S per second), loaded with a
+// warning naming what differs from pf's decaying counter (pktrate.go).
 //
 // # Scrub
 //
@@ -357,8 +365,9 @@
 // peer goes to the default queue there; IPv4 forwarding resets a packet's
 // priority from its TOS, so an inbound rule's queue does not follow the
 // forwarded packet to the outbound interface (pf's qid would); "queue (q,
-// pq)" with a second queue for empty ACKs and lowdelay packets is refused
-// (as set prio's second value); a queue on a block rule is ignored with a
+// pq)" puts empty ACKs and lowdelay packets into pq as pf does (pqueue.go:
+// the second queue's number rides in the class id, and hook_pqueue
+// resolves it by the packet's content before the qdisc); a queue on a block rule is ignored with a
 // warning (the returned RST or ICMP is not queued).
 //
 // # Dynamic interface addresses

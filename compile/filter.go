@@ -125,7 +125,6 @@ func unsupported(r *pfconf.Rule) []string {
 	add(r.Rtable >= 0 && r.Rtable != 0, "rtable is not supported")
 	add(r.DivertPort != 0 && !r.DivertAddr.IsValid(), "divert-packet (a divert socket) is not supported: its Linux equivalent is NFQUEUE (nft queue), which pfcarp does not compile")
 	add(r.Dnpipe != 0 || r.Dnrpipe != 0, "dummynet pipes and queues are not supported")
-	add(r.MaxPktRate.Limit != 0, "max-pkt-rate is not supported yet")
 	add(r.MaxPktSize != 0, "max-pkt-size is not supported yet")
 	add(r.Once, "once is not supported")
 	add(r.StateLimiterSet, "state limiters are not supported")
@@ -230,6 +229,7 @@ func (c *compiler) filterRule(r *pfconf.Rule, tagOnly bool) {
 					if !c.match(b, v.r, matchOpts{out: dir.out, fam: fam, orig: !r.RDR.Empty(), notTCP: v.notTCP, ovl: ov}) {
 						return
 					}
+					c.addPktRate(b, r) // pktrate.go
 					var tails []*builder
 					if tagOnly {
 						c.setTag(b, r)

@@ -86,41 +86,64 @@ func prioPairRules(p [2]uint8) []*nft.Rule {
 	b := &builder{}
 	setPriority(b, p[0])
 	rules = append(rules, b.rule(nft.Ref{}))
-	ack := func() *builder {
-		b := &builder{}
-		b.proto(protoTCP)
-		tcpFlags(b, tcpACK, tcpACK)
-		return b
-	}
-	b = ack()
+	b = ackSet()
 	setPriority(b, p[1])
 	rules = append(rules, b.rule(nft.Ref{}))
-	for d := uint8(5); d <= 15; d++ {
-		b := ack()
-		tcpDataOffset(b, d)
-		b.add(fmt.Sprintf("@th,%d,8 exists", 32*int(d)),
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 4 * uint32(d), Len: 1})
+	for _, b := range tcpACKWithData() {
 		setPriority(b, p[0])
 		rules = append(rules, b.rule(nft.Ref{}))
 	}
-	b = &builder{}
+	for _, b := range lowdelay() {
+		setPriority(b, p[1])
+		rules = append(rules, b.rule(nft.Ref{}))
+	}
+	return rules
+}
+
+// ackSet matches TCP segments with ACK set.
+func ackSet() *builder {
+	b := &builder{}
+	b.proto(protoTCP)
+	tcpFlags(b, tcpACK, tcpACK)
+	return b
+}
+
+// tcpACKWithData are one builder per TCP header length (data offset 5 to
+// 15) matching the segments with ACK set, that header length and at least
+// one byte after the header: the payload load fails, and the rule does
+// not match, past the end of the packet. Together they match exactly the
+// ACKs with data; ackSet minus these are pf's "ACK without data"
+// (th_flags & TH_ACK and a payload length of 0).
+func tcpACKWithData() []*builder {
+	var out []*builder
+	for d := uint8(5); d <= 15; d++ {
+		b := ackSet()
+		tcpDataOffset(b, d)
+		b.add(fmt.Sprintf("@th,%d,8 exists", 32*int(d)),
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 4 * uint32(d), Len: 1})
+		out = append(out, b)
+	}
+	return out
+}
+
+// lowdelay are the builders matching IPv4 packets with TOS bit
+// IPTOS_LOWDELAY (0x10) and IPv6 packets with that bit of the traffic
+// class (pf's pd->tos for both families).
+func lowdelay() []*builder {
+	b := &builder{}
 	b.family(famV4)
 	b.add("ip tos & 0x10 != 0",
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 1, Len: 1},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x10}, Xor: []byte{0}},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0}})
-	setPriority(b, p[1])
-	rules = append(rules, b.rule(nft.Ref{}))
-	b = &builder{}
-	b.family(famV6)
+	b6 := &builder{}
+	b6.family(famV6)
 	// traffic class bit 0x10 is bit 0 of the first byte
-	b.add("ip6 traffic class & 0x10 != 0",
+	b6.add("ip6 traffic class & 0x10 != 0",
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 0, Len: 1},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x01}, Xor: []byte{0}},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0}})
-	setPriority(b, p[1])
-	rules = append(rules, b.rule(nft.Ref{}))
-	return rules
+	return []*builder{b, b6}
 }
 
 // prioChains returns hook_prio and the pairs' chains (none without

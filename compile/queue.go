@@ -46,18 +46,26 @@ func (c *compiler) checkQueue(r *pfconf.Rule) bool {
 	if r.Queue == "" && r.PQueue == "" {
 		return true
 	}
-	if r.PQueue != "" && r.PQueue != r.Queue {
-		c.refuse(r, "queue (%s, %s): a second queue for TCP ACKs without data and lowdelay packets is not supported (nftables cannot test for a segment without data); give one", r.Queue, r.PQueue)
-		return false
-	}
 	if c.plan == nil { // an anchor: queues belong to the main ruleset
 		c.refuse(r, "queue %s in an anchor is not supported: the anchor does not know the main ruleset's queues", r.Queue)
 		return false
 	}
-	if _, ok := c.plan.ClassID(r.Queue); !ok {
-		if !c.plan.Declared[r.Queue] { // else its declaration is refused
-			c.refuse(r, "queue %s is not defined: no interface has a queue of that name", r.Queue)
+	for _, q := range []string{r.Queue, r.PQueue} {
+		if q == "" {
+			continue
 		}
+		if _, ok := c.plan.ClassID(q); !ok {
+			if c.plan.Declared[q] { // its declaration is refused
+				return false
+			}
+			// pfctl accepts a queue no interface has: the kernel
+			// gives the name a queue id (pf_ioctl.c, DIOCADDRULE:
+			// pf_qname2qid), and ALTQ's enqueue puts a packet whose
+			// id has no class in the default class.
+			c.warnf(r.Pos, "queue %s is not defined on any interface: its packets go to the interface's default queue, as in pf", q)
+		}
+	}
+	if _, ok := c.pqueueIndex(r); !ok {
 		return false
 	}
 	if r.Action == pfconf.ActBlock {
@@ -73,7 +81,13 @@ func (c *compiler) setQueue(b *builder, r *pfconf.Rule) {
 	if !ok || r.Action == pfconf.ActBlock {
 		return
 	}
-	b.add(fmt.Sprintf("meta priority set %x:%x (queue %s)", id>>16, id&0xffff, r.Queue),
+	k, _ := c.pqueueIndex(r)
+	text := fmt.Sprintf("meta priority set %x:%x (queue %s)", id>>16, id&0xffff, r.Queue)
+	if k != 0 {
+		id |= k << pqueueShift
+		text = fmt.Sprintf("meta priority set %x:%x (queue %s, second queue %d: %s)", id>>16, id&0xffff, r.Queue, k, r.PQueue)
+	}
+	b.add(text,
 		&expr.Immediate{Register: 1, Data: u32(id)},
 		&expr.Meta{Key: expr.MetaKeyPRIORITY, Register: 1, SourceRegister: true})
 }

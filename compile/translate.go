@@ -355,9 +355,77 @@ func (c *compiler) portsApply(r *pfconf.Rule) bool {
 	return r.Proto == protoTCP || r.Proto == protoUDP || r.Proto == protoSCTP
 }
 
+// maxRdrPortRules bounds the kernel rules an rdr to a port range becomes
+// when each matched port needs its own target port.
+const maxRdrPortRules = 64
+
+// rdrPortVariant is one kernel rule's share of an rdr to a port range:
+// the destination port it matches (0: the rule's own match) and the port
+// it redirects to (0: the packet's own).
+type rdrPortVariant struct{ match, to uint16 }
+
+// rdrPortVariants maps an rdr to a port range as pf does: the packet's
+// destination port p becomes ((p - d0) mod (p1 - p0 + 1)) + p0, d0 being
+// the rule's first destination port and p0:p1 the target range (FreeBSD
+// sys/netpfil/pf/pf_lb.c, pf_get_translation, PF_RDR; "port A:*" is a
+// range of the rule's size, parse.y). When that is the identity on the
+// rule's ports the port is left as it is (one rule); else each matched
+// port is a rule of its own, up to maxRdrPortRules.
+func (c *compiler) rdrPortVariants(r *pfconf.Rule, p0, p1 uint16) ([]rdrPortVariant, bool) {
+	var d0, d1 uint16
+	switch r.Dst.PortOp {
+	case pfconf.OpEQ:
+		d0, d1 = r.Dst.Port[0], r.Dst.Port[0]
+	case pfconf.OpRRG:
+		d0, d1 = r.Dst.Port[0], r.Dst.Port[1]
+	default:
+		c.refuse(r, "rdr to a port range (%d:%d) without a destination port on the rule is not supported: pf maps each port by its offset from the rule's first port; give the rule's port or range", p0, p1)
+		return nil, false
+	}
+	size := uint32(p1) - uint32(p0) + 1
+	to := func(p uint16) uint16 { return uint16((uint32(p)-uint32(d0))%size + uint32(p0)) }
+	if p0 == d0 && uint32(d1-d0) < size {
+		return []rdrPortVariant{{}}, true // every port maps to itself
+	}
+	if int(d1)-int(d0)+1 > maxRdrPortRules {
+		c.refuse(r, "rdr from %d ports (%d:%d) to the port range %d:%d is not supported: each port needs a kernel rule of its own here, at most %d", int(d1)-int(d0)+1, d0, d1, p0, p1, maxRdrPortRules)
+		return nil, false
+	}
+	var out []rdrPortVariant
+	for p := uint32(d0); p <= uint32(d1); p++ {
+		out = append(out, rdrPortVariant{match: uint16(p), to: to(uint16(p))})
+	}
+	return out, true
+}
+
 // poolRules builds the kernel rules of one family of a translation: one,
-// or two with sticky-address (reuse a recorded choice; choose and record).
+// or two with sticky-address (reuse a recorded choice; choose and record);
+// an rdr to a port range may be several (rdrPortVariants).
 func (c *compiler) poolRules(r *pfconf.Rule, kind nft.Kind, pool pfconf.Pool, dnat bool, fam byte, addrs []netip.Addr, dyn *pfconf.Addr) ([]*builder, bool) {
+	p0, p1 := pool.ProxyPort[0], pool.ProxyPort[1]
+	if !dnat || p1 == 0 || p1 == p0 {
+		return c.poolRulesPort(r, kind, pool, dnat, fam, addrs, dyn, 0)
+	}
+	vs, ok := c.rdrPortVariants(r, p0, p1)
+	if !ok {
+		return nil, false
+	}
+	var out []*builder
+	for _, v := range vs {
+		pl := pool
+		pl.ProxyPort = [2]uint16{v.to, v.to}
+		bs, ok := c.poolRulesPort(r, kind, pl, dnat, fam, addrs, dyn, v.match)
+		if !ok {
+			return nil, false
+		}
+		out = append(out, bs...)
+	}
+	return out, true
+}
+
+// poolRulesPort is poolRules for one target port (or none), matching also
+// destination port matchPort when it is not 0.
+func (c *compiler) poolRulesPort(r *pfconf.Rule, kind nft.Kind, pool pfconf.Pool, dnat bool, fam byte, addrs []netip.Addr, dyn *pfconf.Addr, matchPort uint16) ([]*builder, bool) {
 	typ, kw := expr.NATTypeSourceNAT, "snat"
 	if dnat {
 		typ, kw = expr.NATTypeDestNAT, "dnat"
@@ -373,10 +441,6 @@ func (c *compiler) poolRules(r *pfconf.Rule, kind nft.Kind, pool pfconf.Pool, dn
 	var pmin, pmax uint32
 	p0, p1 := pool.ProxyPort[0], pool.ProxyPort[1]
 	if dnat {
-		if p1 != 0 && p1 != p0 {
-			c.refuse(r, "rdr to a port range (%d:%d) is not supported: the kernel picks any port of a range, not pf's matching one; give one port", p0, p1)
-			return nil, false
-		}
 		if p0 != 0 {
 			if !c.portsApply(r) {
 				c.refuse(r, "rdr to a port needs proto tcp, udp or sctp")
@@ -401,7 +465,11 @@ func (c *compiler) poolRules(r *pfconf.Rule, kind nft.Kind, pool pfconf.Pool, dn
 	match := func() (*builder, bool) {
 		b := &builder{}
 		b.counter()
-		return b, c.match(b, r, matchOpts{out: !dnat, fam: fam})
+		ok := c.match(b, r, matchOpts{out: !dnat, fam: fam})
+		if ok && matchPort != 0 {
+			b.port(pfconf.OpEQ, [2]uint16{matchPort}, true, false)
+		}
+		return b, ok
 	}
 	if dyn != nil {
 		b, ok := match()

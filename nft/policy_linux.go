@@ -135,6 +135,13 @@ func addRoute(h *netlink.Handle, r PolicyRoute) error {
 		rt.Gw = r.Gateway.AsSlice()
 		if !r.Gateway.IsValid() {
 			rt.Scope = netlink.SCOPE_LINK
+		} else if dev != "" {
+			// pf sends a route-to packet out on the target's interface
+			// to the gateway as a neighbour, without asking the routing
+			// table whether the gateway is on that interface's network
+			// (sys/net/pf.c, pf_route: the gateway is the next hop on
+			// the rule's interface); onlink is that.
+			rt.Flags = int(netlink.FLAG_ONLINK)
 		}
 	}
 	if err := h.RouteReplace(rt); err != nil {

@@ -41,7 +41,14 @@ func (n *NS) FD() int { return int(n.h) }
 // New creates a namespace named "pfct-<tag>-<pid>-<seq>" with lo up.
 func New(t testing.TB, tag string) *NS {
 	t.Helper()
-	name := fmt.Sprintf("pfct-%s-%d-%d", tag, os.Getpid(), seq.Add(1))
+	return Named(t, fmt.Sprintf("pfct-%s-%d-%d", tag, os.Getpid(), seq.Add(1)))
+}
+
+// Named creates a namespace with the given name (a test's own prefix), lo
+// up; a namespace of that name left by a crashed run is deleted first.
+func Named(t testing.TB, name string) *NS {
+	t.Helper()
+	netns.DeleteNamed(name)
 	errc := make(chan error, 1)
 	var h netns.NsHandle
 	go func() {
