@@ -168,6 +168,8 @@ type RuleStmt struct {
 	BinatTo bool
 	// flagsGiven records an explicit "flags" option.
 	flagsGiven bool
+	// anchorRule: parsed by anchorRule (its messages differ from pfrule's).
+	anchorRule bool
 }
 
 // EtherStmt is an "ether" rule before expansion.

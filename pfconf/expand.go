@@ -764,8 +764,8 @@ func (e *expander) consistent(s *RuleStmt, r *Rule) bool {
 		}
 		bad("proto %s doesn't match address family %s", p, f)
 	}
-	if r.AllowOpts && r.Action != ActPass && r.Action != ActMatch {
-		bad("allow-opts can only be specified for pass or match rules")
+	if r.AllowOpts && r.Action != ActPass {
+		bad("allow-opts can only be specified for pass rules")
 	}
 	if r.Fragment && (r.Src.PortOp != OpNone || r.Dst.PortOp != OpNone || r.FlagSet != 0 || r.ICMPType != 0 || r.ICMPCode != 0) {
 		bad("fragments can be filtered only on IP header fields")
@@ -782,12 +782,24 @@ func (e *expander) consistent(s *RuleStmt, r *Rule) bool {
 	if r.StateOpts.Sloppy && (r.KeepState == StateModulate || r.KeepState == StateSynproxy) {
 		bad("sloppy state matching cannot be used with synproxy state or modulate state")
 	}
+	// OpenBSD rule_consistent's checks of nat-to / rdr-to (FreeBSD 15
+	// took them over with the syntax).
+	xlate := len(r.NAT.Addrs) > 0 || len(r.RDR.Addrs) > 0
+	if xlate && r.Action != ActMatch && r.KeepState == StateNone {
+		bad("nat-to and rdr-to require keep state")
+	}
+	if xlate && r.Direction == DirAny {
+		bad("nat-to and rdr-to require a direction")
+	}
 	if r.Action == ActMatch {
 		if r.DivertPort != 0 {
 			bad("divert is not supported on match rules")
 		}
 		if r.RouteType != RouteNone {
-			bad("route-to, reply-to, dup-to and fastroute must not be used on match rules")
+			bad("route-to, reply-to and dup-to are not supported on match rules")
+		}
+		if r.AFTo {
+			bad("af-to is not supported on match rules")
 		}
 	}
 	return ok

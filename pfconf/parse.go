@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -95,9 +96,15 @@ type parser struct {
 	statePolicyIfBound bool
 	blockReturn        bool
 	requireOrder       bool
-	ruleState          int
-	depth              int // inline anchor nesting
-	stmtBad            bool
+	// stateDefaultsSet: "set state-defaults" was given (parse.y:
+	// keep_state_defaults != NULL).
+	stateDefaultsSet bool
+	// anchorNames are the anchors named by anchor rules so far at
+	// this level, for "inline anchor '%s' already exists".
+	anchorNames map[string]bool
+	ruleState   int
+	depth       int // inline anchor nesting
+	stmtBad     bool
 }
 
 type savedTok struct {
@@ -204,6 +211,11 @@ func (p *parser) syntaxError() {
 	p.fail(p.pos, "syntax error")
 }
 
+// syntaxErrorAt reports "syntax error" at pos and abandons the statement.
+func (p *parser) syntaxErrorAt(pos Pos) {
+	p.fail(pos, "syntax error")
+}
+
 // isKw reports whether the current token is keyword k.
 func (p *parser) isKw(k string) bool { return p.tok == WORD && p.lit == k }
 
@@ -299,9 +311,54 @@ func (p *parser) number() (Pos, int64) {
 func (p *parser) numberIn(lo, hi int64, what string) (Pos, int64) {
 	pos, n := p.number()
 	if n < lo || n > hi {
+		if strings.Contains(what, "%") {
+			// pfctl prints the value ("illegal ttl value %d").
+			p.fail(pos, what, n)
+		}
 		p.fail(pos, "%s", what)
 	}
 	return pos, n
+}
+
+// numberOrString is parse.y's number: a NUMBER, or a STRING that atoul
+// reads as one ("%s is not a number" otherwise).
+func (p *parser) numberOrString() (Pos, int64) {
+	if p.tok == NUMBER {
+		return p.number()
+	}
+	pos, s := p.str()
+	n, err := strconv.ParseUint(s, 0, 64)
+	if err != nil || n > math.MaxInt64 {
+		p.fail(pos, "%s is not a number", s)
+	}
+	return pos, int64(n)
+}
+
+// strtonum reads num as strtonum(3) does for what (lo..hi) and fails as
+// pfctl does: "WHAT: invalid", "WHAT: too small", "WHAT: too large".
+func (p *parser) strtonum(pos Pos, what, num string, lo, hi int64) int64 {
+	n, err := strconv.ParseInt(num, 10, 64)
+	switch {
+	case err != nil && errors.Is(err, strconv.ErrRange) && strings.HasPrefix(num, "-"):
+		p.fail(pos, "%s: too small", what)
+	case err != nil && errors.Is(err, strconv.ErrRange):
+		p.fail(pos, "%s: too large", what)
+	case err != nil:
+		p.fail(pos, "%s: invalid", what)
+	case n < lo:
+		p.fail(pos, "%s: too small", what)
+	case n > hi:
+		p.fail(pos, "%s: too large", what)
+	}
+	return n
+}
+
+// checkTag applies parse.y's strlcpy checks of a tag or tagged name
+// (PF_TAG_NAME_SIZE is 64).
+func (p *parser) checkTag(pos Pos, s string) {
+	if len(s) >= 64 {
+		p.fail(pos, "tag too long, max 63 chars")
+	}
 }
 
 // optnl skips newlines.

@@ -13,6 +13,9 @@ func (p *parser) ifList() []IfItem {
 	return braceList(p, p.ifItem)
 }
 
+// ifNameSize is IFNAMSIZ: an interface name has at most 15 bytes.
+const ifNameSize = 16
+
 func (p *parser) ifItem() IfItem {
 	not := p.got(NOT)
 	if p.anyIf && p.isKw("any") {
@@ -66,6 +69,10 @@ func (p *parser) protoItem() ProtoItem {
 		if n < 0 || n > 255 {
 			p.fail(pos, "protocol outside range")
 		}
+		if n == 0 {
+			// parse.y proto_item.
+			p.fail(pos, "proto 0 cannot be used")
+		}
 		return ProtoItem{P: pos, Proto: uint8(n)}
 	}
 	_, name := p.str()
@@ -79,6 +86,9 @@ func (p *parser) protoItem() ProtoItem {
 	}
 	if !ok {
 		p.fail(pos, "unknown protocol %s", name)
+	}
+	if n == 0 {
+		p.fail(pos, "proto 0 cannot be used")
 	}
 	return ProtoItem{P: pos, Proto: n}
 }
@@ -143,7 +153,8 @@ func (p *parser) host() HostItem {
 		_, name := p.name()
 		p.expect(GT)
 		if len(name) >= 32 {
-			p.fail(pos, "table name too long")
+			// parse.y host '<' STRING '>' (PF_TABLE_NAME_SIZE).
+			p.fail(pos, "table name '%s' too long", name)
 		}
 		return HostItem{P: pos, Kind: HostTable, Name: name, Bits: -1}
 	case p.tok == LPAREN:
@@ -458,10 +469,20 @@ func (p *parser) idItem(isUser bool) IDItem {
 		_, s := p.str()
 		it.Name[i] = s
 	}
+	// parse.y uid_item / gid_item: "unknown" (UID_MAX) only with = or !=.
+	unknownOp := func() {
+		if isUser {
+			p.fail(pos, "user unknown requires operator = or !=")
+		}
+		p.fail(pos, "group unknown requires operator = or !=")
+	}
 	if op, ok := unaryOp(p.tok); ok {
 		p.next()
 		it.Op = op
 		one(0)
+		if it.Name[0] == "unknown" && op != OpEQ && op != OpNE {
+			unknownOp()
+		}
 		return it
 	}
 	one(0)
@@ -472,6 +493,9 @@ func (p *parser) idItem(isUser bool) IDItem {
 		}
 		p.next()
 		one(1)
+		if it.Name[0] == "unknown" || it.Name[1] == "unknown" {
+			unknownOp()
+		}
 		return it
 	}
 	it.Op = OpEQ

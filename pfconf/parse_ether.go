@@ -26,7 +26,12 @@ func (p *parser) etherRule() Stmt {
 	case p.gotKw("anchor"):
 		anchor = true
 		if p.isString() {
-			_, r.AnchorCall = p.str()
+			npos, name := p.str()
+			r.AnchorCall = name
+			// parse.y etheranchorrule.
+			if name != "" && (name[0] == '_' || strings.Contains(name, "/_")) {
+				p.fail(npos, "anchor names beginning with '_' are reserved for internal use")
+			}
 		}
 	default:
 		p.syntaxError()
@@ -40,11 +45,34 @@ func (p *parser) etherRule() Stmt {
 		_, r.BridgeTo = p.name()
 	}
 	if p.gotKw("proto") {
+		// parse.y etherprotoval and etherproto_item.
 		one := func() uint16 {
-			ppos, s := p.numberString()
-			n, err := strconv.ParseUint(s, 0, 16)
-			if err != nil {
-				p.fail(ppos, "invalid ether protocol %s", s)
+			ppos := p.pos
+			var n uint64
+			if p.tok == NUMBER {
+				_, v := p.number()
+				if v < 0 || v > 65565 {
+					p.fail(ppos, "protocol outside range")
+				}
+				n = uint64(v)
+			} else {
+				_, s := p.str()
+				if !strings.HasPrefix(s, "0x") {
+					p.fail(ppos, "Symbolic EtherType not yet supported")
+				}
+				// sscanf "0x%4x": up to four hex digits.
+				h := s[2:]
+				if len(h) > 4 {
+					h = h[:4]
+				}
+				v, err := strconv.ParseUint(h, 16, 16)
+				if err != nil {
+					p.fail(ppos, "invalid EtherType hex")
+				}
+				n = v
+			}
+			if uint16(n) == 0 {
+				p.fail(ppos, "proto 0 cannot be used")
 			}
 			return uint16(n)
 		}
@@ -69,13 +97,33 @@ func (p *parser) etherRule() Stmt {
 	}
 	if p.gotKw("l3") {
 		tmp := &RuleStmt{}
+		lpos := p.pos
 		p.fromTo(tmp)
 		es.IPSrc, es.IPDst = tmp.SrcHosts, tmp.DstHosts
+		// parse.y l3fromto: only an address (host names are
+		// resolved to addresses) or a table.
+		l3ok := func(l []HostItem) bool {
+			for _, h := range l {
+				if h.Kind != HostAddr && h.Kind != HostName && h.Kind != HostTable {
+					return false
+				}
+			}
+			return true
+		}
+		if !l3ok(es.IPSrc) {
+			p.fail(lpos, "from must be an address or table")
+		}
+		if !l3ok(es.IPDst) {
+			p.fail(lpos, "to must be an address or table")
+		}
 	}
 	for {
 		opos := p.pos
 		switch {
 		case p.gotKw("queue"):
+			if r.Queue != "" {
+				p.fail(opos, "queue cannot be redefined")
+			}
 			_, r.Queue = p.name()
 			continue
 		case p.gotKw("tag"):
@@ -85,6 +133,7 @@ func (p *parser) etherRule() Stmt {
 			r.TaggedNot = p.got(NOT)
 			p.expectKw("tagged")
 			_, r.Tagged = p.name()
+			p.checkTag(opos, r.Tagged)
 			continue
 		case p.gotKw("label"):
 			_, s := p.str()
@@ -94,7 +143,10 @@ func (p *parser) etherRule() Stmt {
 			r.Labels = append(r.Labels, s)
 			continue
 		case p.gotKw("ridentifier"):
-			_, n := p.numberIn(0, math.MaxUint32, "invalid ridentifier")
+			npos, n := p.numberOrString()
+			if n > math.MaxUint32 {
+				p.fail(npos, "invalid ridentifier")
+			}
 			r.Ridentifier = uint32(n)
 			continue
 		case p.isKw("dnpipe"), p.isKw("dnqueue"):
@@ -119,8 +171,12 @@ func (p *parser) etherRule() Stmt {
 		}
 		es.Body = p.stmtList(true)
 		p.depth--
+		epos := p.pos
 		p.expect(RBRACE)
 		es.Inline = true
+		if strings.Contains(r.AnchorCall, "/") {
+			p.fail(epos, "anchor paths containing '/' cannot be used for inline anchors.")
+		}
 	} else if anchor && r.AnchorCall == "" {
 		p.fail(pos, "anchors without explicit rules must specify a name")
 	}
@@ -172,7 +228,7 @@ func (p *parser) mac() EtherAddr {
 	addr, mask, hasMask := strings.Cut(s, "&")
 	m, ok := parseMAC(addr)
 	if !ok {
-		p.fail(pos, "invalid MAC address %s", addr)
+		p.fail(pos, "invalid MAC address")
 	}
 	a.Addr = m
 	if m == ([6]byte{}) {
@@ -183,11 +239,11 @@ func (p *parser) mac() EtherAddr {
 	if hasMask {
 		mm, ok := parseMAC(mask)
 		if !ok {
-			p.fail(pos, "invalid MAC address mask %s", mask)
+			p.fail(pos, "invalid MAC mask")
 		}
 		a.Mask = mm
 	} else if p.got(SLASH) {
-		_, n := p.numberIn(0, 48, "invalid MAC address mask length")
+		_, n := p.numberIn(0, 48, "invalid MAC mask length")
 		a.Mask = [6]byte{}
 		// pfctl fills (and prints) MAC mask bits from the low bit of
 		// each byte; whole bytes, the usual case, are the same either way.

@@ -85,7 +85,7 @@ func (p *parser) blockSpec(r *Rule) {
 		r.Return = ReturnRST
 		if p.got(LPAREN) {
 			p.expectKw("ttl")
-			_, n := p.numberIn(0, 255, "illegal ttl value")
+			_, n := p.numberIn(0, 255, "illegal ttl value %d")
 			r.ReturnTTL = uint8(n)
 			p.expect(RPAREN)
 		}
@@ -162,12 +162,13 @@ func (p *parser) logOpts(r *Rule) {
 		case p.gotKw("user"), p.gotKw("group"):
 			r.Log |= LogSocket
 		case p.gotKw("to"):
+			// parse.y logopt TO: a pflog interface, its unit
+			// read by strtonum(3) in [0, 255].
 			pos, s := p.str()
-			n, err := strconv.ParseUint(strings.TrimPrefix(s, "pflog"), 10, 8)
-			if !strings.HasPrefix(s, "pflog") || err != nil {
-				p.fail(pos, "%s: invalid logging interface", s)
+			if !strings.HasPrefix(s, "pflog") {
+				p.fail(pos, "%s: should be a pflog interface", s)
 			}
-			r.LogIf = uint8(n)
+			r.LogIf = uint8(p.strtonum(pos, s, s[len("pflog"):], 0, 255))
 		default:
 			p.syntaxError()
 		}
@@ -225,14 +226,22 @@ func (p *parser) routeOpt(rs *RuleStmt) bool {
 // routeHost parses "IF" or "(IF host)".
 func (p *parser) routeHost() []HostItem {
 	pos := p.pos
+	// parse.y route_host: the interface name must fit IFNAMSIZ.
+	ifName := func() string {
+		ipos, ifname := p.name()
+		if len(ifname) >= ifNameSize {
+			p.fail(ipos, "interface name too long")
+		}
+		return ifname
+	}
 	if p.got(LPAREN) {
-		_, ifname := p.name()
+		ifname := ifName()
 		h := p.host()
 		p.expect(RPAREN)
 		h.RouteIf = ifname
 		return []HostItem{h}
 	}
-	_, ifname := p.name()
+	ifname := ifName()
 	return []HostItem{{P: pos, Kind: HostNone, Bits: -1, RouteIf: ifname}}
 }
 
@@ -277,20 +286,25 @@ func (p *parser) poolOpts(spec *RedirSpec, routing bool) {
 			if spec.MapE != nil {
 				p.fail(pos, "map-e-portset cannot be redefined")
 			}
-			_, off := p.numberIn(0, 15, "MAP-E PSID offset must be 0-15")
-			p.expect(SLASH)
-			_, plen := p.numberIn(0, 16, "MAP-E PSID length must be 0-16")
-			p.expect(SLASH)
-			ppos, ps := p.numberString()
-			psid, err := strconv.ParseUint(ps, 0, 16)
-			if err != nil {
-				p.fail(ppos, "invalid MAP-E PSID %s", ps)
+			// parse.y pool_opt MAPEPORTSET number '/' number '/' number.
+			if spec.PoolType != 0 {
+				p.fail(pos, "map-e-portset cannot be used with address pools")
 			}
-			if off == 0 || off+plen > 16 {
-				p.fail(pos, "PSID offset + PSID length must not exceed 16")
+			_, off := p.numberOrString()
+			p.expect(SLASH)
+			_, plen := p.numberOrString()
+			p.expect(SLASH)
+			_, psid := p.numberOrString()
+			if off <= 0 || off >= 16 {
+				p.fail(pos, "MAP-E PSID offset must be 1-15")
 			}
-			if psid >= 1<<uint(plen) {
-				p.fail(ppos, "PSID value is too big for PSID length")
+			if plen < 0 || plen >= 16 || off+plen > 16 {
+				p.fail(pos, "Invalid MAP-E PSID length")
+			} else if plen == 0 {
+				p.fail(pos, "PSID Length = 0: this means you do not need MAP-E")
+			}
+			if psid < 0 || psid > 65535 {
+				p.fail(pos, "Invalid MAP-E PSID")
 			}
 			spec.MapE = &struct {
 				Offset, PSIDLen uint8
@@ -352,7 +366,14 @@ func (p *parser) fromTo(rs *RuleStmt) {
 		}
 	}
 	if p.gotKw("to") {
+		pos := p.pos
 		rs.DstHosts, rs.DstPorts = p.ipPortSpec()
+		// parse.y to: disallow_urpf_failed.
+		for _, h := range rs.DstHosts {
+			if h.Kind == HostURPF {
+				p.fail(pos, "\"urpf-failed\" is not permitted in a destination address")
+			}
+		}
 	}
 }
 
@@ -363,6 +384,10 @@ type filterOptions struct {
 	keep      uint8
 	stateOpts []stateOpt
 	prio      int // -1 unset
+	prioGiven bool
+	tosGiven  bool
+	setPrio   bool
+	setTOS    bool
 	probGiven bool
 	queue     bool
 	labels    int
@@ -411,13 +436,23 @@ func (p *parser) filterOpts(rs *RuleStmt) *filterOptions {
 			}
 			rs.ICMPs = p.icmpSpec(v6)
 		case p.gotKw("prio"):
+			// parse.y filter_opt PRIO: FOM_PRIO.
+			if fo.prioGiven {
+				p.fail(pos, "prio cannot be redefined")
+			}
+			fo.prioGiven = true
 			_, n := p.numberIn(0, 7, "prio must be 0 - 7")
 			fo.prio = int(n)
 		case p.gotKw("tos"):
+			// parse.y filter_opt TOS: FOM_TOS.
+			if fo.tosGiven {
+				p.fail(pos, "tos cannot be redefined")
+			}
+			fo.tosGiven = true
 			r.TOS = p.tos()
 		case p.isKw("keep"), p.isKw("modulate"), p.isKw("synproxy"), p.isKw("no"):
 			if fo.keepGiven {
-				p.fail(pos, "modulate or keep can only be specified once")
+				p.fail(pos, "modulate or keep cannot be redefined")
 			}
 			fo.keepGiven = true
 			p.keepSpec(fo)
@@ -435,7 +470,10 @@ func (p *parser) filterOpts(rs *RuleStmt) *filterOptions {
 			}
 			r.Labels = append(r.Labels, s)
 		case p.gotKw("ridentifier"):
-			_, n := p.numberIn(0, math.MaxUint32, "invalid ridentifier")
+			npos, n := p.numberOrString()
+			if n > math.MaxUint32 {
+				p.fail(npos, "invalid ridentifier")
+			}
 			r.Ridentifier = uint32(n)
 		case p.gotKw("queue"):
 			if fo.queue {
@@ -445,6 +483,7 @@ func (p *parser) filterOpts(rs *RuleStmt) *filterOptions {
 			p.queueName(r)
 		case p.gotKw("tag"):
 			_, r.Tag = p.name()
+			p.checkTag(pos, r.Tag)
 		case p.tok == NOT || p.isKw("tagged"):
 			not := p.got(NOT)
 			if not && p.gotKw("received-on") {
@@ -456,6 +495,7 @@ func (p *parser) filterOpts(rs *RuleStmt) *filterOptions {
 			p.expectKw("tagged")
 			r.TaggedNot = not
 			_, r.Tagged = p.name()
+			p.checkTag(pos, r.Tagged)
 		case p.gotKw("probability"):
 			p.probability(pos, r)
 			fo.probGiven = true
@@ -655,12 +695,18 @@ func (p *parser) icmpItem(v6 bool) ICMPItem {
 	var typ uint8
 	if n, err := strconv.ParseUint(ts, 10, 64); err == nil {
 		if n > 255 {
+			if v6 {
+				p.fail(tpos, "illegal icmp6-type %d", n)
+			}
 			p.fail(tpos, "illegal icmp-type %d", n)
 		}
 		typ = uint8(n)
 	} else {
 		t, ok := netdb.ICMPTypeByName(ts, v6)
 		if !ok {
+			if v6 {
+				p.fail(tpos, "unknown icmp6-type %s", ts)
+			}
 			p.fail(tpos, "unknown icmp-type %s", ts)
 		}
 		typ = t
@@ -676,6 +722,9 @@ func (p *parser) icmpItem(v6 bool) ICMPItem {
 		} else {
 			t, c, ok := netdb.ICMPCodeByName(cs, v6)
 			if !ok || t != typ {
+				if v6 {
+					p.fail(cpos, "unknown icmp6-code %s", cs)
+				}
 				p.fail(cpos, "unknown icmp-code %s", cs)
 			}
 			it.Code = c + 1
@@ -684,19 +733,34 @@ func (p *parser) icmpItem(v6 bool) ICMPItem {
 	return it
 }
 
+// tosNames are FreeBSD parse.y map_tos's names (DiffServ code points and
+// the old TOS bits), matched without regard to case (kw_casecmp).
+var tosNames = map[string]uint8{
+	"af11": 0x28, "af12": 0x30, "af13": 0x38,
+	"af21": 0x48, "af22": 0x50, "af23": 0x58,
+	"af31": 0x68, "af32": 0x70, "af33": 0x78,
+	"af41": 0x88, "af42": 0x90, "af43": 0x98,
+	"critical": 0xa0,
+	"cs0":      0x00, "cs1": 0x20, "cs2": 0x40, "cs3": 0x60,
+	"cs4": 0x80, "cs5": 0xa0, "cs6": 0xc0, "cs7": 0xe0,
+	"ef":          0xb8,
+	"inetcontrol": 0xc0,
+	"lowdelay":    0x10,
+	"netcontrol":  0xe0,
+	"reliability": 0x04,
+	"throughput":  0x08,
+	"va":          0xb0,
+}
+
 // tos parses a TOS value: lowdelay, throughput, reliability, a number or
 // a 0x hex string.
 func (p *parser) tos() uint8 {
 	pos, s := p.numberString()
 	var v uint64
 	var err error
-	switch {
-	case s == "lowdelay":
-		v = 0x10
-	case s == "throughput":
-		v = 0x08
-	case s == "reliability":
-		v = 0x04
+	switch tv, named := tosNames[strings.ToLower(s)]; {
+	case named:
+		v = uint64(tv)
 	case strings.HasPrefix(s, "0x"):
 		v, err = strconv.ParseUint(s[2:], 16, 64)
 	default:
@@ -719,8 +783,10 @@ func (p *parser) probability(pos Pos, r *Rule) {
 	if t != s {
 		v *= 0.01
 	}
-	if v < 0 || v > 1 {
-		p.fail(pos, "invalid probability: %f", v)
+	// parse.y filter_opt PROBABILITY checks (and prints) the value
+	// scaled to UINT_MAX.
+	if scaled := math.Floor(v*math.MaxUint32 + 0.5); scaled < 0 || scaled > math.MaxUint32 {
+		p.fail(pos, "invalid probability: %f", scaled)
 	}
 	r.Prob = uint32(v * math.MaxUint32)
 	if r.Prob == 0 {
@@ -782,7 +848,8 @@ func (p *parser) stateOptItem() stateOpt {
 		_, o.s = p.name()
 		p.expect(GT)
 		if len(o.s) >= 32 {
-			p.fail(pos, "table name too long")
+			// parse.y state_opt_item OVERLOAD (PF_TABLE_NAME_SIZE).
+			p.fail(pos, "table name '%s' too long", o.s)
 		}
 		if p.gotKw("flush") {
 			o.b = true
@@ -843,6 +910,9 @@ func (p *parser) applyStateOpts(r *Rule, opts []stateOpt) {
 			}
 			so.Max = o.n[0]
 		case "no-sync":
+			if so.NoSync {
+				dup(o, "sync")
+			}
 			so.NoSync = true
 		case "source-track":
 			if srctrack {
@@ -892,19 +962,26 @@ func (p *parser) applyStateOpts(r *Rule, opts []stateOpt) {
 			so.SourceTrack, so.SourceTrackRule = true, true
 		case "overload":
 			if so.Overload != "" {
-				dup(o, "overload")
+				p.fail(o.pos, "multiple 'overload' table definitions")
 			}
 			so.Overload, so.Flush, so.FlushGlobal = o.s, o.b, o.g
 		case "if-bound", "floating":
 			if statelock {
-				dup(o, "if-bound")
+				p.fail(o.pos, "state locking option: multiple definitions")
 			}
 			statelock = true
 			so.IfBound = o.kind == "if-bound"
 			so.Floating = o.kind == "floating"
 		case "sloppy":
+			if so.Sloppy {
+				p.fail(o.pos, "state sloppy option: multiple definitions")
+			}
 			so.Sloppy = true
 		case "pflow":
+			// OpenBSD parse.y pfrule: PF_STATE_OPT_PFLOW.
+			if so.Pflow {
+				p.fail(o.pos, "state pflow option: multiple definitions")
+			}
 			so.Pflow = true
 		case "timeout":
 			if so.Timeouts[o.n[1]] != 0 {
@@ -939,6 +1016,35 @@ func (p *parser) applyStateOpts(r *Rule, opts []stateOpt) {
 	}
 }
 
+// tcpOnly is parse.y's check (pfrule, anchorrule) that flags and an OS
+// fingerprint come with a protocol list that has tcp; pfrule writes
+// "apply", anchorrule "applies".
+func (p *parser) tcpOnly(rs *RuleStmt) {
+	r := &rs.R
+	if r.Flags == 0 && r.FlagSet == 0 && r.OS == "" {
+		return
+	}
+	for _, pr := range rs.Protos {
+		if pr.Proto == 6 {
+			return
+		}
+	}
+	if len(rs.Protos) == 0 {
+		return
+	}
+	if r.Flags != 0 || r.FlagSet != 0 {
+		p.errorf(rs.P, "flags only apply to tcp")
+	}
+	if r.OS != "" {
+		if r.AnchorCall != "" || rs.anchorRule {
+			p.errorf(rs.P, "OS fingerprinting only applies to tcp")
+		} else {
+			p.errorf(rs.P, "OS fingerprinting only apply to tcp")
+		}
+	}
+	panic(bailout{})
+}
+
 // finishFilter applies pfctl's defaults and checks to a pass/block/match
 // rule.
 func (p *parser) finishFilter(rs *RuleStmt, fo *filterOptions) {
@@ -952,23 +1058,7 @@ func (p *parser) finishFilter(rs *RuleStmt, fo *filterOptions) {
 	if r.Flags&r.FlagSet != r.Flags {
 		p.fail(rs.P, "flags always false")
 	}
-	if r.Flags != 0 || r.FlagSet != 0 || r.OS != "" {
-		tcp := false
-		for _, pr := range rs.Protos {
-			if pr.Proto == 6 {
-				tcp = true
-			}
-		}
-		if !tcp && len(rs.Protos) > 0 {
-			if r.Flags != 0 || r.FlagSet != 0 {
-				p.errorf(rs.P, "flags only apply to tcp")
-			}
-			if r.OS != "" {
-				p.errorf(rs.P, "OS fingerprinting only apply to tcp")
-			}
-			panic(bailout{})
-		}
-	}
+	p.tcpOnly(rs)
 	r.KeepState = fo.keep
 	opts := fo.stateOpts
 	if !fo.keepGiven && r.Action == ActPass {
@@ -1038,6 +1128,7 @@ func (p *parser) scrubRule() Stmt {
 	p.expectKw("scrub")
 	r.Action = ActScrub
 	r.Direction = p.dir()
+	qpos := p.pos
 	p.logQuick(r, true)
 	if p.gotKw("on") {
 		rs.Ifs = p.ruleIfs()
@@ -1048,6 +1139,13 @@ func (p *parser) scrubRule() Stmt {
 	}
 	p.fromTo(rs)
 	p.scrubOpts(&r.Scrub, false)
+	// parse.y scrubrule's checks.
+	if r.Quick {
+		p.fail(qpos, "scrub rules do not support 'quick'")
+	}
+	if r.Scrub.ReassembleTCP && r.Direction != DirAny {
+		p.fail(rs.P, "reassemble tcp rules can not specify direction")
+	}
 	p.endStmt()
 	return rs
 }
@@ -1069,11 +1167,11 @@ func (p *parser) scrubOpts(s *ScrubOpts, inParens bool) {
 			s.NoDF = true
 		case p.gotKw("min-ttl"):
 			once(pos, "min-ttl")
-			_, n := p.numberIn(0, 255, "illegal min-ttl value")
+			_, n := p.numberIn(0, 255, "illegal min-ttl value %d")
 			s.MinTTL = uint8(n)
 		case p.gotKw("max-mss"):
 			once(pos, "max-mss")
-			_, n := p.numberIn(0, 65535, "illegal max-mss value")
+			_, n := p.numberIn(0, 65535, "illegal max-mss value %d")
 			s.MaxMSS = uint16(n)
 		case p.gotKw("set-tos"):
 			once(pos, "set-tos")
@@ -1156,7 +1254,10 @@ func (p *parser) antispoof() Stmt {
 			r.Labels = append(r.Labels, s)
 			continue
 		case p.gotKw("ridentifier"):
-			_, n := p.numberIn(0, math.MaxUint32, "invalid ridentifier")
+			npos, n := p.numberOrString()
+			if n > math.MaxUint32 {
+				p.fail(npos, "invalid ridentifier")
+			}
 			r.Ridentifier = uint32(n)
 			continue
 		}
@@ -1171,6 +1272,7 @@ func (p *parser) antispoof() Stmt {
 func (p *parser) anchorRule() Stmt {
 	rs := newRuleStmt(p.pos)
 	r := &rs.R
+	rs.anchorRule = true
 	kw := p.lit
 	p.next()
 	switch kw {
@@ -1219,12 +1321,42 @@ func (p *parser) anchorRule() Stmt {
 		if r.Flags&r.FlagSet != r.Flags {
 			p.fail(rs.P, "flags always false")
 		}
-		if fo.keepGiven || rs.Nat != nil || rs.Rdr != nil || rs.Route != nil {
+		p.tcpOnly(rs)
+		// parse.y anchorrule: filter_opts are parsed, then refused.
+		if fo.keepGiven {
+			p.fail(rs.P, "cannot specify state handling on anchors")
+		}
+		if rs.Route != nil {
+			// OpenBSD anchorrule (FreeBSD has no route in it).
+			p.fail(rs.P, "cannot specify route handling on anchors")
+		}
+		if rs.Nat != nil || rs.Rdr != nil {
 			p.fail(rs.P, "syntax error")
 		}
 	} else if p.gotKw("rtable") {
 		_, n := p.numberIn(0, math.MaxInt32, "invalid rtable id")
 		r.Rtable = int(n)
+	}
+	switch kw {
+	case "rdr-anchor":
+		// parse.y anchorrule RDRANCHOR.
+		if len(rs.SrcPorts) > 0 {
+			p.fail(rs.P, "source port parameter not supported in rdr-anchor")
+		}
+		if len(rs.DstPorts) > 1 {
+			p.fail(rs.P, "destination port list expansion not supported in rdr-anchor")
+		}
+		if len(rs.DstPorts) == 1 && rs.DstPorts[0].Op != OpEQ {
+			p.fail(rs.P, "destination port operators not supported in rdr-anchor")
+		}
+	case "binat-anchor":
+		// parse.y anchorrule BINATANCHOR.
+		if len(rs.Protos) > 1 {
+			p.fail(rs.P, "proto list expansion not supported in binat-anchor")
+		}
+		if len(rs.SrcHosts) > 0 || len(rs.SrcPorts) > 0 || len(rs.DstHosts) > 0 || len(rs.DstPorts) > 0 {
+			p.fail(rs.P, "fromto parameter not supported in binat-anchor")
+		}
 	}
 	if p.tok == LBRACE {
 		bpos := p.pos
@@ -1240,12 +1372,23 @@ func (p *parser) anchorRule() Stmt {
 		if p.depth > 64 {
 			p.fail(bpos, "anchors too deep")
 		}
+		outer := p.anchorNames
+		p.anchorNames = map[string]bool{}
 		body := p.stmtList(true)
+		p.anchorNames = outer
 		p.depth--
 		if p.tok != RBRACE {
 			p.fail(p.pos, "syntax error")
 		}
+		epos := p.pos
 		p.next()
+		// parse.y anchorrule, inline: checked once the body is read.
+		if strings.Contains(name, "/") {
+			p.fail(epos, "anchor paths containing '/' cannot be used for inline anchors.")
+		}
+		if p.anchorNames[name] {
+			p.fail(epos, "inline anchor '%s' already exists", name)
+		}
 		rs.Body = body
 		rs.Inline = true
 	} else if name == "" {
@@ -1253,6 +1396,12 @@ func (p *parser) anchorRule() Stmt {
 	}
 	r.AnchorCall = name
 	p.endStmt()
+	if kw == "anchor" {
+		if p.anchorNames == nil {
+			p.anchorNames = map[string]bool{}
+		}
+		p.anchorNames[name] = true
+	}
 	return rs
 }
 
@@ -1276,6 +1425,11 @@ func (p *parser) setOpt(r *Rule, fo *filterOptions) {
 	pos := p.pos
 	switch {
 	case p.gotKw("prio"):
+		// parse.y filter_set prio: FOM_SETPRIO.
+		if fo.setPrio {
+			p.fail(pos, "prio cannot be redefined")
+		}
+		fo.setPrio = true
 		if p.got(LPAREN) {
 			_, a := p.numberIn(0, 7, "prio must be 0 - 7")
 			p.comma()
@@ -1288,6 +1442,11 @@ func (p *parser) setOpt(r *Rule, fo *filterOptions) {
 		}
 		r.SetPrioSet = true
 	case p.gotKw("tos"):
+		// OpenBSD parse.y filter_set SET TOS: FOM_SETTOS.
+		if fo.setTOS {
+			p.fail(pos, "tos cannot be respecified")
+		}
+		fo.setTOS = true
 		r.SetTOS = p.tos()
 		r.SetTOSSet = true
 	case p.gotKw("queue"):

@@ -68,14 +68,22 @@ func (p *parser) natRule() Stmt {
 	}
 	p.poolOpts(spec, false)
 	p.endStmt()
-	if r.Action == ActNoNAT || r.Action == ActNoRDR || r.Action == ActNoBINAT {
+	if r.Action == ActNoBINAT {
+		// parse.y binatrule.
+		if len(spec.Hosts) > 0 {
+			p.fail(rs.P, "'no binat' rule does not need '->'")
+		}
+		return rs
+	}
+	if r.Action == ActNoNAT || r.Action == ActNoRDR {
 		if len(spec.Hosts) > 0 {
 			p.fail(rs.P, "translation rule with 'no' does not need '->'")
 		}
 		return rs
 	}
 	if len(spec.Hosts) == 0 {
-		p.fail(rs.P, "translation rule requires '->'")
+		// parse.y natrule ($9 == NULL || $9->host == NULL).
+		p.fail(rs.P, "translation rule requires '-> address'")
 	}
 	rs.Nat = spec
 	p.natPorts(rs, spec)
@@ -88,11 +96,15 @@ func (p *parser) natTail(rs *RuleStmt) {
 	for {
 		switch {
 		case p.gotKw("tag"):
+			tpos := p.pos
 			_, r.Tag = p.name()
+			p.checkTag(tpos, r.Tag)
 		case p.tok == NOT || p.isKw("tagged"):
+			tpos := p.pos
 			r.TaggedNot = p.got(NOT)
 			p.expectKw("tagged")
 			_, r.Tagged = p.name()
+			p.checkTag(tpos, r.Tagged)
 		case p.gotKw("rtable"):
 			_, n := p.numberIn(0, math.MaxInt32, "invalid rtable id")
 			r.Rtable = int(n)
@@ -180,7 +192,13 @@ func (p *parser) binatRule() Stmt {
 	p.expectKw("from")
 	rs.SrcHosts = p.ipSpec()
 	if p.gotKw("to") {
+		tpos := p.pos
 		rs.DstHosts = p.ipSpec()
+		for _, h := range rs.DstHosts {
+			if h.Kind == HostURPF {
+				p.fail(tpos, "\"urpf-failed\" is not permitted as a binat destination")
+			}
+		}
 	}
 	p.natTail(rs)
 	var spec *RedirSpec
@@ -200,13 +218,100 @@ func (p *parser) binatRule() Stmt {
 	if len(rs.SrcHosts) == 1 && rs.SrcHosts[0].Kind == HostTable {
 		p.fail(rs.P, "invalid use of table <%s> as the source address of a binat rule", rs.SrcHosts[0].Name)
 	}
+	p.binatChecks(rs, spec)
 	if spec == nil {
-		p.fail(rs.P, "translation rule requires '->'")
+		p.fail(rs.P, "'binat' rule requires '-> address'")
 	}
 	if spec.Hosts[0].Kind == HostTable {
 		p.fail(rs.P, "invalid use of table <%s> as the redirect address of a binat rule", spec.Hosts[0].Name)
 	}
+	if dynMultiItem(spec.Hosts[0]) {
+		p.fail(rs.P, "invalid use of interface (%s) as the redirect address of a binat rule", spec.Hosts[0].Name)
+	}
+	if len(rs.SrcHosts) == 1 && spec.Hosts[0].Kind == HostAddr && rs.SrcHosts[0].Kind == HostAddr {
+		// parse.y binatrule: a source mask other than /0 must equal
+		// the redirect mask.
+		src, dst := rs.SrcHosts[0], spec.Hosts[0]
+		if sb, db := literalBits(src), literalBits(dst); sb != 0 && sb != db {
+			p.fail(rs.P, "'binat' source mask and redirect mask must be the same")
+		}
+	}
 	rs.Nat = spec
 	p.natPorts(rs, spec)
 	return rs
+}
+
+// literalBits is the prefix length of an address literal (its full length
+// when no /bits is given).
+func literalBits(h HostItem) int {
+	if h.Bits >= 0 {
+		return h.Bits
+	}
+	if h.Addr.Is4() {
+		return 32
+	}
+	return 128
+}
+
+// dynMultiItem is parse.y's DYNIF_MULTIADDR for an address as written: an
+// interface in parentheses that may stand for several addresses (no :0,
+// or a name not ending in a digit, an interface group).
+func dynMultiItem(h HostItem) bool {
+	if h.Kind != HostDynIf {
+		return false
+	}
+	n := h.Name
+	return h.IfFlags&IfNoAlias == 0 || n == "" || n[len(n)-1] < '0' || n[len(n)-1] > '9'
+}
+
+// literalAF is the address family of an address literal or range, 0 for
+// other forms (names are resolved by Expand).
+func literalAF(h HostItem) AF {
+	switch h.Kind {
+	case HostAddr, HostRange:
+		if h.Addr.Is4() {
+			return AFInet
+		}
+		return AFInet6
+	}
+	return AFUnspec
+}
+
+// binatChecks applies parse.y binatrule's address family checks to what
+// the parser sees: the rule's family comes from "inet"/"inet6", then the
+// source, destination and redirect literals; a literal of the other
+// family is refused. Names are resolved by Expand, which drops mismatches
+// as pfctl's remove_invalid_hosts does.
+func (p *parser) binatChecks(rs *RuleStmt, spec *RedirSpec) {
+	af := rs.R.AF
+	named := false
+	var cands []HostItem
+	cands = append(cands, rs.SrcHosts...)
+	cands = append(cands, rs.DstHosts...)
+	if spec != nil {
+		cands = append(cands, spec.Hosts...)
+	}
+	for _, h := range cands {
+		if af == AFUnspec {
+			af = literalAF(h)
+		}
+		if h.Kind == HostName {
+			named = true
+		}
+	}
+	if af == AFUnspec && !named {
+		p.fail(rs.P, "address family (inet/inet6) undefined")
+	}
+	for _, h := range rs.SrcHosts {
+		if dynMultiItem(h) {
+			p.fail(rs.P, "invalid use of interface (%s) as the source address of a binat rule", h.Name)
+		}
+	}
+	for _, l := range [][]HostItem{rs.SrcHosts, rs.DstHosts} {
+		for _, h := range l {
+			if a := literalAF(h); a != AFUnspec && af != AFUnspec && a != af {
+				p.fail(rs.P, "binat ip versions must match")
+			}
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 )
 
@@ -173,7 +174,9 @@ func (p *parser) option() Decl {
 		case "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug":
 			// OpenBSD's pfctl_set_debug takes syslog levels (string_to_loglevel).
 		default:
-			p.fail(vpos, "unknown debug level \"%s\"", s)
+			// pfctl_set_debug warns, then parse.y's SET DEBUG fails.
+			p.errorf(vpos, "unknown debug level \"%s\"", s)
+			p.fail(vpos, "error setting debuglevel %s", s)
 		}
 		v.Debug = s
 		d = decl("debug", "set debug %s", s)
@@ -203,19 +206,25 @@ func (p *parser) option() Decl {
 			start, end := 25, 12
 			if p.got(LPAREN) {
 				for p.tok != RPAREN {
+					// parse.y syncookie_opt: STRING STRING, the
+					// second a percentage (strtod, then "%").
 					kpos, k := p.str()
-					_, v := p.str()
-					n := 0
-					if _, err := fmt.Sscanf(v, "%d%%", &n); err != nil || n < 0 || n > 100 {
-						p.fail(kpos, "invalid %s value %s", k, v)
+					vpos, v := p.str()
+					f, err := strconv.ParseFloat(strings.TrimSuffix(v, "%"), 64)
+					if err != nil || !strings.HasSuffix(v, "%") {
+						p.syntaxErrorAt(vpos)
 					}
+					if f <= 0 || f > 100 {
+						p.fail(vpos, "illegal percentage value")
+					}
+					n := int(f)
 					switch k {
 					case "start":
 						start = n
 					case "end":
 						end = n
 					default:
-						p.fail(kpos, "unknown syncookies option %s", k)
+						p.fail(kpos, "illegal syncookie option")
 					}
 					p.comma()
 				}
@@ -231,6 +240,10 @@ func (p *parser) option() Decl {
 			p.fail(vpos, "illegal value for syncookies")
 		}
 	case p.gotKw("state-defaults"):
+		if p.stateDefaultsSet {
+			p.fail(pos, "cannot redefine state-defaults")
+		}
+		p.stateDefaultsSet = true
 		fo := &filterOptions{}
 		for p.tok != NEWLINE && p.tok != EOF {
 			fo.stateOpts = append(fo.stateOpts, p.stateOptItem())
@@ -261,7 +274,8 @@ func (p *parser) yesNo() bool {
 	case "no":
 		return false
 	}
-	p.fail(pos, "syntax error")
+	// parse.y yesno: NO or a STRING that must be "yes".
+	p.fail(pos, "invalid value '%s', expected 'yes' or 'no'", s)
 	return false
 }
 

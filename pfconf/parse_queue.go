@@ -3,6 +3,7 @@ package pfconf
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -147,7 +148,7 @@ func (p *parser) queueOptions() *queueOpts {
 			if o.tbrSet {
 				p.fail(pos, "tbrsize cannot be respecified")
 			}
-			_, n := p.numberIn(0, math.MaxInt32, "tbrsize too big: max 2147483647")
+			_, n := p.numberIn(0, math.MaxUint32, "tbrsize too big: max 4294967295")
 			o.tbrsize, o.tbrSet = int(n), true
 		case p.isKw("cbq"), p.isKw("priq"), p.isKw("hfsc"), p.isKw("fairq"), p.isKw("codelq"):
 			if o.sched != schedNone {
@@ -180,7 +181,7 @@ func (p *parser) serviceCurve() serviceCurve {
 		sc := serviceCurve{set: true}
 		sc.m1 = p.bandwidth()
 		p.comma()
-		_, d := p.numberIn(0, math.MaxUint32, "d value out of range")
+		_, d := p.numberIn(0, math.MaxInt32, "timing in curve out of range")
 		sc.d = uint32(d)
 		p.comma()
 		sc.m2 = p.bandwidth()
@@ -195,23 +196,44 @@ func (p *parser) schedOpts(o *queueOpts) {
 	for p.tok != RPAREN {
 		pos := p.pos
 		switch {
+		// parse.y hfscopts_item / fairqopts_item: each curve once (the
+		// curve is read, and its timing checked, first).
 		case p.gotKw("linkshare"):
-			o.linkshare = p.serviceCurve()
+			sc := p.serviceCurve()
+			if o.linkshare.set {
+				p.fail(pos, "linkshare already specified")
+			}
+			o.linkshare = sc
 		case p.gotKw("realtime"):
-			o.realtime = p.serviceCurve()
+			sc := p.serviceCurve()
+			if o.realtime.set {
+				p.fail(pos, "realtime already specified")
+			}
+			o.realtime = sc
 		case p.gotKw("upperlimit"):
-			o.upperlimit = p.serviceCurve()
+			sc := p.serviceCurve()
+			if o.upperlimit.set {
+				p.fail(pos, "upperlimit already specified")
+			}
+			o.upperlimit = sc
 		case p.gotKw("buckets"):
 			_, s := p.numberString()
 			o.buckets = s
 		case p.gotKw("hogs"):
 			b := p.bandwidth()
 			o.hogs = rate2str(b.abs)
+		// parse.y codelopts_item: a value of 0 counts as not given.
 		case p.gotKw("target"):
 			_, n := p.numberIn(0, math.MaxInt32, "target out of range")
+			if o.target != 0 {
+				p.fail(pos, "target already specified")
+			}
 			o.target = int(n)
 		case p.gotKw("interval"):
 			_, n := p.numberIn(0, math.MaxInt32, "interval out of range")
+			if o.interval != 0 {
+				p.fail(pos, "interval already specified")
+			}
 			o.interval = int(n)
 		case p.isString():
 			_, s := p.str()
@@ -222,6 +244,9 @@ func (p *parser) schedOpts(o *queueOpts) {
 				}
 				o.flags = append(o.flags, s)
 			default:
+				if o.sched == schedCODEL {
+					p.fail(pos, "unknown codel option \"%s\"", s)
+				}
 				p.fail(pos, "unknown %s flag \"%s\"", schedNames[o.sched], s)
 			}
 		default:
@@ -234,20 +259,26 @@ func (p *parser) schedOpts(o *queueOpts) {
 
 // queueList parses "queue NAME" or "queue { A B ... }" child lists.
 func (p *parser) queueNames() []string {
+	// parse.y qassign_item: the name must fit PF_QNAME_SIZE.
+	one := func() string {
+		pos, s := p.name()
+		if len(s) >= 64 {
+			p.fail(pos, "queue name '%s' too long (max 63 chars)", s)
+		}
+		return s
+	}
 	if p.got(LBRACE) {
 		p.optnl()
 		var l []string
 		for p.tok != RBRACE {
-			_, s := p.name()
-			l = append(l, s)
+			l = append(l, one())
 			p.comma()
 		}
 		p.next()
 		return l
 	}
 	if p.isString() {
-		_, s := p.name()
-		return []string{s}
+		return []string{one()}
 	}
 	return nil
 }
@@ -281,6 +312,15 @@ func (p *parser) altq() Decl {
 	p.endStmt()
 	if o.sched == schedNone {
 		p.fail(pos, "no scheduler specified!")
+	}
+	if len(children) == 0 && o.sched != schedCODEL {
+		p.fail(pos, "no child queues specified")
+	}
+	for _, i := range ifs {
+		if i.Not {
+			// parse.y expand_altq.
+			p.fail(i.P, "altq on ! <interface> is not supported")
+		}
 	}
 	if !o.bwSet || o.bw.percent > 0 || o.bw.abs == 0 {
 		p.fail(pos, "cannot determine interface bandwidth for %s, specify an absolute bandwidth", ifs[0].Name)
@@ -506,6 +546,9 @@ func (p *parser) queue() Decl {
 	if len(name) >= 64 {
 		p.fail(npos, "queue name too long (max 63 chars)")
 	}
+	if o.tbrSet {
+		p.fail(pos, "cannot specify tbrsize for queue")
+	}
 	// Find the parents: every interface that lists this queue.
 	var found []*queueNode
 	for _, q := range p.queueNodesSorted() {
@@ -529,8 +572,23 @@ func (p *parser) queue() Decl {
 	var lines []string
 	var queues []Queue
 	for _, q := range found {
+		// parse.y expand_queue's checks; queuespec adds "errors in
+		// queue definition" after each.
+		bad := func(msg string) {
+			p.errorf(pos, "%s", msg)
+			p.fail(pos, "errors in queue definition")
+		}
 		if o.sched != schedNone && o.sched != q.sched {
-			p.fail(pos, "queue %s: scheduler does not match the one of interface %s", name, q.ifname)
+			bad("exactly one scheduler type per interface allowed")
+		}
+		if q.sched == schedPRIQ && len(children) > 0 {
+			bad("priq queues cannot have child queues")
+		}
+		if q.sched == schedPRIQ && o.bwSet && (o.bw.abs > 0 || o.bw.percent < 100) {
+			bad("priq doesn't take bandwidth")
+		}
+		if slices.Contains(children, name) {
+			bad("queue cannot have itself as child")
 		}
 		o.sched = q.sched
 		bw := q.bw

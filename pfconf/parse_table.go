@@ -43,6 +43,22 @@ func (p *parser) table() Stmt {
 				p.comma()
 			}
 			p.next()
+			// parse.y table_opt '{' host_list '}': only addresses
+			// (host names are resolved to addresses by host()).
+			for _, h := range hosts {
+				switch h.Kind {
+				case HostRange:
+					p.fail(h.P, "address ranges are not permitted inside tables")
+				case HostDynIf:
+					p.fail(h.P, "dynamic addresses are not permitted inside tables")
+				case HostTable:
+					p.fail(h.P, "tables cannot contain tables")
+				case HostNoRoute:
+					p.fail(h.P, "\"no-route\" is not permitted inside tables")
+				case HostURPF:
+					p.fail(h.P, "\"urpf-failed\" is not permitted inside tables")
+				}
+			}
 			t.InitAddr = true
 			if len(hosts) > 0 {
 				t.Inits = append(t.Inits, TableInitItem{P: ipos, Hosts: hosts})

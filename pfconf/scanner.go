@@ -377,7 +377,8 @@ func (s *Scanner) quoted(q int, pos Pos) (Pos, Token, string) {
 		c, _ := s.get(true)
 		switch {
 		case c < 0:
-			s.error(pos, "unterminated quoted string")
+			// parse.y lgetc: EOF inside quotes.
+			s.error(pos, "reached end of file while parsing quoted string")
 			return pos, EOF, ""
 		case c == '\n':
 			continue
