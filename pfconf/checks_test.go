@@ -5,7 +5,12 @@ package pfconf
 // and the message pfctl prints for it ("LINE: message", file name left
 // out); the input is parsed and expanded against bsdhost.Static().
 
-import "testing"
+import (
+	"strings"
+	"testing"
+
+	"github.com/pfcarp/pfcarp/internal/bsdhost"
+)
 
 func TestChecksOptions(t *testing.T) {
 	runCheckCases(t, []checkCase{
@@ -274,4 +279,40 @@ func TestChecksEther(t *testing.T) {
 		{"anchor reserved", "ether anchor _x\n", "1: anchor names beginning with '_' are reserved for internal use"},
 		{"anchor no name", "ether anchor\n", "1: anchors without explicit rules must specify a name"},
 	})
+}
+
+// TestChecksOnePerProblem: a problem that every expanded rule of one
+// statement shares is reported once (pfctl prints it per expanded rule);
+// distinct problems of one rule, and the same problem on two lines, are
+// each reported.
+func TestChecksOnePerProblem(t *testing.T) {
+	src := "block return-rst in on { vlan1057 vlan1058 } proto { udp icmp } all allow-opts\n" +
+		"block return-rst in proto udp all\n"
+	_, serr, failed := runPfctl("checks.conf", []byte(src), bsdhost.Static(), nil)
+	if !failed {
+		t.Fatal("accepted")
+	}
+	for line, want := range map[string]int{
+		"checks.conf:1: return-rst can only be applied to TCP rules":     1,
+		"checks.conf:1: allow-opts can only be specified for pass rules": 1,
+		"checks.conf:2: return-rst can only be applied to TCP rules":     1,
+	} {
+		if n := strings.Count(serr, line+"\n"); n != want {
+			t.Errorf("%q printed %d times, want %d; stderr:\n%s", line, n, want, serr)
+		}
+	}
+}
+
+// TestErrorListDedup: ErrorList.Add keeps one entry per position and
+// message.
+func TestErrorListDedup(t *testing.T) {
+	var l ErrorList
+	p := Position{Filename: "f", Line: 3, Column: 1}
+	l.Add(p, "a")
+	l.Add(p, "a")
+	l.Add(p, "b")
+	l.Add(Position{Filename: "f", Line: 4, Column: 1}, "a")
+	if got := l.PfctlString(); got != "f:3: a\nf:3: b\nf:4: a\n" {
+		t.Fatalf("got %q", got)
+	}
 }

@@ -64,29 +64,44 @@ func (e *Error) PfctlString() string {
 	return fmt.Sprintf("%s:%d: %s", e.Pos.Filename, e.Pos.Line, e.Msg)
 }
 
-// ErrorList is a list of errors in the order they were found. It keeps at
-// most MaxErrors entries; Dropped counts the rest. The zero value is an
-// empty list ready to use.
+// ErrorList is a list of errors in the order they were found. It keeps
+// one entry per distinct problem: an error with the same position and
+// message as one already in the list is not added again, so a rule that
+// expands to many rules reports a problem they share once (pfctl repeats
+// it for every expanded rule). It keeps at most MaxErrors entries; Dropped
+// counts the rest. The zero value is an empty list ready to use.
 type ErrorList struct {
 	List    []*Error
 	Dropped int
+	seen    map[errorKey]bool
 }
 
-// Add appends an error unless the cap is reached.
+type errorKey struct {
+	pos Position
+	msg string
+}
+
+// Add appends an error unless an equal one is already listed or the cap
+// is reached.
 func (l *ErrorList) Add(pos Position, msg string) {
-	if len(l.List) >= MaxErrors {
-		l.Dropped++
-		return
-	}
-	l.List = append(l.List, &Error{Pos: pos, Msg: msg})
+	l.addError(&Error{Pos: pos, Msg: msg})
 }
 
-// addError appends e unless the cap is reached.
+// addError appends e unless an equal error is already listed or the cap
+// is reached.
 func (l *ErrorList) addError(e *Error) {
+	k := errorKey{e.Pos, e.Msg}
+	if l.seen[k] {
+		return
+	}
 	if len(l.List) >= MaxErrors {
 		l.Dropped++
 		return
 	}
+	if l.seen == nil {
+		l.seen = map[errorKey]bool{}
+	}
+	l.seen[k] = true
 	l.List = append(l.List, e)
 }
 
