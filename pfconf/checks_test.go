@@ -281,6 +281,22 @@ func TestChecksEther(t *testing.T) {
 	})
 }
 
+// TestChecksPfctl: rejecting checks of pfctl.c (the set options) and
+// pfctl_parser.c (host, host_if) that pfconf reports with a position.
+func TestChecksPfctl(t *testing.T) {
+	runCheckCases(t, []checkCase{
+		{"limit pool", "set limit foo 10\n", "1: Bad pool name."},
+		{"timeout name", "set timeout foo 10\n", "1: Bad timeout name."},
+		{"optimization", "set optimization foo\n", "1: invalid state timeouts optimization"},
+		{"debug level", "set debug foo\n", "1: unknown debug level \"foo\""},
+		{"netmask", "pass in from 10.0.0.1/129 to any\n", "1: invalid netmask '/129'"},
+		{"netmask host", "pass in from 10.0.0.1/129 to any\n", "1: could not parse host specification"},
+		{"modifiers", "pass in from vlan1057:network:broadcast to any\n", "1: illegal combination of interface modifiers"},
+		{"network netmask", "pass in from vlan1057:network/24 to any\n", "1: network or broadcast lookup, but extra netmask given"},
+		{"no address", "pass in from nosuch.example to any\n", "1: no IP address found for nosuch.example"},
+	})
+}
+
 // TestChecksOnePerProblem: a problem that every expanded rule of one
 // statement shares is reported once (pfctl prints it per expanded rule);
 // distinct problems of one rule, and the same problem on two lines, are

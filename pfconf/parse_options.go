@@ -37,6 +37,9 @@ func (p *parser) option() Decl {
 		switch s {
 		case "normal", "default", "high-latency", "satellite", "aggressive", "conservative":
 		default:
+			// pfctl.c pfctl_set_optimization warns, then parse.y
+			// SET OPTIMIZATION fails.
+			p.errorf(vpos, "invalid state timeouts optimization")
 			p.fail(vpos, "unknown optimization %s", s)
 		}
 		v.Optimization = s
@@ -62,6 +65,9 @@ func (p *parser) option() Decl {
 			_, n := p.numberIn(0, math.MaxUint32, "only positive values permitted")
 			tm, ok := timeoutByName(name)
 			if !ok {
+				// pfctl.c pfctl_set_timeout warns, then parse.y
+				// timeout_spec fails.
+				p.errorf(tpos, "Bad timeout name.")
 				p.fail(tpos, "unknown timeout %s", name)
 			}
 			v.Timeouts[tm], v.TimeoutSet[tm] = uint32(n), true
