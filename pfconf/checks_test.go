@@ -68,6 +68,22 @@ func TestChecksFilterOpts(t *testing.T) {
 		{"route af", "pass out route-to (vlan1057 10.0.0.1) inet6 all\n", "1: no routing address with matching address family found."},
 		{"route ifname", "pass out route-to (vlan1057vlan1057vlan1057 10.0.0.1) all\n", "1: interface name too long"},
 		{"ifname", "pass in on vlan1057vlan1057vlan1057 all\n", "1: interface name too long"},
+		{"rtable", "pass in all rtable 2147483648\n", "1: invalid rtable id"},
+		{"route pool", "pass out route-to { (vlan1057 10.0.0.1), (vlan1057 10.0.0.2) } random all\n", "1: r.rpool.opts must be PF_POOL_ROUNDROBIN"},
+		{"qname", "pass in all queue " + strings.Repeat("q", 64) + "\n", "1: rule qname too long (max 63 chars)"},
+		{"pqname", "pass in all queue (a, " + strings.Repeat("q", 64) + ")\n", "1: rule pqname too long (max 63 chars)"},
+		{"divert port", "pass in all divert-to 0\n", "1: invalid divert port: 0"},
+		{"divert address", "pass in all divert-to foo port 80\n", "1: could not parse divert address: foo"},
+		{"skip not", "set skip on ! vlan1057\n", "1: skip on ! <interface> is not supported"},
+		{"skipping", "block return-rst in proto udp all\n", "1: skipping rule due to errors"},
+		{"no valid combination", "block return-rst in proto udp all\n", "1: rule expands to no valid combination"},
+		{"match route", "match out route-to (vlan1057 10.0.0.1) all\n", "1: route-to, reply-to, dup-to and fastroute must not be used on match rules"},
+		{"match divert", "match in all divert-to 127.0.0.1 port 80\n", "1: divert is not supported on match rules"},
+		{"nat-to direction", "pass on vlan1057 all nat-to 192.0.2.1\n", "1: nat-to and rdr-to require a direction"},
+		{"nat-to state", "pass out on vlan1057 all no state nat-to 192.0.2.1\n", "1: nat-to and rdr-to require keep state"},
+		{"af-to direction", "pass out on vlan1057 inet6 all af-to inet from 192.0.2.1\n", "1: af-to can only be used with direction in"},
+		{"af-to same family", "pass in on vlan1057 inet all af-to inet from 192.0.2.1\n", "1: must indicate different address family with af-to"},
+		{"af-to match", "match in on vlan1057 inet6 all af-to inet from 192.0.2.1\n", "1: af-to is not supported on match rules"},
 	})
 }
 
@@ -106,6 +122,8 @@ func TestChecksAddresses(t *testing.T) {
 		{"range", "pass in from 10.0.0.1 - 2001:db8::1 to any\n", "1: invalid address range"},
 		{"urpf destination", "pass in from any to urpf-failed\n", "1: \"urpf-failed\" is not permitted in a destination address"},
 		{"not a number", "pass in all ridentifier foo\n", "1: foo is not a number"},
+		{"icmp-type mismatch", "pass in inet proto icmp all icmp6-type echoreq\n", "1: icmp-type mismatch"},
+		{"icmp inet6", "pass in inet6 proto icmp all\n", "1: proto icmp doesn't match address family inet6"},
 	})
 }
 
@@ -138,6 +156,7 @@ func TestChecksStateOpts(t *testing.T) {
 		{"global max-src-conn-rate", "pass in all keep state (source-track global, max-src-conn-rate 5/5)\n", "1: 'max-src-conn-rate' is incompatible with 'source-track global'"},
 		{"block keep state", "block in all keep state\n", "1: keep state is great, but only for pass rules"},
 		{"sloppy modulate", "pass in proto tcp all modulate state (sloppy)\n", "1: sloppy state matching cannot be used with synproxy state or modulate state"},
+		{"max-src-nodes rule", "pass in all keep state (max-src-nodes 3, source-track global)\n", "1: 'max-src-nodes' is incompatible with 'source-track global'"},
 	})
 }
 
@@ -207,6 +226,10 @@ func TestChecksNat(t *testing.T) {
 		{"nat family", "nat on vlan1057 inet from any to any -> 2001:db8::1\n", "1: no translation address with matching address family found."},
 		{"tag too long", "nat on vlan1057 from any to any tag tttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttt -> 192.0.2.1\n", "1: tag too long, max 63 chars"},
 		{"tagged too long", "nat on vlan1057 from any to any tagged tttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttt -> 192.0.2.1\n", "1: tag too long, max 63 chars"},
+		{"pool multiple", "nat on vlan1057 from any to any -> { 192.0.2.1, 192.0.2.2 } random\n", "1: only round-robin valid for multiple redirection addresses"},
+		{"nat rpool port", "rdr on vlan1057 proto icmp from any to any -> 10.0.0.1 port 80\n", "1: rpool port only applies to tcp/udp/sctp"},
+		{"rdr src port", "rdr on vlan1057 proto icmp from any port 80 to any -> 10.0.0.1\n", "1: src port only applies to tcp/udp/sctp"},
+		{"no address for af", "nat on vlan1057 from any to any -> { (vlan1058), 192.0.2.1 }\n", "1: address family not given and translation address expands to multiple address families"},
 	})
 }
 
@@ -225,6 +248,7 @@ func TestChecksAnchors(t *testing.T) {
 		{"binat-anchor proto list", "binat-anchor a proto { tcp udp }\n", "1: proto list expansion not supported in binat-anchor"},
 		{"binat-anchor fromto", "binat-anchor a from 10.0.0.1 to any\n", "1: fromto parameter not supported in binat-anchor"},
 		{"inline exists", "anchor a {\npass\n}\nanchor a {\npass\n}\n", "6: inline anchor 'a' already exists"},
+		{"os", "anchor a proto udp from any os Linux to any\n", "1: OS fingerprinting only applies to tcp"},
 	})
 }
 
@@ -261,6 +285,10 @@ func TestChecksAltq(t *testing.T) {
 		{"not interface", "altq on ! vlan1057 cbq bandwidth 10Mb queue { a }\n", "1: altq on ! <interface> is not supported"},
 		{"qassign name", "altq on vlan1057 cbq bandwidth 10Mb queue { tttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttt }\n", "1: queue name 'tttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttt' too long (max 63 chars)"},
 		{"queue name", "queue tttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttt cbq\n", "1: queue name too long (max 63 chars)"},
+		{"bandwidth number", "altq on vlan1057 priq bandwidth 9223372036854775807 queue { a }\n", "1: bandwidth number too big"},
+		{"queue definition", "altq on vlan1057 priq bandwidth 10Mb queue { a }\nqueue a priority 1 priq { b }\nqueue b priority 2 priq\n", "2: errors in queue definition"},
+		{"scheduler per interface", "altq on vlan1057 priq bandwidth 10Mb queue { a }\nqueue a priority 1 cbq\n", "2: exactly one scheduler type per interface allowed"},
+		{"no parent", "queue a priority 1 priq\n", "1: queue a has no parent"},
 	})
 }
 
@@ -294,6 +322,19 @@ func TestChecksPfctl(t *testing.T) {
 		{"modifiers", "pass in from vlan1057:network:broadcast to any\n", "1: illegal combination of interface modifiers"},
 		{"network netmask", "pass in from vlan1057:network/24 to any\n", "1: network or broadcast lookup, but extra netmask given"},
 		{"no address", "pass in from nosuch.example to any\n", "1: no IP address found for nosuch.example"},
+	})
+}
+
+// TestChecksFiles: included and loaded files, and the statements that name
+// them.
+func TestChecksFiles(t *testing.T) {
+	long := strings.Repeat("a", 1024)
+	runCheckCases(t, []checkCase{
+		{"include warn", "include \"/nonexistent/x.conf\"\n", "1: /nonexistent/x.conf: No such file or directory"},
+		{"include", "include \"/nonexistent/x.conf\"\n", "1: failed to include file /nonexistent/x.conf"},
+		{"table file", "table <t> file \"/nonexistent/t\"\n", "1: cannot load \"/nonexistent/t\": No such file or directory"},
+		{"fingerprints", "set fingerprints \"/nonexistent/pf.os\"\n", "1: error loading fingerprints /nonexistent/pf.os"},
+		{"load anchor name", "load anchor " + long + " from \"x\"\n", "1: anchorname " + long + " too long, max 1023\n"},
 	})
 }
 

@@ -376,8 +376,12 @@ func (e *expander) rule(s *RuleStmt, a *Anchor) {
 				// Prefer the first unscoped one: on Linux every interface
 				// lists an IPv6 link-local first, and "-> $ext_if" means
 				// its routable address (a documented deviation).
+				// A table or dynamic interface first leaves the family
+				// unset (parse.y natrule: r.af = $9->host->af), and
+				// invalid_redirect then refuses any address beside it.
+				tmpl.AF = nat[0].af
 				for _, h := range nat {
-					if h.af != 0 && h.scope == "" {
+					if h.scope == "" {
 						tmpl.AF = h.af
 						break
 					}
@@ -387,9 +391,6 @@ func (e *expander) rule(s *RuleStmt, a *Anchor) {
 			for _, h := range nat {
 				if tmpl.AF != 0 && h.af != 0 && h.af != tmpl.AF {
 					continue
-				}
-				if h.af != 0 && tmpl.AF == 0 {
-					tmpl.AF = h.af
 				}
 				kept = append(kept, h)
 			}
@@ -796,7 +797,10 @@ func (e *expander) consistent(s *RuleStmt, r *Rule) bool {
 			bad("divert is not supported on match rules")
 		}
 		if r.RouteType != RouteNone {
-			bad("route-to, reply-to and dup-to are not supported on match rules")
+			// FreeBSD filter_consistent's words (OpenBSD:
+			// "route-to, reply-to and dup-to are not supported on
+			// match rules").
+			bad("route-to, reply-to, dup-to and fastroute must not be used on match rules")
 		}
 		if r.AFTo {
 			bad("af-to is not supported on match rules")

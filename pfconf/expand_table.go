@@ -49,7 +49,7 @@ func (e *expander) table(s *TableStmt) Decl {
 func (e *expander) tableFile(ti TableInitItem) ([]TableEntry, bool) {
 	src, err := e.f.readFile(ti.File)
 	if err != nil {
-		e.errorf(ti.P, "cannot load \"%s\": %v", ti.File, unwrapPathError(err))
+		e.errorf(ti.P, "cannot load \"%s\": %s", ti.File, strerror(err))
 		return nil, false
 	}
 	var entries []TableEntry

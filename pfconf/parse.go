@@ -541,13 +541,26 @@ func (p *parser) include(pos Pos, name string) []Stmt {
 	}
 	src, err := p.readFile(name)
 	if err != nil {
-		p.errorf(pos, "failed to include file %s: %v", name, unwrapPathError(err))
+		// parse.y pushfile warns ("NAME: strerror"), then include
+		// fails.
+		p.errorf(pos, "%s: %s", name, strerror(err))
+		p.errorf(pos, "failed to include file %s", name)
 		return nil
 	}
 	depth := p.depth
 	p.depth = 0
 	defer func() { p.depth = depth }()
 	return p.parseFile(name, src)
+}
+
+// strerror renders err's cause as strerror(3) does: "No such file or
+// directory" (Go's errno texts are lower case).
+func strerror(err error) string {
+	s := unwrapPathError(err).Error()
+	if s != "" && s[0] >= 'a' && s[0] <= 'z' {
+		s = string(s[0]-'a'+'A') + s[1:]
+	}
+	return s
 }
 
 func unwrapPathError(err error) error {

@@ -512,7 +512,7 @@ func (p *parser) filterOpts(rs *RuleStmt) *filterOptions {
 			ppos, s := p.numberString()
 			r.DivertPort = p.service(ppos, s)
 			if r.DivertPort == 0 {
-				p.fail(ppos, "invalid divert port")
+				p.fail(ppos, "invalid divert port: 0")
 			}
 		case p.gotKw("divert-to"):
 			if r.DivertPort != 0 || r.DivertReply {
@@ -532,7 +532,7 @@ func (p *parser) filterOpts(rs *RuleStmt) *filterOptions {
 			ppos, s := p.numberString()
 			r.DivertPort = p.service(ppos, s)
 			if r.DivertPort == 0 {
-				p.fail(ppos, "invalid divert port")
+				p.fail(ppos, "invalid divert port: 0")
 			}
 		case p.gotKw("divert-reply"):
 			if r.DivertPort != 0 || r.DivertReply {
@@ -1410,10 +1410,15 @@ func (p *parser) loadRule() Stmt {
 	pos := p.pos
 	p.expectKw("load")
 	p.expectKw("anchor")
-	_, name := p.str()
+	npos, name := p.str()
 	p.expectKw("from")
 	_, file := p.str()
 	p.endStmt()
+	// parse.y loadrule: the anchor path must fit MAXPATHLEN (the
+	// message carries a newline of its own).
+	if len(name) >= 1024 {
+		p.fail(npos, "anchorname %s too long, max 1023\n", name)
+	}
 	return &LoadStmt{P: pos, Name: name, File: file}
 }
 
@@ -1462,6 +1467,7 @@ func (p *parser) setOpt(r *Rule, fo *filterOptions) {
 
 // queueName parses "Q" or "(Q, P)" of a queue assignment.
 func (p *parser) queueName(r *Rule) {
+	pos := p.pos
 	if p.got(LPAREN) {
 		_, r.Queue = p.name()
 		if p.got(COMMA) {
@@ -1471,6 +1477,13 @@ func (p *parser) queueName(r *Rule) {
 		p.expect(RPAREN)
 	} else {
 		_, r.Queue = p.name()
+	}
+	// parse.y pfrule: qname and pqname must fit PF_QNAME_SIZE.
+	if len(r.Queue) >= 64 {
+		p.fail(pos, "rule qname too long (max 63 chars)")
+	}
+	if len(r.PQueue) >= 64 {
+		p.fail(pos, "rule pqname too long (max 63 chars)")
 	}
 }
 

@@ -80,7 +80,8 @@ func (p *parser) bandwidth() bwSpec {
 	pos := p.pos
 	if p.tok == NUMBER {
 		_, n := p.number()
-		if n < 0 {
+		if n < 0 || n >= math.MaxInt64 {
+			// parse.y bandwidth NUMBER: $1 >= LLONG_MAX.
 			p.fail(pos, "bandwidth number too big")
 		}
 		return bwSpec{abs: float64(n)}
