@@ -338,6 +338,26 @@ func TestChecksFiles(t *testing.T) {
 	})
 }
 
+// TestChecksOpenBSD: checks of OpenBSD's parse.y for its own grammar
+// (nat-to, rdr-to, af-to, received-on, once, queues).
+func TestChecksOpenBSD(t *testing.T) {
+	runCheckCases(t, []checkCase{
+		{"nat-to twice", "pass out on vlan1057 all nat-to 192.0.2.1 nat-to 192.0.2.2\n", "1: cannot respecify nat-to/binat-to"},
+		{"rdr-to twice", "pass in on vlan1057 all rdr-to 10.0.0.1 rdr-to 10.0.0.2\n", "1: cannot respecify rdr-to"},
+		{"af-to twice", "pass in on vlan1057 inet6 all af-to inet from 192.0.2.1 af-to inet from 192.0.2.2\n", "1: cannot respecify af-to"},
+		{"af-to family", "pass in on vlan1057 inet6 all af-to from 192.0.2.1\n", "1: no address family specified"},
+		{"af-to addresses", "pass in on vlan1057 inet6 all af-to inet from 2001:db8::1\n", "1: af-to addresses must be in the target address family"},
+		{"received-on list", "pass in all received-on { vlan1057 vlan1058 }\n", "1: received-on only takes one interface"},
+		{"anchor route", "anchor a out route-to (vlan1057 10.0.0.1) all\n", "1: cannot specify route handling on anchors"},
+		{"anchor once", "anchor a all once\n", "1: cannot specify 'once' on anchors"},
+		{"scrub inet6", "match in inet6 all scrub (no-df)\n", "1: address family inet6 does not support scrub options no-df, random-id"},
+		{"queue name", "queue _q on vlan1057 bandwidth 10M\n", "1: queue names must not start with _"},
+		{"divert-to out", "pass out all divert-to 127.0.0.1 port 80\n", "1: divert-to used with outgoing rule"},
+		{"divert-reply in", "pass in all divert-reply\n", "1: divert-reply used with incoming rule"},
+		{"divert twice", "pass in all divert-to 127.0.0.1 port 80 divert-reply\n", "1: more than one divert option"},
+	})
+}
+
 // TestChecksOnePerProblem: a problem that every expanded rule of one
 // statement shares is reported once (pfctl prints it per expanded rule);
 // distinct problems of one rule, and the same problem on two lines, are

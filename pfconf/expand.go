@@ -783,6 +783,10 @@ func (e *expander) consistent(s *RuleStmt, r *Rule) bool {
 	if r.StateOpts.Sloppy && (r.KeepState == StateModulate || r.KeepState == StateSynproxy) {
 		bad("sloppy state matching cannot be used with synproxy state or modulate state")
 	}
+	if r.AF == AFInet6 && (r.Scrub.NoDF || r.Scrub.RandomID) {
+		// OpenBSD rule_consistent (scrub options of match/pass rules).
+		bad("address family inet6 does not support scrub options no-df, random-id")
+	}
 	// OpenBSD rule_consistent's checks of nat-to / rdr-to (FreeBSD 15
 	// took them over with the syntax).
 	xlate := len(r.NAT.Addrs) > 0 || len(r.RDR.Addrs) > 0

@@ -573,6 +573,7 @@ func (p *parser) filterOpts(rs *RuleStmt) *filterOptions {
 			p.expectKw("from")
 			spec := p.redirSpec(pos, false)
 			p.poolOpts(spec, false)
+			p.afToFamily(pos, spec, naf)
 			spec.AF = naf
 			rs.Nat = spec
 			r.AFTo = true
@@ -580,6 +581,7 @@ func (p *parser) filterOpts(rs *RuleStmt) *filterOptions {
 			if p.gotKw("to") {
 				spec2 := p.redirSpec(p.pos, false)
 				p.poolOpts(spec2, false)
+				p.afToFamily(pos, spec2, naf)
 				spec2.AF = naf
 				rs.Rdr = spec2
 			}
@@ -1016,6 +1018,16 @@ func (p *parser) applyStateOpts(r *Rule, opts []stateOpt) {
 	}
 }
 
+// afToFamily is OpenBSD parse.y filter_opt AFTO's check that the af-to
+// addresses written as literals are of the target family.
+func (p *parser) afToFamily(pos Pos, spec *RedirSpec, naf AF) {
+	for _, h := range spec.Hosts {
+		if a := literalAF(h); a != AFUnspec && a != naf {
+			p.fail(pos, "af-to addresses must be in the target address family")
+		}
+	}
+}
+
 // tcpOnly is parse.y's check (pfrule, anchorrule) that flags and an OS
 // fingerprint come with a protocol list that has tcp; pfrule writes
 // "apply", anchorrule "applies".
@@ -1329,6 +1341,9 @@ func (p *parser) anchorRule() Stmt {
 		if rs.Route != nil {
 			// OpenBSD anchorrule (FreeBSD has no route in it).
 			p.fail(rs.P, "cannot specify route handling on anchors")
+		}
+		if r.Once {
+			p.fail(rs.P, "cannot specify 'once' on anchors")
 		}
 		if rs.Nat != nil || rs.Rdr != nil {
 			p.fail(rs.P, "syntax error")

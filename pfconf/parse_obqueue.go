@@ -86,6 +86,10 @@ func (p *parser) obQueue(pos, npos Pos, name string, ifs []IfItem) Decl {
 		qlimit, flows, quantum        int64
 		qlimSet, flowsSet, quantSet   bool
 	)
+	if strings.HasPrefix(name, "_") {
+		// OpenBSD parse.y queuespec.
+		p.fail(npos, "queue names must not start with _")
+	}
 	for p.tok != NEWLINE && p.tok != EOF {
 		opos := p.pos
 		switch {
