@@ -6,6 +6,8 @@ package pfconf
 // out); the input is parsed and expanded against bsdhost.Static().
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -30,6 +32,8 @@ func TestChecksOptions(t *testing.T) {
 		{"macro undefined", "pass in on $nope all\n", "1: macro 'nope' not defined"},
 		{"macro whitespace", "\"a b\" = \"x\"\n", "1: macro name cannot contain whitespace"},
 		{"unterminated quote", "a = \"foo\n", "1: reached end of file while parsing quoted string"},
+		{"string too long", "a = " + strings.Repeat("x", 8192) + "\n", "1: string too long"},
+		{"number too large", "pass in all prio 99999999999999999999\n", "1: \"99999999999999999999\" invalid number: too large"},
 	})
 }
 
@@ -75,6 +79,7 @@ func TestChecksFilterOpts(t *testing.T) {
 		{"divert port", "pass in all divert-to 0\n", "1: invalid divert port: 0"},
 		{"divert address", "pass in all divert-to foo port 80\n", "1: could not parse divert address: foo"},
 		{"skip not", "set skip on ! vlan1057\n", "1: skip on ! <interface> is not supported"},
+		{"skip error", "set skip on ! vlan1057\n", "1: error setting skip interface(s)"},
 		{"skipping", "block return-rst in proto udp all\n", "1: skipping rule due to errors"},
 		{"no valid combination", "block return-rst in proto udp all\n", "1: rule expands to no valid combination"},
 		{"match route", "match out route-to (vlan1057 10.0.0.1) all\n", "1: route-to, reply-to, dup-to and fastroute must not be used on match rules"},
@@ -230,6 +235,7 @@ func TestChecksNat(t *testing.T) {
 		{"nat rpool port", "rdr on vlan1057 proto icmp from any to any -> 10.0.0.1 port 80\n", "1: rpool port only applies to tcp/udp/sctp"},
 		{"rdr src port", "rdr on vlan1057 proto icmp from any port 80 to any -> 10.0.0.1\n", "1: src port only applies to tcp/udp/sctp"},
 		{"no address for af", "nat on vlan1057 from any to any -> { (vlan1058), 192.0.2.1 }\n", "1: address family not given and translation address expands to multiple address families"},
+		{"map-e port range", "nat on vlan1057 from any to any -> 192.0.2.1 port 1000:2000 map-e-portset 6/8/1\n", "1: the 'map-e-portset' option can't be used when specifying a port range"},
 	})
 }
 
@@ -345,8 +351,9 @@ func TestChecksOpenBSD(t *testing.T) {
 		{"nat-to twice", "pass out on vlan1057 all nat-to 192.0.2.1 nat-to 192.0.2.2\n", "1: cannot respecify nat-to/binat-to"},
 		{"rdr-to twice", "pass in on vlan1057 all rdr-to 10.0.0.1 rdr-to 10.0.0.2\n", "1: cannot respecify rdr-to"},
 		{"af-to twice", "pass in on vlan1057 inet6 all af-to inet from 192.0.2.1 af-to inet from 192.0.2.2\n", "1: cannot respecify af-to"},
-		{"af-to family", "pass in on vlan1057 inet6 all af-to from 192.0.2.1\n", "1: no address family specified"},
-		{"af-to addresses", "pass in on vlan1057 inet6 all af-to inet from 2001:db8::1\n", "1: af-to addresses must be in the target address family"},
+		{"af-to target family", "pass in on vlan1057 inet6 all af-to from 192.0.2.1\n", "1: no target address family specified"},
+		{"af-to family", "pass in on vlan1057 inet6 all af-to from 192.0.2.1 to 10.0.0.1\n", "1: no address family specified"},
+		{"af-to addresses", "pass in on vlan1057 inet6 all af-to inet from 2001:db8::1 to 10.0.0.1\n", "1: af-to addresses must be in the target address family"},
 		{"received-on list", "pass in all received-on { vlan1057 vlan1058 }\n", "1: received-on only takes one interface"},
 		{"anchor route", "anchor a out route-to (vlan1057 10.0.0.1) all\n", "1: cannot specify route handling on anchors"},
 		{"anchor once", "anchor a all once\n", "1: cannot specify 'once' on anchors"},
@@ -355,7 +362,54 @@ func TestChecksOpenBSD(t *testing.T) {
 		{"divert-to out", "pass out all divert-to 127.0.0.1 port 80\n", "1: divert-to used with outgoing rule"},
 		{"divert-reply in", "pass in all divert-reply\n", "1: divert-reply used with incoming rule"},
 		{"divert twice", "pass in all divert-to 127.0.0.1 port 80 divert-reply\n", "1: more than one divert option"},
+		{"received-on twice", "pass in all received-on vlan1057 received-on vlan1058\n", "1: cannot respecify received-on"},
+		{"flows twice", "queue q on vlan1057 flows 10 flows 20 bandwidth 1M\n", "1: number of flows cannot be respecified"},
+		{"quantum twice", "queue q on vlan1057 flows 10 quantum 10 quantum 20 bandwidth 1M\n", "1: quantum cannot be respecified"},
+		{"divert-packet port", "pass in all divert-packet port 0\n", "1: invalid divert port"},
+		{"set tos twice", "pass in all set tos 0x10 set tos 0x08\n", "1: tos cannot be respecified"},
+		{"route-to twice", "pass out route-to (vlan1057 10.0.0.1) reply-to (vlan1057 10.0.0.2) all\n", "1: cannot respecify route-to/reply-to/dup-to"},
+		{"max-pkt-rate twice", "pass in all max-pkt-rate 10/1 max-pkt-rate 20/1\n", "1: cannot respecify max-pkt-rate"},
+		{"anchor name length", "anchor " + strings.Repeat("a", 1024) + "\n", "1: anchor name is longer than 1023"},
+		{"anchor trailing slash", "anchor \"a/\"\n", "1: anchorrule: bad anchor name a/"},
+		{"load anchor name", "load anchor from \"x\"\n", "1: anchor name is missing"},
 	})
+}
+
+// TestChecksTableFile: process_tabledef's refusal of a table file with a
+// word that is no address (pfr_buf_load, append_addr).
+func TestChecksTableFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bad")
+	if err := os.WriteFile(path, []byte("192.0.2.1\n192.0.2.0/33\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runCheckCases(t, []checkCase{
+		{"bad data", "table <t> file \"" + path + "\"\n", "1: file \"" + path + "\" contains bad data"},
+	})
+}
+
+// TestChecksOneDialectAccepts: inputs that one BSD's pfctl refuses and the
+// other accepts; pfconf reads both dialects, so it accepts them (each row
+// of CHECKS.md marked "dialect" names the side that refuses).
+func TestChecksOneDialectAccepts(t *testing.T) {
+	for _, src := range []string{
+		// FreeBSD asks dup-to rules for a direction, OpenBSD does not.
+		"pass dup-to (vlan1057 10.0.0.1) all\n",
+		// FreeBSD's default require-order; OpenBSD has none.
+		"pass all\nset block-policy drop\n",
+		// OpenBSD dropped route_host_list's family check.
+		"pass out route-to { (vlan1057 10.0.0.1), (vlan1057 2001:db8::1) } all\n",
+		// OpenBSD refuses os/user without a tcp or udp protocol per
+		// expanded rule; FreeBSD only refuses a proto list without tcp.
+		"pass in from any os Linux to any\n",
+		"pass in all user root\n",
+		// FreeBSD accepts route-to on block rules (OpenBSD rule_consistent).
+		"block out route-to (vlan1057 10.0.0.1) all\n",
+	} {
+		if out, serr, failed := runPfctl("checks.conf", []byte(src), bsdhost.Static(), nil); failed {
+			t.Errorf("%q refused:\n%s%s", src, serr, out)
+		}
+	}
 }
 
 // TestChecksOnePerProblem: a problem that every expanded rule of one

@@ -198,7 +198,8 @@ func (p *parser) routeOpt(rs *RuleStmt) bool {
 	pos := p.pos
 	p.next()
 	if rs.R.RouteType != RouteNone {
-		p.fail(pos, "cannot respecify route-to, reply-to or dup-to")
+		// OpenBSD parse.y routespec.
+		p.fail(pos, "cannot respecify route-to/reply-to/dup-to")
 	}
 	rs.R.RouteType = kind
 	if kind == RouteFastRoute {
@@ -488,6 +489,9 @@ func (p *parser) filterOpts(rs *RuleStmt) *filterOptions {
 			not := p.got(NOT)
 			if not && p.gotKw("received-on") {
 				// pfctl prints a negated received-on as "!received-on IF".
+				if r.RcvIfname != "" {
+					p.fail(pos, "cannot respecify received-on")
+				}
 				it := p.ifItem()
 				r.RcvIfname, r.RcvIfNot = it.Name, !it.Not
 				break
@@ -512,7 +516,8 @@ func (p *parser) filterOpts(rs *RuleStmt) *filterOptions {
 			ppos, s := p.numberString()
 			r.DivertPort = p.service(ppos, s)
 			if r.DivertPort == 0 {
-				p.fail(ppos, "invalid divert port: 0")
+				// OpenBSD parse.y filter_opt DIVERTPACKET.
+				p.fail(ppos, "invalid divert port")
 			}
 		case p.gotKw("divert-to"):
 			if r.DivertPort != 0 || r.DivertReply {
@@ -567,13 +572,21 @@ func (p *parser) filterOpts(rs *RuleStmt) *filterOptions {
 				p.fail(pos, "cannot respecify af-to")
 			}
 			naf := p.af()
-			if naf == AFUnspec {
-				p.fail(pos, "no address family specified")
-			}
 			p.expectKw("from")
 			spec := p.redirSpec(pos, false)
 			p.poolOpts(spec, false)
-			p.afToFamily(pos, spec, naf)
+			// OpenBSD parse.y filter_opt AFTO: the form without "to"
+			// and the form with it word the missing family apart,
+			// and only the latter checks the addresses' family.
+			if naf == AFUnspec && !p.isKw("to") {
+				p.fail(pos, "no target address family specified")
+			}
+			if naf == AFUnspec {
+				p.fail(pos, "no address family specified")
+			}
+			if p.isKw("to") {
+				p.afToFamily(pos, spec, naf)
+			}
 			spec.AF = naf
 			rs.Nat = spec
 			r.AFTo = true
@@ -587,6 +600,10 @@ func (p *parser) filterOpts(rs *RuleStmt) *filterOptions {
 			}
 		case p.routeOpt(rs):
 		case p.gotKw("received-on"):
+			// OpenBSD parse.y filter_opt RECEIVEDON.
+			if r.RcvIfname != "" {
+				p.fail(pos, "cannot respecify received-on")
+			}
 			l := p.ifList()
 			if len(l) > 1 {
 				p.fail(pos, "received-on only takes one interface")
@@ -598,6 +615,10 @@ func (p *parser) filterOpts(rs *RuleStmt) *filterOptions {
 			_, a := p.numberIn(0, math.MaxUint32, "only positive values permitted")
 			p.expect(SLASH)
 			_, b := p.numberIn(0, math.MaxUint32, "only positive values permitted")
+			// OpenBSD parse.y filter_opt MAXPKTRATE.
+			if r.MaxPktRate.Limit != 0 {
+				p.fail(pos, "cannot respecify max-pkt-rate")
+			}
 			r.MaxPktRate.Limit, r.MaxPktRate.Seconds = uint32(a), uint32(b)
 		case p.gotKw("max-pkt-size"):
 			_, n := p.numberIn(0, 65535, "illegal max-pkt-size value")
@@ -1083,7 +1104,9 @@ func (p *parser) finishFilter(rs *RuleStmt, fo *filterOptions) {
 	if r.AFTo && r.Direction != DirIn {
 		p.fail(rs.P, "af-to can only be used with direction in")
 	}
-	if rs.Route != nil && r.RouteType != RouteFastRoute && r.Direction == DirAny {
+	// FreeBSD asks a direction of dup-to too, OpenBSD does not
+	// (pfrule: $8.rt != PF_DUPTO); pfconf accepts what either accepts.
+	if rs.Route != nil && r.RouteType != RouteFastRoute && r.RouteType != RouteDupTo && r.Direction == DirAny {
 		p.fail(rs.P, "direction must be explicit with rules that specify routing")
 	}
 	if rs.Route != nil {
@@ -1308,6 +1331,13 @@ func (p *parser) anchorRule() Stmt {
 		if s == "" {
 			p.fail(npos, "anchor name must not be empty")
 		}
+		// OpenBSD parse.y anchorname (PATH_MAX) and anchorrule.
+		if len(s) >= 1024 {
+			p.fail(npos, "anchor name is longer than 1023")
+		}
+		if strings.HasSuffix(s, "/") {
+			p.fail(npos, "anchorrule: bad anchor name %s", s)
+		}
 		if s[0] == '_' || strings.Contains(s, "/_") {
 			p.fail(npos, "anchor names beginning with '_' are reserved for internal use")
 		}
@@ -1425,6 +1455,10 @@ func (p *parser) loadRule() Stmt {
 	pos := p.pos
 	p.expectKw("load")
 	p.expectKw("anchor")
+	if p.isKw("from") {
+		// OpenBSD parse.y loadrule.
+		p.fail(p.pos, "anchor name is missing")
+	}
 	npos, name := p.str()
 	p.expectKw("from")
 	_, file := p.str()

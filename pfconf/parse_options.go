@@ -195,7 +195,9 @@ func (p *parser) option() Decl {
 		}
 		for _, i := range ifs {
 			if i.Not {
-				p.fail(i.P, "skip on ! <interface> is not supported")
+				// parse.y expand_skip_interface, then SET SKIP.
+				p.errorf(i.P, "skip on ! <interface> is not supported")
+				p.fail(i.P, "error setting skip interface(s)")
 			}
 			v.Skip = append(v.Skip, i.Name)
 		}
