@@ -372,6 +372,7 @@ func TestChecksOpenBSD(t *testing.T) {
 		{"anchor name length", "anchor " + strings.Repeat("a", 1024) + "\n", "1: anchor name is longer than 1023"},
 		{"anchor trailing slash", "anchor \"a/\"\n", "1: anchorrule: bad anchor name a/"},
 		{"load anchor name", "load anchor from \"x\"\n", "1: anchor name is missing"},
+		{"anchor empty name", "anchor \"\"\n", "1: anchor name must not be empty"},
 	})
 }
 
