@@ -179,6 +179,8 @@ func TestChecksScrub(t *testing.T) {
 		{"reassemble direction", "scrub in all reassemble tcp\n", "1: reassemble tcp rules can not specify direction"},
 		{"min-ttl value", "scrub all min-ttl 300\n", "1: illegal min-ttl value 300"},
 		{"max-mss value", "scrub all max-mss 70000\n", "1: illegal max-mss value 70000"},
+		{"tagged too long", "scrub all tagged tttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttt\n", "1: tag too long, max 63 chars"},
+		{"rtable", "scrub all rtable 2147483648\n", "1: invalid rtable id"},
 	})
 }
 
@@ -447,4 +449,13 @@ func TestErrorListDedup(t *testing.T) {
 	if got := l.PfctlString(); got != "f:3: a\nf:3: b\nf:4: a\n" {
 		t.Fatalf("got %q", got)
 	}
+}
+
+// TestScrubTaggedRtable: FreeBSD scrub rules take tagged and rtable
+// (parse.y scrub_opt) and print them back.
+func TestScrubTaggedRtable(t *testing.T) {
+	runFixCases(t, []fixCase{
+		{name: "tagged rtable", src: "scrub in all ! tagged foo rtable 1 no-df\n",
+			out: "scrub in all no-df fragment reassemble ! tagged foo rtable 1\n"},
+	})
 }

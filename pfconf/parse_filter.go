@@ -546,7 +546,7 @@ func (p *parser) filterOpts(rs *RuleStmt) *filterOptions {
 			r.DivertReply = true
 		case p.gotKw("scrub"):
 			p.expect(LPAREN)
-			p.scrubOpts(&r.Scrub, true)
+			p.scrubOpts(&r.Scrub, true, nil)
 			p.expect(RPAREN)
 			r.Scrub.Set = true
 		case p.isKw("nat-to"), p.isKw("rdr-to"), p.isKw("binat-to"):
@@ -1173,7 +1173,7 @@ func (p *parser) scrubRule() Stmt {
 		rs.Protos = p.protoSpec()
 	}
 	p.fromTo(rs)
-	p.scrubOpts(&r.Scrub, false)
+	p.scrubOpts(&r.Scrub, false, r)
 	// parse.y scrubrule's checks.
 	if r.Quick {
 		p.fail(qpos, "scrub rules do not support 'quick'")
@@ -1185,8 +1185,10 @@ func (p *parser) scrubRule() Stmt {
 	return rs
 }
 
-// scrubOpts parses scrub options (space or comma separated).
-func (p *parser) scrubOpts(s *ScrubOpts, inParens bool) {
+// scrubOpts parses scrub options (space or comma separated). r is the
+// scrub rule, whose options (FreeBSD parse.y scrub_opt) also take
+// "[!] tagged NAME" and "rtable N"; nil inside "scrub ( ... )".
+func (p *parser) scrubOpts(s *ScrubOpts, inParens bool, r *Rule) {
 	seen := map[string]bool{}
 	once := func(pos Pos, what string) {
 		if seen[what] {
@@ -1233,6 +1235,14 @@ func (p *parser) scrubOpts(s *ScrubOpts, inParens bool) {
 				p.fail(pos, "scrub reassemble supports only tcp, not '%s'", w)
 			}
 			s.ReassembleTCP = true
+		case r != nil && (p.tok == NOT || p.isKw("tagged")):
+			r.TaggedNot = p.got(NOT)
+			p.expectKw("tagged")
+			_, r.Tagged = p.name()
+			p.checkTag(pos, r.Tagged)
+		case r != nil && p.gotKw("rtable"):
+			_, n := p.numberIn(0, math.MaxInt32, "invalid rtable id")
+			r.Rtable = int(n)
 		default:
 			if inParens && p.tok == COMMA {
 				p.next()
