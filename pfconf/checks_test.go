@@ -238,6 +238,7 @@ func TestChecksNat(t *testing.T) {
 		{"rdr src port", "rdr on vlan1057 proto icmp from any port 80 to any -> 10.0.0.1\n", "1: src port only applies to tcp/udp/sctp"},
 		{"no address for af", "nat on vlan1057 from any to any -> { (vlan1058), 192.0.2.1 }\n", "1: address family not given and translation address expands to multiple address families"},
 		{"map-e port range", "nat on vlan1057 from any to any -> 192.0.2.1 port 1000:2000 map-e-portset 6/8/1\n", "1: the 'map-e-portset' option can't be used when specifying a port range"},
+		{"binat single", "binat on vlan1057 inet from 10.0.0.1 to any -> vlan\n", "1: binat rule must redirect to a single address"},
 	})
 }
 

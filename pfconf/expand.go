@@ -407,6 +407,11 @@ func (e *expander) rule(s *RuleStmt, a *Anchor) {
 					}
 				}
 			}
+			if tmpl.Action == ActBINAT && len(nat) > 1 {
+				// parse.y binatrule, after remove_invalid_hosts.
+				e.errorf(s.P, "binat rule must redirect to a single address")
+				return
+			}
 			pt := s.Nat.PoolType
 			if pt == PoolNone && (len(nat) > 1 || nat[0].addr.Type == AddrTable || dynMulti(nat[0].addr)) {
 				pt = PoolRoundRobin
