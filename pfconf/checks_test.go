@@ -376,6 +376,15 @@ func TestChecksOpenBSD(t *testing.T) {
 		{"anchor trailing slash", "anchor \"a/\"\n", "1: anchorrule: bad anchor name a/"},
 		{"load anchor name", "load anchor from \"x\"\n", "1: anchor name is missing"},
 		{"anchor empty name", "anchor \"\"\n", "1: anchor name must not be empty"},
+		{"binat-to direction", "pass out on vlan1057 from 10.0.0.1 to any binat-to 192.0.2.1\n", "1: binat-to cannot be specified with a direction"},
+		{"binat-to source table", "pass on vlan1057 from <t> to any binat-to 192.0.2.1\n", "1: invalid use of table <t> as the source address of a binat-to rule"},
+		{"binat-to source if", "pass on vlan1057 from (vlan1057) to any binat-to 192.0.2.1\n", "1: invalid use of interface (vlan1057) as the source address of a binat-to rule"},
+		{"binat-to redirect table", "pass on vlan1057 from 10.0.0.1 to any binat-to <t>\n", "1: tables cannot be used as the redirect address of a binat-to rule"},
+		{"binat-to redirect if", "pass on vlan1057 from 10.0.0.1 to any binat-to (vlan1058)\n", "1: dynamic interfaces must be used with :0 in a binat-to rule"},
+		{"binat-to any", "pass on vlan1057 from any to any binat-to 192.0.2.1\n", "1: source and redir addresess must have a matching network mask in binat-rule"},
+		{"binat-to no-route", "pass on vlan1057 from no-route to any binat-to 192.0.2.1\n", "1: binat-to requires a specified source and redirect address"},
+		{"nat-to families", "pass out on vlan1057 all nat-to { 192.0.2.1, 2001:db8::1 }\n", "1: translation spec contains addresses with different address families"},
+		{"pool type table", "nat on vlan1057 from any to any -> <t> bitmask\n", "1: tables are not supported by pool type"},
 	})
 }
 
@@ -407,6 +416,9 @@ func TestChecksOneDialectAccepts(t *testing.T) {
 		// expanded rule; FreeBSD only refuses a proto list without tcp.
 		"pass in from any os Linux to any\n",
 		"pass in all user root\n",
+		// A binat-to rule has no direction (it is split in two); not
+		// dialect, but checked here as one more accepted input.
+		"pass on vlan1057 from 10.0.0.1 to any binat-to 192.0.2.1\n",
 		// FreeBSD accepts route-to on block rules (OpenBSD rule_consistent).
 		"block out route-to (vlan1057 10.0.0.1) all\n",
 	} {

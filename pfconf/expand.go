@@ -798,7 +798,9 @@ func (e *expander) consistent(s *RuleStmt, r *Rule) bool {
 	if xlate && r.Action != ActMatch && r.KeepState == StateNone {
 		bad("nat-to and rdr-to require keep state")
 	}
-	if xlate && r.Direction == DirAny {
+	// binat-to rules are split into an outbound nat and an inbound rdr
+	// before this check (expand_rule: r->direction = PF_OUT).
+	if xlate && r.Direction == DirAny && !s.BinatTo {
 		bad("nat-to and rdr-to require a direction")
 	}
 	if r.Action == ActMatch {

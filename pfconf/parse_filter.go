@@ -1049,6 +1049,53 @@ func (p *parser) afToFamily(pos Pos, spec *RedirSpec, naf AF) {
 	}
 }
 
+// binatToChecks applies OpenBSD parse.y expand_rule's checks of binat-to
+// (made for each expanded rule; the addresses as written decide them, so
+// they are made once here). Each problem is reported, then the rule is
+// skipped as expand_rule does.
+func (p *parser) binatToChecks(rs *RuleStmt) {
+	if !rs.BinatTo || rs.Nat == nil || len(rs.Nat.Hosts) == 0 {
+		return
+	}
+	var msgs []string
+	bad := func(format string, args ...any) { msgs = append(msgs, fmt.Sprintf(format, args...)) }
+	nat := rs.Nat.Hosts[0]
+	srcs := rs.SrcHosts
+	if len(srcs) == 0 {
+		srcs = []HostItem{{Kind: HostAddr, Bits: 0}} // any: an all-zero mask
+	}
+	for _, src := range srcs {
+		switch {
+		case src.Kind == HostTable:
+			bad("invalid use of table <%s> as the source address of a binat-to rule", src.Name)
+		case dynMultiItem(src):
+			bad("invalid use of interface (%s) as the source address of a binat-to rule", src.Name)
+		case src.Kind == HostNoRoute || src.Kind == HostURPF || src.Kind == HostRange || nat.Kind == HostTable || nat.Kind == HostRange:
+			bad("binat-to requires a specified source and redirect address")
+		}
+		if dynMultiItem(src) || dynMultiItem(nat) {
+			bad("dynamic interfaces must be used with :0 in a binat-to rule")
+		}
+		if (src.Kind == HostAddr && src.Bits == 0) || (nat.Kind == HostAddr && nat.Bits == 0) {
+			bad("source and redir addresess must have a matching network mask in binat-rule")
+		}
+	}
+	if nat.Kind == HostTable {
+		bad("tables cannot be used as the redirect address of a binat-to rule")
+	}
+	if rs.R.Direction != DirAny {
+		bad("binat-to cannot be specified with a direction")
+	}
+	if len(msgs) == 0 {
+		return
+	}
+	for _, m := range msgs {
+		p.errorf(rs.P, "%s", m)
+	}
+	p.errorf(rs.P, "skipping rule due to errors")
+	p.fail(rs.P, "rule expands to no valid combination")
+}
+
 // tcpOnly is parse.y's check (pfrule, anchorrule) that flags and an OS
 // fingerprint come with a protocol list that has tcp; pfrule writes
 // "apply", anchorrule "applies".
@@ -1113,6 +1160,7 @@ func (p *parser) finishFilter(rs *RuleStmt, fo *filterOptions) {
 		r.PreferIPv6Nexthop = rs.Route.PreferV6
 	}
 	p.divertSpec(rs)
+	p.binatToChecks(rs)
 	if r.Action == ActPass && r.Flags == 0 && r.FlagSet == 0 && !r.Fragment && !rs.flagsGiven && r.KeepState != StateNone {
 		r.Flags = 1 << 1        // S
 		r.FlagSet = 1<<1 | 1<<4 // SA
