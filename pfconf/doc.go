@@ -19,7 +19,9 @@
 // Errors are collected, not fatal: Parse and Expand go on after an error,
 // return what they could build and an *ErrorList whose entries print in
 // pfctl's "file:line: message" form (PfctlString) or with the column
-// (Error).
+// (Error). The messages are pfctl's (CHECKS.md lists each check of
+// FreeBSD's and OpenBSD's pfctl and its test); a problem shared by every
+// rule a statement expands to is reported once.
 //
 // pfconf does not decide whether Linux can enforce a rule: constructs the
 // nftables back end cannot express are parsed and printed like any other;
