@@ -100,7 +100,7 @@ func FuzzParse(f *testing.F) {
 		if failed {
 			return
 		}
-		if !roundTrippable(src) || !quotable(src, opts, host) || emptyAnonymousAnchor(out1) || subKilobit.MatchString(out1) {
+		if !roundTrippable(src) || !quotable(src, opts, host) || emptyAnonymousAnchor(out1) || subKilobit.MatchString(out1) || binatAll.MatchString(out1) {
 			return
 		}
 		out2, serr, failed := runPfctlOpts("printed", []byte(out1), host, opts)
@@ -132,6 +132,11 @@ func emptyAnonymousAnchor(out string) bool {
 	}
 	return false
 }
+
+// binatAll matches a binat rule from any to any: pfctl's print_fromto
+// prints it as "all", which binatrule (FROM ipspec is required) does not
+// take back.
+var binatAll = regexp.MustCompile(`(?m)^(no )?binat .*\ball\b`)
 
 // subKilobit matches a bandwidth below 1Kb, which pfctl prints with a
 // space before the unit ("500 b") that does not parse again.
