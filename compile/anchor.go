@@ -455,7 +455,7 @@ func (c *compiler) filterCall(r *pfconf.Rule, quickHalf bool) {
 // what relayd installs) as anchor path. The program replaces that anchor
 // alone: nft.Conn.LoadAnchor. Every table rs declares or names is the
 // anchor's: nft.Open(nft.WithAnchor(path)) edits it. Options ("set ...")
-// are refused, as pfctl refuses them in anchors.
+// are ignored with a warning, as pfctl ignores them in anchors.
 func CompileAnchor(path string, rs *pfconf.Ruleset, opts Options) (*nft.Program, error) {
 	if opts.LogGroup == 0 {
 		opts.LogGroup = DefaultLogGroup
@@ -466,10 +466,20 @@ func CompileAnchor(path string, rs *pfconf.Ruleset, opts Options) (*nft.Program,
 	if path == "" || nft.IsWildcard(path) || len(path) > nft.MaxAnchorPath || strings.Contains(path, ":") || strings.HasPrefix(path, "/") || strings.HasSuffix(path, "/") || strings.Contains(path, "//") {
 		return nil, fmt.Errorf("anchor path %q is not valid", path)
 	}
+	// pfctl parses an anchor's "set" options and loads options for the
+	// main ruleset only (pfctl.c pfctl_rules: "if (!anchorname[0])
+	// pfctl_load_options"): they are ignored here too, and said so.
+	ignored := false
 	for _, d := range rs.Decls {
 		if o, ok := d.(*pfconf.OptionDecl); ok {
-			c.errorf(o.Pos, "set options are not allowed within anchors")
+			c.warnf(o.Pos, "set %s in anchor %s is ignored: pfctl loads set options for the main ruleset only", o.Name, path)
+			ignored = true
 		}
+	}
+	if ignored {
+		plain := *c.rs
+		plain.Options = pfconf.Options{}
+		c.rs = &plain
 	}
 	c.sticky = c.stickyTimeout()
 	c.decls()

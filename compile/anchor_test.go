@@ -177,9 +177,17 @@ pass in quick proto tcp from <web>
 			}
 		}
 	}
+	// Options are ignored, with a warning naming them, as pfctl loads
+	// them for the main ruleset only.
+	prog, err := CompileAnchor("relayd/web", ruleset(t, "set skip on lo\nset block-policy return\npass all\n"), Options{})
+	if err != nil {
+		t.Fatalf("options in an anchor: %v", err)
+	}
+	if len(prog.Warnings) != 2 || !strings.Contains(prog.Warnings[0], "pf.conf:1:1: set skip in anchor relayd/web is ignored") {
+		t.Errorf("warnings %q, want two naming the ignored options", prog.Warnings)
+	}
 	// Refusals name the rule.
 	for _, tc := range []struct{ src, want string }{
-		{"set block-policy return\npass all\n", "pf.conf:1:1: set options are not allowed within anchors"},
 		{"anchor \"../../../x\"\n", "pf.conf:1:1: anchor \"../../../x\": .. beyond the main ruleset"},
 	} {
 		_, err := CompileAnchor("relayd/web", ruleset(t, tc.src), Options{})

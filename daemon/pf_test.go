@@ -62,10 +62,9 @@ func TestDaemonPFLoadAnchor(t *testing.T) {
 	}
 	loads := n.sys.count("load-pf")
 
-	// A bad anchor file, or one with set options, changes nothing.
+	// A bad anchor file changes nothing.
 	for _, tc := range []struct{ text, want string }{
 		{"pass in proto tcp to port 22\npass in proto tcp to port\n", api + ":2:"},
-		{"set skip on lo\npass all\n", api + ":1:1: set options are not allowed within anchors"},
 	} {
 		writeTestFile(t, api, tc.text)
 		err := n.d.Reload()

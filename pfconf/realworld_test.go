@@ -28,7 +28,7 @@ import (
 // corpus and read: 123-tmmvn-bsd-configs.conf turned out to be one pfctl
 // rejects, and 40-o0-o-pf-chad.conf's anchor files have set options, which
 // pfload refuses in anchors.)
-const realworldParsedRatchet = 110
+const realworldParsedRatchet = 111
 
 // realworldCompiledRatchet holds the files that compile.CompileLoad accepts
 // (TestRealworldKernel loads them into a kernel, with its qdiscs;

@@ -42,8 +42,9 @@ type Input struct {
 	// Defines are -D macro=value definitions, for every file read.
 	Defines []string
 	// Anchor is the anchor the file is loaded into (pfctl -a), "" for
-	// the main ruleset. In an anchor "set" options are refused, as pfctl
-	// refuses them, and "load anchor" names are relative to it.
+	// the main ruleset. In an anchor "set" options are ignored (with a
+	// warning, when compiled), as pfctl ignores them, and "load anchor"
+	// names are relative to it.
 	Anchor string
 }
 
@@ -113,7 +114,7 @@ func Load(in Input) (*Ruleset, error) {
 		}
 	}
 	out := &Ruleset{Name: in.Name, Src: src, Anchor: in.Anchor, Host: in.Host}
-	rs, err := expand(in.Name, src, read, in.Host, in.Defines, in.Anchor != "")
+	rs, err := expand(in.Name, src, read, in.Host, in.Defines)
 	out.Rules = rs
 	if err != nil {
 		return out, err
@@ -149,7 +150,7 @@ func (r *Ruleset) loadAnchors(read func(string) ([]byte, error), defines []strin
 			return &AnchorError{Anchor: a, Err: err}
 		}
 		a.Src = src
-		rs, err := expand(a.File, src, read, r.Host, defines, true)
+		rs, err := expand(a.File, src, read, r.Host, defines)
 		if err != nil {
 			return &AnchorError{Anchor: a, Err: err}
 		}
@@ -162,10 +163,11 @@ func (r *Ruleset) loadAnchors(read func(string) ([]byte, error), defines []strin
 	return nil
 }
 
-// expand parses and expands one file; in an anchor set options are
-// refused (parse.y: "set options are not allowed within anchors"). The
-// error is a *pfconf.ErrorList.
-func expand(name string, src []byte, read func(string) ([]byte, error), host netdb.Host, defines []string, inAnchor bool) (*pfconf.Ruleset, error) {
+// expand parses and expands one file. In an anchor, set options parse as
+// anywhere (pfctl parses them, and loads options for the main ruleset
+// only: compile.CompileAnchor ignores them with a warning). The error is
+// a *pfconf.ErrorList.
+func expand(name string, src []byte, read func(string) ([]byte, error), host netdb.Host, defines []string) (*pfconf.Ruleset, error) {
 	f, perr := pfconf.Parse(name, src, pfconf.ParseOptions{ReadFile: read, Defines: defines})
 	var rs *pfconf.Ruleset
 	var eerr error
@@ -181,14 +183,6 @@ func expand(name string, src []byte, read func(string) ([]byte, error), host net
 		} else if e != nil {
 			errs.Add(pfconf.Position{Filename: name}, e.Error())
 		}
-	}
-	if inAnchor && rs != nil {
-		for _, d := range rs.Decls {
-			if o, ok := d.(*pfconf.OptionDecl); ok {
-				errs.Add(rs.Sources.Position(o.Pos), "set options are not allowed within anchors")
-			}
-		}
-		errs.Sort()
 	}
 	if rs == nil && errs.Len() == 0 {
 		errs.Add(pfconf.Position{Filename: name}, "cannot be parsed")

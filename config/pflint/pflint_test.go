@@ -337,7 +337,6 @@ func TestLoadAnchorErrors(t *testing.T) {
 		msg   string
 	}{
 		{"bad file", map[string]string{"/etc/ext.conf": "pass all\npass in on\n"}, "/etc/ext.conf:2:", "syntax error"},
-		{"options", map[string]string{"/etc/ext.conf": "set skip on lo\n"}, "/etc/ext.conf:1:1", "set options are not allowed within anchors"},
 		{"missing", nil, "/etc/pf.conf:3:1", "cannot load anchor ext from /etc/ext.conf: file does not exist; pfctl would not load it"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
