@@ -85,7 +85,10 @@ func (l *Linter) LintRules(n *config.Node, src []byte) (out config.Diags) {
 	if err != nil {
 		return errDiags(name, err)
 	}
-	c := &checker{n: n, rs: rs.Rules, host: rs.Host, seen: map[string]bool{}}
+	c := &checker{n: n, rs: rs.Rules, host: rs.Host, seen: map[string]bool{}, loaded: map[string]*pfconf.Ruleset{}}
+	for _, a := range rs.Anchors {
+		c.loaded[a.Path] = a.Rules
+	}
 	c.natOwn()
 	c.rdrDst()
 	c.carpBlocked()
@@ -156,6 +159,8 @@ type checker struct {
 	host netdb.Host
 	out  config.Diags
 	seen map[string]bool
+	// loaded are the rulesets "load anchor" put in anchors, by path
+	loaded map[string]*pfconf.Ruleset
 }
 
 // add reports once per position, ID and message: a rule written once but
@@ -639,27 +644,35 @@ func (c *checker) addrTarget(a pfconf.Addr) (target, bool) {
 // anchor or with a call of an anchor it does not define inline is not
 // reported.
 func (c *checker) noBlock() {
-	if len(c.rs.Loads) > 0 {
-		return
-	}
 	found, unknown := false, false
-	var walk func(a *pfconf.Anchor)
-	walk = func(a *pfconf.Anchor) {
+	var walk func(a *pfconf.Anchor, path string)
+	walk = func(a *pfconf.Anchor, path string) {
 		for _, r := range a.Ether {
 			found = found || r.Action == pfconf.ActBlock
 		}
 		for _, r := range a.Filter {
 			found = found || r.Action == pfconf.ActBlock
-			if r.Anchor != nil {
-				if x := r.Anchor; len(x.Ether)+len(x.Scrub)+len(x.Filter)+len(x.NAT)+len(x.RDR)+len(x.BINAT) == 0 {
-					unknown = true
-				} else {
-					walk(x)
-				}
+			if r.Anchor == nil {
+				continue
+			}
+			x := r.Anchor
+			p := x.Name
+			if path != "" {
+				p = path + "/" + x.Name
+			}
+			inline := len(x.Ether)+len(x.Scrub)+len(x.Filter)+len(x.NAT)+len(x.RDR)+len(x.BINAT) > 0
+			if inline {
+				walk(x, p)
+			}
+			// a file "load anchor" reads (pfload), checked like the rest
+			if l := c.loaded[p]; l != nil {
+				walk(l.Main, p)
+			} else if !inline {
+				unknown = true // filled at run time (relayd, pfctl -a)
 			}
 		}
 	}
-	walk(c.rs.Main)
+	walk(c.rs.Main, "")
 	if found || unknown {
 		return
 	}

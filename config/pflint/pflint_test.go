@@ -139,11 +139,15 @@ func TestNoBlock(t *testing.T) {
 		{"antispoof", "set block-policy drop\nantispoof for eth1\n" + carp, "", ""},
 		{"block in an inline anchor", "set block-policy drop\nanchor \"x\" {\n block in all\n}\n" + carp, "", ""},
 		{"anchor loaded at run time", "set block-policy drop\nanchor \"ext\"\n" + carp, "", ""},
-		{"load anchor", "set block-policy drop\nanchor \"ext\"\nload anchor \"ext\" from \"/etc/ext.conf\"\n" + carp, "", ""},
+		// the files "load anchor" reads are checked too: ext.conf passes
+		// everything, blk.conf blocks
+		{"load anchor that passes", "set block-policy drop\nanchor \"ext\"\nload anchor \"ext\" from \"/etc/ext.conf\"\n" + carp, "/etc/pf.conf:1:1", "set block-policy drop has no effect"},
+		{"load anchor that blocks", "set block-policy drop\nanchor \"ext\"\nload anchor \"ext\" from \"/etc/blk.conf\"\n" + carp, "", ""},
+		{"loaded and run-time anchors", "set block-policy drop\nanchor \"ext\"\nload anchor \"ext\" from \"/etc/ext.conf\"\nanchor \"relayd/*\"\n" + carp, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []config.Diag
-			for _, x := range lint(t, lb1, tc.pf, map[string]string{"/etc/ext.conf": "pass all\n"}) {
+			for _, x := range lint(t, lb1, tc.pf, map[string]string{"/etc/ext.conf": "pass all\n", "/etc/blk.conf": "block in all\n"}) {
 				if x.ID == "pf-no-block" {
 					got = append(got, x)
 				} else if x.ID == "pf-rules-error" {
