@@ -34,6 +34,7 @@ import (
 	"github.com/pfcarp/pfcarp/carp"
 	"github.com/pfcarp/pfcarp/config"
 	"github.com/pfcarp/pfcarp/internal/clock"
+	"github.com/pfcarp/pfcarp/relayd"
 )
 
 // Options configure New.
@@ -46,6 +47,9 @@ type Options struct {
 	Clock  clock.Clock // nil: the real clock
 	// System is the machine; nil: a LinuxSystem.
 	System System
+	// RelaydProbe runs relayd's host checks; nil: the real checks
+	// (relayd.DefaultProbe).
+	RelaydProbe relayd.Probe
 }
 
 // Daemon is one node's running daemon.
@@ -70,6 +74,7 @@ type Daemon struct {
 	syncMu  sync.Mutex
 	sync    Syncer // nil when pfsync is off; replaced by Reload
 	haUp    bool
+	relayd  atomic.Pointer[relaydRun] // nil unless relayd_enable; replaced by Reload
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // goroutines owned by the daemon
@@ -237,6 +242,15 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 			d.sync = s
 		}
 	}
+	if cfg.Relayd.Enable {
+		// after pf (its anchors) and CARP (the tables' demotion)
+		if !cfg.PF.Enable {
+			return fmt.Errorf("%s: relayd_enable needs pf_enable=\"YES\": relayd's rules live in pf's anchors", cfg.Relayd.EnablePos)
+		}
+		if err := d.startRelayd(cfg); err != nil { // relayd.go
+			return err
+		}
+	}
 	if d.runner != nil || d.syncer() != nil {
 		d.links = &linkWatcher{src: d.sys.Links(), names: d.watchedLinks, log: d.log, clk: d.clk, change: d.linkChanged}
 		d.wg.Add(1)
@@ -306,6 +320,12 @@ func (d *Daemon) Close() error {
 			// from here on no connection starts on this node.
 			if err := d.runner.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("carp shutdown: %w", err))
+			}
+		}
+		if r := d.relayd.Swap(nil); r != nil {
+			// after the bow-out: relayd's rules serve the VIPs until then
+			if err := r.stop(); err != nil {
+				errs = append(errs, err)
 			}
 		}
 		if s := d.syncer(); s != nil {
