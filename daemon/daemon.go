@@ -3,7 +3,9 @@
 // guards the virtual addresses so that they answer only while the daemon
 // lives (guard_linux.go), runs the CARP groups over raw sockets, moves the
 // virtual addresses as the groups change state, watches the links, runs
-// the user's transition commands, and answers the CLI on a control socket.
+// the user's transition commands, runs relayd's health-checked
+// redirections in pf's anchors relayd/NAME (relayd.go), and answers the CLI
+// on a control socket.
 //
 // The daemon is an object: New reads and checks the config, Start brings
 // everything up (and, failing, takes down what it had started), Reload
