@@ -186,6 +186,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	}()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, d.Status()) })
+	d.relaydHandlers(mux) // relayd_control.go
 	if d.cs, err = listenControl(d.sock, mux, d.log); err != nil {
 		return err
 	}

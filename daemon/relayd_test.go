@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -256,4 +257,61 @@ func readTestFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// relayctl's commands over the control socket: show, host and redirect
+// disable/enable (the pools follow before the answer), reload.
+func TestRelaydControl(t *testing.T) {
+	clk := clock.NewFake(epoch)
+	p := &fakeProbe{}
+	n, file, err := relaydNode(t, clk, relaydConf, relaydPF, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	until(t, clk, "both hosts in the pool", poolIs(n.sys, "relayd/www", "198.51.100.11", "198.51.100.12"))
+	c := NewClient(n.d.sock)
+	ctx := context.Background()
+	var st RelaydStatus
+	if err := c.Get(ctx, "/v1/relayd", &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Redirects) != 1 || st.Redirects[0].Status != "active" || st.Redirects[0].ID != 1 ||
+		len(st.Tables) != 1 || st.Tables[0].Status != "active (2 hosts)" || len(st.Hosts) != 2 ||
+		st.Hosts[0].Status != "up" || st.Hosts[0].Checks == 0 || st.Hosts[0].Availability != 100 {
+		t.Fatalf("status %+v", st)
+	}
+	post := func(path string, ok bool, want string) {
+		t.Helper()
+		var res CommandResult
+		if err := c.Post(ctx, path, &res); err != nil {
+			t.Fatal(err)
+		}
+		if res.OK != ok || !strings.Contains(res.Error, want) {
+			t.Fatalf("POST %s: %+v, want ok %v and %q", path, res, ok, want)
+		}
+	}
+	post("/v1/relayd/host/198.51.100.11/disable", true, "")
+	if !poolIs(n.sys, "relayd/www", "198.51.100.12")() {
+		t.Errorf("host disable: the pool still has the host")
+	}
+	if err := c.Get(ctx, "/v1/relayd", &st); err != nil || st.Hosts[0].Status != "disabled" || st.Hosts[0].State != "up" {
+		t.Errorf("after host disable: %+v %v", st.Hosts, err)
+	}
+	post("/v1/relayd/redirect/www/disable", true, "")
+	if !poolIs(n.sys, "relayd/www")() {
+		t.Errorf("redirect disable: the anchor still has rules")
+	}
+	post("/v1/relayd/redirect/1/enable", true, "")
+	post(fmt.Sprintf("/v1/relayd/host/%d/enable", st.Hosts[0].ID), true, "")
+	if !poolIs(n.sys, "relayd/www", "198.51.100.11", "198.51.100.12")() {
+		t.Errorf("after enabling: the pool is not whole")
+	}
+	post("/v1/relayd/host/nosuch/disable", false, "host nosuch: no such ID or name")
+	post("/v1/relayd/redirect/7/disable", false, "redirect 7: no such ID or name")
+
+	writeTestFile(t, file, strings.Replace(relaydConf, "198.51.100.12 }", "198.51.100.12, 198.51.100.13 }", 1))
+	post("/v1/relayd/reload", true, "")
+	until(t, clk, "the new host in the pool", poolIs(n.sys, "relayd/www", "198.51.100.11", "198.51.100.12", "198.51.100.13"))
+	writeTestFile(t, file, "table <web> {\n")
+	post("/v1/relayd/reload", false, file+":2:")
 }
