@@ -54,7 +54,8 @@ type hostRec struct {
 	checks   uint64
 	durSum   time.Duration
 	lastDur  time.Duration
-	wasUp    bool // up in the last sync
+	durHist  []uint64 // checks by relaydCheckBounds (not cumulative), +Inf last
+	wasUp    bool     // up in the last sync
 	tableID  int
 	redirect bool // belongs to an active table of a sticky redirection
 }
@@ -215,6 +216,7 @@ func (r *relaydRun) swap(rc *relayd.Config, file string) error {
 			if o := byKey[k]; o != nil {
 				n.st.State, n.st.CheckCount, n.st.UpCount = o.st.State, o.st.CheckCount, o.st.UpCount
 				n.ups, n.downs, n.checks, n.durSum, n.lastDur, n.wasUp = o.ups, o.downs, o.checks, o.durSum, o.lastDur, o.wasUp
+				n.durHist = o.durHist
 			}
 			hosts[h.ID] = n
 		}
@@ -273,6 +275,45 @@ func (r *relaydRun) markForget() {
 	r.mu.Unlock()
 }
 
+// relaydCheckBounds are the upper bounds of the check duration
+// histogram's buckets: relayd's timeouts run from milliseconds (the
+// default 200 ms) to seconds.
+var relaydCheckBounds = []time.Duration{
+	time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond, 25 * time.Millisecond,
+	50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond,
+	time.Second, 2500 * time.Millisecond, 5 * time.Second, 10 * time.Second,
+}
+
+// hostMetrics is one host's metrics (metrics.go).
+type hostMetrics struct {
+	table, port, host  string
+	state              string
+	checks, ups, downs uint64
+	durSum             time.Duration
+	durHist            []uint64
+}
+
+// metrics returns every host's metrics, in table and host order.
+func (r *relaydRun) metrics() (hosts []hostMetrics, syncs uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cfg == nil {
+		return nil, r.syncs
+	}
+	for _, t := range r.cfg.Instances {
+		for _, h := range t.Hosts {
+			hr := r.hosts[h.ID]
+			if hr == nil {
+				continue
+			}
+			hosts = append(hosts, hostMetrics{table: t.Name, port: fmt.Sprint(t.Port), host: h.Name,
+				state: hr.st.State.String(), checks: hr.checks, ups: hr.ups, downs: hr.downs,
+				durSum: hr.durSum, durHist: append([]uint64(nil), hr.durHist...)})
+		}
+	}
+	return hosts, r.syncs
+}
+
 // probe times each check (for the metrics) around the real one, or the
 // daemon's injected one.
 func (r *relaydRun) probe(gen int) relayd.Probe {
@@ -289,6 +330,14 @@ func (r *relaydRun) probe(gen int) relayd.Probe {
 			hr.checks++
 			hr.durSum += dur
 			hr.lastDur = dur
+			if hr.durHist == nil {
+				hr.durHist = make([]uint64, len(relaydCheckBounds)+1)
+			}
+			i := 0
+			for i < len(relaydCheckBounds) && dur > relaydCheckBounds[i] {
+				i++
+			}
+			hr.durHist[i]++
 		}
 		r.mu.Unlock()
 		return st

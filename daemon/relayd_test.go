@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/pfcarp/pfcarp/carp"
 	"github.com/pfcarp/pfcarp/internal/clock"
@@ -24,6 +29,9 @@ type fakeProbe struct {
 	mu     sync.Mutex
 	states map[string]relayd.State
 	checks int
+	// clk and took, when set: each check takes took of clk's time.
+	clk  *clock.Fake
+	took time.Duration
 }
 
 func (f *fakeProbe) set(addr string, st relayd.State) {
@@ -37,9 +45,14 @@ func (f *fakeProbe) set(addr string, st relayd.State) {
 
 func (f *fakeProbe) probe(_ context.Context, _ *relayd.Table, h *relayd.Host, _ time.Duration) relayd.State {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.checks++
-	if st, ok := f.states[h.Addr.String()]; ok {
+	st, ok := f.states[h.Addr.String()]
+	clk, took := f.clk, f.took
+	f.mu.Unlock()
+	if clk != nil {
+		clk.Advance(took)
+	}
+	if ok {
 		return st
 	}
 	return relayd.Up
@@ -59,12 +72,12 @@ redirect www {
 `
 
 // relaydNode starts a node with relayd on conf and pf.conf pf.
-func relaydNode(t *testing.T, clk *clock.Fake, conf, pf string, p *fakeProbe) (*node, string, error) {
+func relaydNode(t *testing.T, clk *clock.Fake, conf, pf string, p *fakeProbe, rc ...string) (*node, string, error) {
 	t.Helper()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "relayd.conf")
 	writeTestFile(t, file, conf)
-	extra := pfEnable + "relayd_enable=\"YES\"\nrelayd_flags=\"-f " + file + "\"\n"
+	extra := pfEnable + "relayd_enable=\"YES\"\nrelayd_flags=\"-f " + file + "\"\n" + strings.Join(rc, "\n") + "\n"
 	n, err := startNodePF(t, clk, carp.NewMemSegment(), "lb1", "192.0.2.2", "203.0.113.1", 10, extra, pf,
 		func(o *Options) { o.RelaydProbe = p.probe })
 	return n, file, err
@@ -314,4 +327,81 @@ func TestRelaydControl(t *testing.T) {
 	until(t, clk, "the new host in the pool", poolIs(n.sys, "relayd/www", "198.51.100.11", "198.51.100.12", "198.51.100.13"))
 	writeTestFile(t, file, "table <web> {\n")
 	post("/v1/relayd/reload", false, file+":2:")
+}
+
+// relayd's host metrics: state, checks, transitions, check durations.
+func TestRelaydMetrics(t *testing.T) {
+	clk := clock.NewFake(epoch)
+	p := &fakeProbe{clk: clk, took: 30 * time.Millisecond}
+	n, _, err := relaydNode(t, clk, relaydConf, relaydPF, p, `pfcarp_metrics="127.0.0.1:0"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	until(t, clk, "both hosts in the pool", poolIs(n.sys, "relayd/www", "198.51.100.11", "198.51.100.12"))
+	p.set("198.51.100.12", relayd.Down)
+	until(t, clk, "198.51.100.12 out", poolIs(n.sys, "relayd/www", "198.51.100.11"))
+	resp, err := http.Get("http://" + n.d.WebAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	tp := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := tp.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("the Prometheus text parser rejects /metrics: %v", err)
+	}
+	series := func(name string, labels map[string]string) *dto.Metric {
+		t.Helper()
+		f := fams[name]
+		if f == nil {
+			t.Fatalf("no %s", name)
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if want, ok := labels[l.GetName()]; ok && want != l.GetValue() {
+					continue next
+				}
+			}
+			return m
+		}
+		t.Fatalf("no %s%v", name, labels)
+		return nil
+	}
+	h12 := map[string]string{"table": "web", "port": "80", "host": "198.51.100.12"}
+	with := func(k, v string) map[string]string {
+		m := map[string]string{k: v}
+		for a, b := range h12 {
+			m[a] = b
+		}
+		return m
+	}
+	if v := series("pfcarp_relayd_host_state", with("state", "down")).GetGauge().GetValue(); v != 1 {
+		t.Errorf("state down = %v", v)
+	}
+	if v := series("pfcarp_relayd_host_state", with("state", "up")).GetGauge().GetValue(); v != 0 {
+		t.Errorf("state up = %v", v)
+	}
+	if v := series("pfcarp_relayd_host_transitions_total", with("to", "down")).GetCounter().GetValue(); v != 1 {
+		t.Errorf("transitions to down = %v", v)
+	}
+	if v := series("pfcarp_relayd_host_transitions_total", with("to", "up")).GetCounter().GetValue(); v != 1 {
+		t.Errorf("transitions to up = %v", v)
+	}
+	checks := series("pfcarp_relayd_host_checks_total", h12).GetCounter().GetValue()
+	if checks < 2 {
+		t.Errorf("checks = %v", checks)
+	}
+	hist := series("pfcarp_relayd_host_check_duration_seconds", h12).GetHistogram()
+	if float64(hist.GetSampleCount()) != checks || hist.GetSampleSum() < 0.03*checks-1e-9 {
+		t.Errorf("check durations: count %d sum %v for %v checks of 30ms", hist.GetSampleCount(), hist.GetSampleSum(), checks)
+	}
+	for _, b := range hist.GetBucket() {
+		if b.GetUpperBound() == 0.025 && b.GetCumulativeCount() != 0 || b.GetUpperBound() == 0.05 && float64(b.GetCumulativeCount()) != checks {
+			t.Errorf("bucket le=%v holds %d of %v checks of 30ms", b.GetUpperBound(), b.GetCumulativeCount(), checks)
+		}
+	}
+	if v := series("pfcarp_relayd_syncs_total", nil).GetCounter().GetValue(); v < 2 {
+		t.Errorf("syncs = %v", v)
+	}
 }
