@@ -495,8 +495,12 @@ func (r *relaydRun) syncOnce() error {
 	if len(paths) > 0 {
 		r.d.log.Info("relayd: anchors synced", "anchors", paths, "hosts_up", len(up))
 	}
-	for _, w := range r.in.Warnings {
-		r.d.log.Warn("relayd: " + w)
+	if len(paths) > 0 {
+		// the differences from relayd of what was just loaded (once per
+		// load, not per sync)
+		for _, w := range r.in.Warnings {
+			r.d.log.Warn("relayd: " + w)
+		}
 	}
 	if err == nil && len(gone) > 0 {
 		n, kerr := r.d.sys.ForgetStickyBackends(relayd.AnchorRoot+"/", gone)

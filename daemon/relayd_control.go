@@ -59,9 +59,12 @@ type RelaydHost struct {
 	Parent  int    `json:"parent,omitempty"`
 	// State is up, down or unknown (as checked); Status is what relayctl
 	// prints (print_host_status: disabled, else the state).
-	State        string  `json:"state"`
-	Status       string  `json:"status"`
-	Disabled     bool    `json:"disabled"`
+	State    string `json:"state"`
+	Status   string `json:"status"`
+	Disabled bool   `json:"disabled"`
+	// InPool: the host was in the pool the last successful sync put in
+	// the kernel.
+	InPool       bool    `json:"in_pool"`
 	Checks       uint64  `json:"checks"`
 	UpChecks     uint64  `json:"up_checks"`
 	Retries      int     `json:"retries_left"`
@@ -130,7 +133,7 @@ func (r *relaydRun) status() RelaydStatus {
 				continue
 			}
 			hs := RelaydHost{ID: h.ID, Name: h.Name, TableID: t.ID, Table: t.Name, Parent: h.ParentID,
-				State: hr.st.State.String(), Disabled: r.hostOff[hr.key], Checks: hr.st.CheckCount,
+				State: hr.st.State.String(), Disabled: r.hostOff[hr.key], InPool: hr.wasUp, Checks: hr.st.CheckCount,
 				UpChecks: hr.st.UpCount, Retries: hr.st.RetryCount, Availability: hr.st.Availability(),
 				ChecksRun: hr.checks, Ups: hr.ups, Downs: hr.downs, LastCheck: hr.lastDur.Seconds(), CheckSum: hr.durSum.Seconds()}
 			hs.Status = hs.State
