@@ -46,6 +46,7 @@ type fakeSystem struct {
 	pfsyncErr   error                   // StartPfsync fails with it
 	anchors     map[string]*nft.Program // what LoadAnchor loaded, by anchor
 	anchorErr   error                   // LoadAnchor fails with it
+	sticky      []nft.StickyElem        // what StickyBindings reports
 	syncer      *fakeSyncer
 	links       *fakeLinks
 	addrCh      chan struct{}
@@ -113,6 +114,15 @@ func (s *fakeSystem) LoadAnchor(p *nft.Program) error {
 		s.anchors = map[string]*nft.Program{}
 	}
 	s.anchors[p.Anchor] = p
+	return nil
+}
+func (s *fakeSystem) StickyBindings(prefix string) ([]nft.StickyElem, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]nft.StickyElem(nil), s.sticky...), nil
+}
+func (s *fakeSystem) SetSticky(e nft.StickyElem) error {
+	s.call("set-sticky %s %s>%s", e.Map, e.Source, e.Backend)
 	return nil
 }
 func (s *fakeSystem) ForgetStickyBackends(prefix string, addrs []netip.Addr) (int, error) {

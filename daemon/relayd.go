@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/pfcarp/pfcarp/config"
 	"github.com/pfcarp/pfcarp/internal/clock"
 	"github.com/pfcarp/pfcarp/netdb"
+	"github.com/pfcarp/pfcarp/nft"
 	"github.com/pfcarp/pfcarp/pfconf"
 	"github.com/pfcarp/pfcarp/pfload"
 	"github.com/pfcarp/pfcarp/relayd"
@@ -485,13 +487,36 @@ func (r *relaydRun) syncOnce() error {
 	waiters := r.pending
 	r.pending = nil
 	gone := r.leftLocked(cfg, up)
+	sticky := false
+	for _, rd := range cfg.Redirects {
+		sticky = sticky || rd.Sticky
+	}
+	upAddrs := map[netip.Addr]bool{}
+	for id := range up {
+		if h := r.hosts[id]; h != nil && h.addr.IsValid() {
+			upAddrs[h.addr] = true
+		}
+	}
 	changes := r.demotionsLocked(up)
 	r.mu.Unlock()
 
 	if forget {
 		r.in.Forget()
 	}
+	var keep []nft.StickyElem
+	if sticky {
+		// A rewritten anchor's sticky maps are new and empty; relayd
+		// only kills the bindings to hosts that went down
+		// (kill_srcnodes): the others are written back below.
+		var kerr error
+		if keep, kerr = r.d.sys.StickyBindings(relayd.AnchorRoot + "/"); kerr != nil {
+			r.d.log.Warn("relayd: reading the sticky-address bindings", "err", kerr)
+		}
+	}
 	paths, err := r.in.Sync(cfg, up)
+	if n := r.restoreSticky(keep, paths, upAddrs); n > 0 {
+		r.d.log.Info("relayd: sticky-address bindings to hosts in the pool kept over the anchor load", "bindings", n)
+	}
 	if len(paths) > 0 {
 		r.d.log.Info("relayd: anchors synced", "anchors", paths, "hosts_up", len(up))
 	}
@@ -530,6 +555,36 @@ func (r *relaydRun) syncOnce() error {
 		w <- err
 	}
 	return err
+}
+
+// restoreSticky writes back the bindings in keep that belong to an anchor
+// in paths (rewritten, so its maps are empty now) and go to a host in up.
+// A map the new rules do not have (the redirection is down) is skipped.
+func (r *relaydRun) restoreSticky(keep []nft.StickyElem, paths []string, up map[netip.Addr]bool) int {
+	n := 0
+	for _, e := range keep {
+		if !up[e.Backend] || !rewritten(e.Map, paths) {
+			continue
+		}
+		if err := r.d.sys.SetSticky(e); err != nil {
+			if !errors.Is(err, nft.ErrNotSticky) {
+				r.d.log.Warn("relayd: restoring a sticky-address binding", "map", e.Map, "source", e.Source, "err", err)
+			}
+			continue
+		}
+		n++
+	}
+	return n
+}
+
+// rewritten reports whether set name belongs to one of the anchors paths.
+func rewritten(name string, paths []string) bool {
+	for _, p := range paths {
+		if strings.HasPrefix(name, nft.AnchorSet(p, "")) {
+			return true
+		}
+	}
+	return false
 }
 
 // upLocked is the set of hosts in the pools: up as last checked (or, for

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -124,6 +125,13 @@ func TestRelaydHostDownAndBack(t *testing.T) {
 	}
 	until(t, clk, "both hosts in the pool", poolIs(n.sys, "relayd/www", "198.51.100.11", "198.51.100.12"))
 	loads := n.sys.count("load-anchor")
+	m := nft.AnchorSet("relayd/www", "sticky_x")
+	n.sys.mu.Lock()
+	n.sys.sticky = []nft.StickyElem{
+		{Map: m, Source: netip.MustParseAddr("203.0.113.89"), Backend: netip.MustParseAddr("198.51.100.11"), Expires: time.Minute},
+		{Map: m, Source: netip.MustParseAddr("203.0.113.90"), Backend: netip.MustParseAddr("198.51.100.12"), Expires: time.Minute},
+	}
+	n.sys.mu.Unlock()
 
 	p.set("198.51.100.11", relayd.Down)
 	failed := clk.Now()
@@ -136,6 +144,11 @@ func TestRelaydHostDownAndBack(t *testing.T) {
 	}
 	if n.sys.count("forget-sticky relayd/ [198.51.100.11]") != 1 {
 		t.Errorf("sticky bindings to the dead host not removed: %v", n.sys.calls)
+	}
+	// The anchor load emptied its sticky map: the binding to the live
+	// host is written back, the one to the dead host is not.
+	if n.sys.count("set-sticky "+m+" 203.0.113.90>198.51.100.12") != 1 || n.sys.count("set-sticky "+m+" 203.0.113.89") != 0 {
+		t.Errorf("sticky bindings after the load: %v", n.sys.calls)
 	}
 	if d := n.d.Status().Demotion; d != 0 {
 		t.Fatalf("demotion %d with a host up", d)

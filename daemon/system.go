@@ -43,6 +43,12 @@ type System interface {
 	// LoadAnchor replaces one anchor of the loaded ruleset (relayd's
 	// relayd/NAME) in one transaction (nft.Conn.LoadAnchor).
 	LoadAnchor(p *nft.Program) error
+	// StickyBindings lists the sticky-address bindings of the anchors
+	// whose path starts with prefix (nft.Conn.StickyElems).
+	StickyBindings(prefix string) ([]nft.StickyElem, error)
+	// SetSticky binds e.Source to e.Backend in sticky map e.Map for
+	// e.Expires (nft.Conn.SetStickyElem).
+	SetSticky(e nft.StickyElem) error
 	// ForgetStickyBackends removes the sticky-address bindings to the
 	// backends in addrs from the sticky maps of the anchors whose path
 	// starts with prefix, and returns how many it removed.

@@ -281,6 +281,24 @@ func (s *LinuxSystem) RefreshPFAddrs(cfg *config.Node) (int, error) {
 // LoadAnchor implements System: one anchor replaced in one transaction.
 func (s *LinuxSystem) LoadAnchor(p *nft.Program) error { return nft.Open().LoadAnchor(p) }
 
+// StickyBindings implements System.
+func (s *LinuxSystem) StickyBindings(prefix string) ([]nft.StickyElem, error) {
+	els, err := nft.Open().StickyElems()
+	if err != nil {
+		return nil, err
+	}
+	var out []nft.StickyElem
+	for _, e := range els {
+		if strings.HasPrefix(e.Map, strings.TrimSuffix(nft.AnchorSet(prefix, ""), ":")) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// SetSticky implements System.
+func (s *LinuxSystem) SetSticky(e nft.StickyElem) error { return nft.Open().SetStickyElem(e) }
+
 // ForgetStickyBackends implements System, as relayd's kill_srcnodes
 // (pfe_filter.c) kills the source nodes whose translation is a host that
 // went down: each binding of a sticky map under prefix whose backend is in

@@ -195,7 +195,11 @@ func TestRelaydPool(t *testing.T) {
 		}
 	}
 
-	// s1 comes back.
+	// s1 comes back. The clients are all bound to s2 now, and stay:
+	// relayd kills only the bindings to hosts that went down.
+	for _, cl := range loops {
+		cl.Stop()
+	}
 	t1 := time.Now()
 	if err := l.StartBackend(ctx, "s1"); err != nil {
 		t.Fatal(err)
@@ -206,9 +210,19 @@ func TestRelaydPool(t *testing.T) {
 	if d := rejoined.Sub(t1); d > bound+time.Second {
 		t.Errorf("s1 rejoined %v after its restart began, more than a second plus interval+timeout %v", d, bound)
 	}
-	for _, cl := range loops {
-		cl.Stop()
+	stayed := map[netip.Addr]string{}
+	for _, c := range clients {
+		body, err := l.Get(ctx, "client", c, url)
+		if err != nil {
+			t.Errorf("client %s after s1's return: %v", c, err)
+			continue
+		}
+		stayed[c] = server(body)
+		if stayed[c] != "s2" {
+			t.Errorf("client %s bound to s2 went to %s when s1 returned", c, stayed[c])
+		}
 	}
+	t.Logf("after s1's return the clients stay on their servers: %v", stayed)
 
 	// lb1 alone loses both servers: every host of the table is down on
 	// lb1, its demotion hands both VIPs to lb2, which still reaches them.
