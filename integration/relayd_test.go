@@ -11,46 +11,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
-
-	"github.com/pfcarp/pfcarp/daemon"
 	"github.com/pfcarp/pfcarp/lab"
 )
 
 // relaydPrefix names TestRelaydPool's namespaces.
 const relaydPrefix = "rb-"
 
-// relaydHost returns the host named name in node's relayd status.
-func relaydHost(ctx context.Context, l *lab.Lab, node, name string) (daemon.RelaydHost, error) {
-	var st daemon.RelaydStatus
-	if err := daemon.NewClient(l.SocketPath(node)).Get(ctx, "/v1/relayd", &st); err != nil {
-		return daemon.RelaydHost{}, err
-	}
-	for _, h := range st.Hosts {
-		if h.Name == name {
-			return h, nil
-		}
-	}
-	return daemon.RelaydHost{}, fmt.Errorf("%s: relayd has no host %s", node, name)
-}
-
-// waitPool polls node's relayd until host name is in the kernel's pool
-// (in) or out of it, and returns when it saw it.
+// waitPool waits up to d for lab.WaitPool.
 func waitPool(t *testing.T, l *lab.Lab, node, name string, in bool, d time.Duration) time.Time {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	for {
-		h, err := relaydHost(ctx, l, node, name)
-		if err == nil && h.InPool == in {
-			return time.Now()
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("%s: host %s in pool %v not within %v: %+v %v", node, name, in, d, h, err)
-		}
-		time.Sleep(10 * time.Millisecond)
+	at, err := l.WaitPool(ctx, node, name, in)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return at
 }
 
 // server is the greeting's server number: "hi, this is No.N server".
@@ -62,26 +38,6 @@ func server(body string) string {
 		}
 	}
 	return "?" + body
-}
-
-// setBlackhole makes node's routes to addrs unreachable (or removes them):
-// the node, and only it, no longer reaches those hosts.
-func setBlackhole(l *lab.Lab, node string, addrs []netip.Addr, on bool) error {
-	return l.InNode(node, func() error {
-		for _, a := range addrs {
-			r := &netlink.Route{Dst: netlink.NewIPNet(a.AsSlice()), Type: unix.RTN_UNREACHABLE, Table: unix.RT_TABLE_MAIN}
-			var err error
-			if on {
-				err = netlink.RouteAdd(r)
-			} else {
-				err = netlink.RouteDel(r)
-			}
-			if err != nil {
-				return fmt.Errorf("%s: route %v unreachable %v: %w", node, a, on, err)
-			}
-		}
-		return nil
-	})
 }
 
 // Issue 11 in the lab: both balancers run relayd (lab.RelaydConf, OpenBSD's
@@ -227,7 +183,7 @@ func TestRelaydPool(t *testing.T) {
 	// lb1 alone loses both servers: every host of the table is down on
 	// lb1, its demotion hands both VIPs to lb2, which still reaches them.
 	t2 := time.Now()
-	if err := setBlackhole(l, "lb1", []netip.Addr{s1, s2}, true); err != nil {
+	if err := l.SetUnreachable("lb1", []netip.Addr{s1, s2}, true); err != nil {
 		t.Fatal(err)
 	}
 	waitCARP(t, l, 15*time.Second, map[string]string{"lb1": "BACKUP", "lb2": "MASTER"})
@@ -242,7 +198,7 @@ func TestRelaydPool(t *testing.T) {
 	}
 	t.Logf("both servers unreachable from lb1 only: demoted, lb2 MASTER of both VIPs %v after", ms(takeover))
 	t3 := time.Now()
-	if err := setBlackhole(l, "lb1", []netip.Addr{s1, s2}, false); err != nil {
+	if err := l.SetUnreachable("lb1", []netip.Addr{s1, s2}, false); err != nil {
 		t.Fatal(err)
 	}
 	waitCARP(t, l, 15*time.Second, map[string]string{"lb1": "MASTER", "lb2": "BACKUP"})
