@@ -206,8 +206,9 @@ func (r *relaydRun) setRedirect(arg string, off bool) error {
 	return r.syncWait(false)
 }
 
-// ReloadRelayd reads relayd.conf again and applies it (relayctl reload):
-// a bad file changes nothing and is an error with its file and line.
+// ReloadRelayd reads relayd.conf again and applies it (relayctl reload),
+// writing every anchor again: a bad file changes nothing and is an error
+// with its file and line.
 func (d *Daemon) ReloadRelayd() error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
@@ -221,6 +222,9 @@ func (d *Daemon) ReloadRelayd() error {
 		d.log.Error("relayctl reload failed; the running configuration is unchanged", "err", err)
 		return err
 	}
+	// Every anchor is written again, also when unchanged: a reload
+	// repairs anchors something else flushed (pfctl -a relayd/NAME -F).
+	r.markForget()
 	if err := r.swap(rc, cfg.Relayd.Conf); err != nil {
 		return err
 	}

@@ -335,6 +335,12 @@ func TestRelaydControl(t *testing.T) {
 	post("/v1/relayd/host/nosuch/disable", false, "host nosuch: no such ID or name")
 	post("/v1/relayd/redirect/7/disable", false, "redirect 7: no such ID or name")
 
+	// relayctl reload writes the anchors again even when nothing changed.
+	loads := n.sys.count("load-anchor")
+	post("/v1/relayd/reload", true, "")
+	if got := n.sys.count("load-anchor"); got != loads+1 {
+		t.Errorf("relayctl reload of an unchanged file: %d anchor loads, want 1", got-loads)
+	}
 	writeTestFile(t, file, strings.Replace(relaydConf, "198.51.100.12 }", "198.51.100.12, 198.51.100.13 }", 1))
 	post("/v1/relayd/reload", true, "")
 	until(t, clk, "the new host in the pool", poolIs(n.sys, "relayd/www", "198.51.100.11", "198.51.100.12", "198.51.100.13"))
