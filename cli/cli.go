@@ -58,6 +58,7 @@ func newRootCmds() []*command {
 		newRunCmd(),
 		newCleanupCmd(),
 		newIfconfigCmd(),
+		newRelayctlCmd(),
 		newVersionCmd(),
 	}
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })

@@ -177,7 +177,8 @@ func TestLabCommands(t *testing.T) {
 
 	out, err = pf("demo", "--dir", filepath.Join(t.TempDir(), "demo"))
 	if err != nil || !strings.Contains(out, "demo passed") || !strings.Contains(out, `"hi, this is No.2 server" (server sees 192.168.1.91:`) ||
-		!strings.Contains(out, "takeover time (last advertisement from lb1 -> 192.168.1.51 answers on lb2)") {
+		!strings.Contains(out, "takeover time (last advertisement from lb1 -> 192.168.1.51 answers on lb2)") ||
+		!strings.Contains(out, "s1's server stopped: out of lb1's pool after") || !strings.Contains(out, "relayd demotes it (demotion 1)") {
 		t.Errorf("demo: %v\n%s", err, out)
 	}
 }

@@ -228,3 +228,30 @@ func TestAnchorQueueRefused(t *testing.T) {
 		t.Fatalf("CompileAnchor:\n%s", got)
 	}
 }
+
+// sticky-address records the binding even to a pool of one address (pf's
+// source node), so a source keeps it when the pool grows: relayd's table
+// with one host up, then two. Without sticky-address one address needs no
+// map.
+func TestCompileStickyOneAddress(t *testing.T) {
+	for _, tc := range []struct {
+		pool   string
+		sticky bool
+	}{
+		{"{ 198.51.100.20 } round-robin sticky-address", true},
+		{"{ 198.51.100.20 } round-robin", false},
+	} {
+		rs := ruleset(t, "rdr on eth0 proto tcp to 192.0.2.51 port 80 -> "+tc.pool+"\n")
+		p, err := CompileAnchor("relayd/web", rs, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		has := false
+		for _, s := range p.Sets {
+			has = has || s.Kind == nft.SetSticky
+		}
+		if has != tc.sticky {
+			t.Errorf("%s: sticky map %v, want %v", tc.pool, has, tc.sticky)
+		}
+	}
+}

@@ -479,7 +479,11 @@ func (c *compiler) poolRulesPort(r *pfconf.Rule, kind nft.Kind, pool pfconf.Pool
 		nat(b, c.dynIfTarget(b, *dyn, fam))
 		return []*builder{b}, true
 	}
-	if len(addrs) == 1 && pool.Type != pfconf.PoolBitmask {
+	// One address: no choice to make, unless sticky-address must record
+	// the binding (pf makes a source node whatever the pool's size, so
+	// a source keeps its address when the pool grows, as relayd's
+	// tables do when a host returns).
+	if len(addrs) == 1 && pool.Type != pfconf.PoolBitmask && !pool.Sticky {
 		b, ok := match()
 		if !ok {
 			return nil, false

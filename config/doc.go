@@ -42,6 +42,8 @@
 //	pflog_enable           YES: log "log" rules to pflog_logfile
 //	pflog_logfile          pcap file for pflog (FreeBSD default /var/log/pflog)
 //	pflog_flags            extra pflogd flags (kept for later; not interpreted yet)
+//	relayd_enable          YES: run relayd's redirections (health-checked pools in anchors relayd/NAME; pf.conf needs anchor "relayd/*")
+//	relayd_flags           relayd's flags: -f FILE names the relayd.conf (default /etc/pfcarp/relayd.conf); -d, -v accepted
 //	pfsync_enable          FreeBSD >= 9 form of pfsync: YES with pfsync_syncdev ...
 //	pfsync_syncdev         ... the sync interface
 //	pfsync_syncpeer        ... a unicast peer instead of multicast 224.0.0.240

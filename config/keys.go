@@ -18,6 +18,8 @@ var rcKeys = []string{
 	"pflog_enable",
 	"pflog_logfile",
 	"pflog_flags",
+	"relayd_enable",
+	"relayd_flags",
 	"pfsync_enable",
 	"pfsync_syncdev",
 	"pfsync_syncpeer",

@@ -152,6 +152,11 @@ func (l *loader) keys() {
 			n.Pflog.Logfile = a.Value
 		case "pflog_flags":
 			n.Pflog.Flags = a.Value
+		case "relayd_enable":
+			n.Relayd.Enable, n.Relayd.EnablePos = l.yesno(a), a.Pos
+		case "relayd_flags":
+			n.Relayd.Flags, n.Relayd.FlagsPos = a.Value, a.Pos
+			l.relaydFlags(a)
 		case "pfsync_enable", "pfsync_syncdev", "pfsync_syncpeer", "pfsync_ifconfig":
 			// handled by pfsync()
 		case "carp_preempt":
@@ -640,6 +645,10 @@ func (l *loader) files() {
 		n.PF.Rules = "/etc/pf.conf" // FreeBSD's default
 	}
 	n.PF.RulesPath = l.path(n.PF.Rules)
+	if n.Relayd.Conf == "" {
+		n.Relayd.Conf = DefaultRelaydConf
+	}
+	n.Relayd.Conf = l.path(n.Relayd.Conf)
 	if a := n.Lookup("pfsync_key_file"); a != nil {
 		if n.PfsyncKeyPos.IsValid() {
 			l.d.addRel(a.Pos, Error, "value", []Pos{n.PfsyncKeyPos}, "set pfsync_key or pfsync_key_file, not both")
@@ -675,4 +684,29 @@ func validHostname(s string) bool {
 		}
 	}
 	return true
+}
+
+// relaydFlags reads relayd_flags as relayd(8) takes its flags: "-f FILE"
+// names the relayd.conf; -v and -d (verbosity, foreground) mean nothing
+// to a daemon that is already running and are accepted; -n (check only)
+// and -D (macros) are refused by name, as is anything else.
+func (l *loader) relaydFlags(a *Assign) {
+	f := strings.Fields(a.Value)
+	for i := 0; i < len(f); i++ {
+		switch w := f[i]; {
+		case w == "-f":
+			if i+1 >= len(f) {
+				l.d.add(a.PosAt(0), Error, "value", "relayd_flags=%q: -f needs a file", a.Value)
+				return
+			}
+			i++
+			l.n.Relayd.Conf = f[i]
+		case strings.HasPrefix(w, "-f") && len(w) > 2:
+			l.n.Relayd.Conf = w[2:]
+		case w == "-v" || w == "-vv" || w == "-d" || w == "-dv" || w == "-vd":
+		default:
+			l.d.add(a.PosAt(0), Error, "value", "relayd_flags=%q: %s is not supported (only -f FILE, -d and -v)", a.Value, w)
+			return
+		}
+	}
 }

@@ -315,3 +315,34 @@ func TestKeysDocumented(t *testing.T) {
 		}
 	}
 }
+
+// relayd_flags takes relayd's -f FILE (relative to the rc.conf's
+// directory); without it the default file is read; other flags are
+// refused with the line and column.
+func TestLoadRelayd(t *testing.T) {
+	for _, tc := range []struct {
+		src, conf, err string
+	}{
+		{`relayd_enable="YES"`, DefaultRelaydConf, ""},
+		{`relayd_enable="YES"` + "\n" + `relayd_flags="-f relayd.conf"`, "relayd.conf", ""},
+		{`relayd_enable="YES"` + "\n" + `relayd_flags="-v -f/etc/r.conf"`, "/etc/r.conf", ""},
+		{`relayd_flags="-f"`, "", "1:15: error: relayd_flags=\"-f\": -f needs a file"},
+		{`relayd_flags="-n"`, "", "1:15: error: relayd_flags=\"-n\": -n is not supported"},
+		{`relayd_enable="maybe"`, "", "1:16: error: relayd_enable=\"maybe\": want YES or NO"},
+	} {
+		n, d := Load("rc.conf", []byte(tc.src+"\n"), &Options{ReadFile: memFS(nil), Dir: "."})
+		if tc.err != "" {
+			if !d.HasErrors() || !strings.Contains(d.Error(), tc.err) {
+				t.Errorf("%s: %v, want %q", tc.src, d, tc.err)
+			}
+			continue
+		}
+		if d.HasErrors() {
+			t.Errorf("%s: %v", tc.src, d)
+			continue
+		}
+		if !n.Relayd.Enable || n.Relayd.Conf != tc.conf {
+			t.Errorf("%s: enable %v conf %q, want %q", tc.src, n.Relayd.Enable, n.Relayd.Conf, tc.conf)
+		}
+	}
+}

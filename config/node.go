@@ -39,6 +39,8 @@ type Node struct {
 
 	PF    PF
 	Pflog Pflog
+	// Relayd is relayd_enable and relayd_flags.
+	Relayd Relayd
 
 	// Preempt is net.inet.carp.preempt: carp_preempt="YES" in rc.conf or
 	// net.inet.carp.preempt=1 in the node's sysctl.conf. PreemptPos is
@@ -167,6 +169,21 @@ type PF struct {
 	RulesPath string
 	Flags     string
 }
+
+// Relayd is relayd_enable and relayd_flags: the daemon runs relayd's
+// redirections (package relayd) from the relayd.conf named by "-f FILE".
+type Relayd struct {
+	Enable    bool
+	EnablePos Pos
+	Flags     string // as written
+	FlagsPos  Pos
+	// Conf is the relayd.conf ("-f FILE", else DefaultRelaydConf),
+	// resolved against the node's Dir.
+	Conf string
+}
+
+// DefaultRelaydConf is the relayd.conf read when relayd_flags has no -f.
+const DefaultRelaydConf = "/etc/pfcarp/relayd.conf"
 
 // Pflog is pflog_enable, pflog_logfile and pflog_flags.
 type Pflog struct {

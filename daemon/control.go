@@ -121,6 +121,28 @@ func (c *Client) Get(ctx context.Context, p string, v any) error {
 	return json.Unmarshal(body, v)
 }
 
+// Post sends a command to the API path p and decodes its JSON answer
+// into v; an answer of 422 (the command failed) is decoded too.
+func (c *Client) Post(ctx context.Context, p string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://pfcarp"+p, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the pfcarp daemon at %s (is `pfcarp run` running?): %w", c.path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusUnprocessableEntity {
+		return fmt.Errorf("daemon: %s: %s", resp.Status, bytesTrim(body))
+	}
+	return json.Unmarshal(body, v)
+}
+
 func bytesTrim(b []byte) string {
 	s := string(b)
 	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == ' ') {

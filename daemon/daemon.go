@@ -3,7 +3,9 @@
 // guards the virtual addresses so that they answer only while the daemon
 // lives (guard_linux.go), runs the CARP groups over raw sockets, moves the
 // virtual addresses as the groups change state, watches the links, runs
-// the user's transition commands, and answers the CLI on a control socket.
+// the user's transition commands, runs relayd's health-checked
+// redirections in pf's anchors relayd/NAME (relayd.go), and answers the CLI
+// on a control socket.
 //
 // The daemon is an object: New reads and checks the config, Start brings
 // everything up (and, failing, takes down what it had started), Reload
@@ -34,6 +36,7 @@ import (
 	"github.com/pfcarp/pfcarp/carp"
 	"github.com/pfcarp/pfcarp/config"
 	"github.com/pfcarp/pfcarp/internal/clock"
+	"github.com/pfcarp/pfcarp/relayd"
 )
 
 // Options configure New.
@@ -46,6 +49,9 @@ type Options struct {
 	Clock  clock.Clock // nil: the real clock
 	// System is the machine; nil: a LinuxSystem.
 	System System
+	// RelaydProbe runs relayd's host checks; nil: the real checks
+	// (relayd.DefaultProbe).
+	RelaydProbe relayd.Probe
 }
 
 // Daemon is one node's running daemon.
@@ -70,6 +76,7 @@ type Daemon struct {
 	syncMu  sync.Mutex
 	sync    Syncer // nil when pfsync is off; replaced by Reload
 	haUp    bool
+	relayd  atomic.Pointer[relaydRun] // nil unless relayd_enable; replaced by Reload
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // goroutines owned by the daemon
@@ -179,6 +186,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	}()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, d.Status()) })
+	d.relaydHandlers(mux) // relayd_control.go
 	if d.cs, err = listenControl(d.sock, mux, d.log); err != nil {
 		return err
 	}
@@ -235,6 +243,15 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		}
 		if s != nil {
 			d.sync = s
+		}
+	}
+	if cfg.Relayd.Enable {
+		// after pf (its anchors) and CARP (the tables' demotion)
+		if !cfg.PF.Enable {
+			return fmt.Errorf("%s: relayd_enable needs pf_enable=\"YES\": relayd's rules live in pf's anchors", cfg.Relayd.EnablePos)
+		}
+		if err := d.startRelayd(cfg); err != nil { // relayd.go
+			return err
 		}
 	}
 	if d.runner != nil || d.syncer() != nil {
@@ -306,6 +323,12 @@ func (d *Daemon) Close() error {
 			// from here on no connection starts on this node.
 			if err := d.runner.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("carp shutdown: %w", err))
+			}
+		}
+		if r := d.relayd.Swap(nil); r != nil {
+			// after the bow-out: relayd's rules serve the VIPs until then
+			if err := r.stop(); err != nil {
+				errs = append(errs, err)
 			}
 		}
 		if s := d.syncer(); s != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/pfcarp/pfcarp/carp"
 	"github.com/pfcarp/pfcarp/config"
 	"github.com/pfcarp/pfcarp/internal/clock"
+	"github.com/pfcarp/pfcarp/nft"
 	"github.com/pfcarp/pfcarp/pfload"
 	"github.com/pfcarp/pfcarp/pfsync"
 )
@@ -40,9 +41,12 @@ type fakeSystem struct {
 	leaseClosed bool
 	haInstalled bool
 	ports       []*carp.MemPort
-	loadErr     error           // LoadPF fails with it
-	pf          *pfload.Ruleset // what LoadPF loaded last
-	pfsyncErr   error           // StartPfsync fails with it
+	loadErr     error                   // LoadPF fails with it
+	pf          *pfload.Ruleset         // what LoadPF loaded last
+	pfsyncErr   error                   // StartPfsync fails with it
+	anchors     map[string]*nft.Program // what LoadAnchor loaded, by anchor
+	anchorErr   error                   // LoadAnchor fails with it
+	sticky      []nft.StickyElem        // what StickyBindings reports
 	syncer      *fakeSyncer
 	links       *fakeLinks
 	addrCh      chan struct{}
@@ -98,6 +102,32 @@ func (s *fakeSystem) LoadPF(_ *config.Node, rs *pfload.Ruleset) error {
 		s.pf = rs
 	}
 	return s.loadErr
+}
+func (s *fakeSystem) LoadAnchor(p *nft.Program) error {
+	s.call("load-anchor %s", p.Anchor)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.anchorErr != nil {
+		return s.anchorErr
+	}
+	if s.anchors == nil {
+		s.anchors = map[string]*nft.Program{}
+	}
+	s.anchors[p.Anchor] = p
+	return nil
+}
+func (s *fakeSystem) StickyBindings(prefix string) ([]nft.StickyElem, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]nft.StickyElem(nil), s.sticky...), nil
+}
+func (s *fakeSystem) SetSticky(e nft.StickyElem) error {
+	s.call("set-sticky %s %s>%s", e.Map, e.Source, e.Backend)
+	return nil
+}
+func (s *fakeSystem) ForgetStickyBackends(prefix string, addrs []netip.Addr) (int, error) {
+	s.call("forget-sticky %s %v", prefix, addrs)
+	return len(addrs), nil
 }
 func (s *fakeSystem) StartPflog(*config.Node, *slog.Logger) (io.Closer, error) {
 	s.call("pflog")
@@ -332,7 +362,7 @@ func startNode(t *testing.T, clk *clock.Fake, seg *carp.MemSegment, name, addr, 
 
 // startNodePF is startNode with the contents of the node's pf.conf given;
 // it returns Start's error.
-func startNodePF(t *testing.T, clk *clock.Fake, seg *carp.MemSegment, name, addr, syncAddr string, skew int, extra, pf string) (*node, error) {
+func startNodePF(t *testing.T, clk *clock.Fake, seg *carp.MemSegment, name, addr, syncAddr string, skew int, extra, pf string, opts ...func(*Options)) (*node, error) {
 	t.Helper()
 	dir := t.TempDir()
 	rc := filepath.Join(dir, "rc.conf")
@@ -345,8 +375,12 @@ func startNodePF(t *testing.T, clk *clock.Fake, seg *carp.MemSegment, name, addr
 	sys := newFakeSystem(seg, addr)
 	sys.links.set(LinkState{Name: "eth0", Index: 2, Up: true, CarrierUps: 1, HasUps: true})
 	sys.links.set(LinkState{Name: "eth2", Index: 4, Up: true, CarrierUps: 1, HasUps: true})
-	d, err := New(Options{ConfigPath: rc, Socket: filepath.Join(dir, "ctl.sock"), Clock: clk, System: sys,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	o := Options{ConfigPath: rc, Socket: filepath.Join(dir, "ctl.sock"), Clock: clk, System: sys,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, f := range opts {
+		f(&o)
+	}
+	d, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -889,7 +923,8 @@ func TestDaemonMetricsAndStatusPage(t *testing.T) {
 	}
 	// Every documented metric that this node has is there.
 	for _, m := range metricDescs {
-		if strings.HasPrefix(m.name, "pfcarp_link_watch") || m.name == "pfcarp_pfsync_dropped_total" {
+		// relayd's are TestRelaydMetrics'
+		if strings.HasPrefix(m.name, "pfcarp_link_watch") || m.name == "pfcarp_pfsync_dropped_total" || strings.HasPrefix(m.name, "pfcarp_relayd_") {
 			continue
 		}
 		if fams[m.name] == nil && !(m.name == "pfcarp_carp_adverts_rejected_total") {

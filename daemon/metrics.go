@@ -31,6 +31,8 @@ type metricDesc struct {
 
 var groupLabels = []string{"interface", "vhid", "group"}
 
+var relaydLabels = []string{"table", "port", "host"}
+
 // metricDescs lists every metric the daemon's collector exports.
 var metricDescs = []metricDesc{
 	{"pfcarp_build_info", "Build of the running pfcarp: version and Go version as labels, value 1.", []string{"version", "goversion"}, false, false},
@@ -72,6 +74,11 @@ var metricDescs = []metricDesc{
 	{"pfcarp_pf_rule_bytes_total", "Bytes of the packets a pf rule decided.", []string{"kind", "rule", "label"}, true, false},
 	{"pfcarp_pf_rule_evaluations_total", "Packets that reached a pf rule.", []string{"kind", "rule", "label"}, true, false},
 	{"pfcarp_pf_states", "Entries in the kernel's connection tracking table.", nil, false, false},
+	{"pfcarp_relayd_host_state", "relayd host state as last checked: 1 for the current state (up, down, unknown), 0 for the others; table and port are the table as a forward line uses it.", append(relaydLabels, "state"), false, false},
+	{"pfcarp_relayd_host_checks_total", "relayd checks run against a host.", relaydLabels, true, false},
+	{"pfcarp_relayd_host_transitions_total", "relayd host state changes, by the state entered (up, down).", append(relaydLabels, "to"), true, false},
+	{"pfcarp_relayd_host_check_duration_seconds", "Duration of relayd's checks of a host (up to its timeout).", relaydLabels, false, true},
+	{"pfcarp_relayd_syncs_total", "Syncs of relayd's anchors (relayd/NAME) run after host state changes, commands and reloads.", nil, true, false},
 	{"pfcarp_link_watch_resubscribes_total", "Times the link watcher subscribed again after its subscription ended.", nil, true, false},
 	{"pfcarp_link_watch_errors_total", "Errors reported by the link watcher's subscription.", nil, true, false},
 }
@@ -167,6 +174,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstHistogram(c.descs["pfcarp_pfsync_sync_lag_seconds"], p.SyncLag.Count, p.SyncLag.Sum.Seconds(), buckets)
 	}
+	if r := c.d.relayd.Load(); r != nil {
+		c.relaydMetrics(ch, r)
+	}
 	if st.LinkWatch != nil {
 		c.emit(ch, "pfcarp_link_watch_resubscribes_total", float64(st.LinkWatch.Resubscribes))
 		c.emit(ch, "pfcarp_link_watch_errors_total", float64(st.LinkWatch.Errors))
@@ -191,6 +201,34 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				c.emit(ch, "pfcarp_pf_states", float64(pf.States))
 			}
 		}
+	}
+}
+
+// relaydMetrics emits relayd's host metrics.
+func (c *collector) relaydMetrics(ch chan<- prometheus.Metric, r *relaydRun) {
+	hosts, syncs := r.metrics()
+	c.emit(ch, "pfcarp_relayd_syncs_total", float64(syncs))
+	for _, h := range hosts {
+		l := []string{h.table, h.port, h.host}
+		for _, s := range []string{"up", "down", "unknown"} {
+			v := 0.0
+			if h.state == s {
+				v = 1
+			}
+			c.emit(ch, "pfcarp_relayd_host_state", v, append(l, s)...)
+		}
+		c.emit(ch, "pfcarp_relayd_host_checks_total", float64(h.checks), l...)
+		c.emit(ch, "pfcarp_relayd_host_transitions_total", float64(h.ups), append(l, "up")...)
+		c.emit(ch, "pfcarp_relayd_host_transitions_total", float64(h.downs), append(l, "down")...)
+		buckets := make(map[float64]uint64, len(relaydCheckBounds))
+		var cum uint64
+		for i, b := range relaydCheckBounds {
+			if i < len(h.durHist) {
+				cum += h.durHist[i]
+			}
+			buckets[b.Seconds()] = cum
+		}
+		ch <- prometheus.MustNewConstHistogram(c.descs["pfcarp_relayd_host_check_duration_seconds"], h.checks, h.durSum.Seconds(), buckets, l...)
 	}
 }
 

@@ -19,6 +19,11 @@ func (d *Daemon) loadPF(cfg *config.Node) error {
 	if err != nil {
 		return fmt.Errorf("pf_rules: %w", err)
 	}
+	if cfg.Relayd.Enable && !hasRelaydAnchor(rs) {
+		// relayd.8: the ruleset must call relayd's anchors for its
+		// redirections to be evaluated at all.
+		return fmt.Errorf("pf_rules: %s: relayd_enable is set but the ruleset has no anchor \"relayd/*\" or rdr-anchor \"relayd/*\": relayd's redirections would never be evaluated", cfg.PF.RulesPath)
+	}
 	if err := d.sys.LoadPF(cfg, rs); err != nil {
 		return err
 	}

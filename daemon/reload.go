@@ -9,6 +9,8 @@ import (
 
 	"github.com/pfcarp/pfcarp/carp"
 	"github.com/pfcarp/pfcarp/config"
+	"github.com/pfcarp/pfcarp/netdb"
+	"github.com/pfcarp/pfcarp/relayd"
 )
 
 // Reload reads the node config again and applies what changed, as a
@@ -22,7 +24,11 @@ import (
 //   - changed pfsync settings (syncdev, syncpeer, maxupd, defer,
 //     pfsync_key) restart pfsync, whose bulk update follows; the kernel's
 //     states are not touched;
-//   - gateway_enable and the pflog file are applied.
+//   - gateway_enable and the pflog file are applied;
+//   - relayd.conf is read again: hosts that stay keep their state, the
+//     anchors are synced (all of them after pf's reload replaced them),
+//     removed redirections' anchors are emptied; relayd_enable starts or
+//     stops relayd.
 //
 // Nothing moves when nothing relevant changed: an unchanged group is not
 // touched. A file that does not load, a ruleset that fails, or a change
@@ -47,6 +53,17 @@ func (d *Daemon) reload() error {
 	}
 	if err := d.checkLive(old, cfg); err != nil {
 		return err
+	}
+	// relayd.conf is read and checked before anything changes: a bad
+	// file fails the reload with its file and line.
+	var rc *relayd.Config
+	if cfg.Relayd.Enable {
+		if !cfg.PF.Enable {
+			return fmt.Errorf("%s: relayd_enable needs pf_enable=\"YES\": relayd's rules live in pf's anchors", cfg.Relayd.EnablePos)
+		}
+		if rc, err = d.readRelayd(cfg.Relayd.Conf, cfg.Host(netdb.System())); err != nil {
+			return err
+		}
 	}
 	if cfg.PF.Enable {
 		if err := d.loadPF(cfg); err != nil { // pf.go
@@ -79,6 +96,7 @@ func (d *Daemon) reload() error {
 	if old.Pflog != cfg.Pflog {
 		errs = append(errs, d.restartPflog(cfg))
 	}
+	errs = append(errs, d.reloadRelayd(cfg, rc))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("reload: applied in part: %w", err)
 	}
@@ -242,5 +260,27 @@ func (d *Daemon) restartPflog(cfg *config.Node) error {
 		return err
 	}
 	d.pflog = l
+	return nil
+}
+
+// reloadRelayd puts rc (nil: relayd_enable is off now) in force.
+func (d *Daemon) reloadRelayd(cfg *config.Node, rc *relayd.Config) error {
+	r := d.relayd.Load()
+	switch {
+	case r != nil && rc != nil:
+		if cfg.PF.Enable {
+			r.markForget() // pf's load replaced the anchors
+		}
+		if err := r.swap(rc, cfg.Relayd.Conf); err != nil {
+			return err
+		}
+		d.log.Info("reload: relayd.conf applied", "config", cfg.Relayd.Conf, "redirections", len(rc.Redirects))
+	case r != nil:
+		d.relayd.Store(nil)
+		d.log.Info("reload: relayd_enable is off now: relayd stops and empties its anchors")
+		return r.stop()
+	case rc != nil:
+		return d.startRelayd(cfg)
+	}
 	return nil
 }

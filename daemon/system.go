@@ -9,6 +9,7 @@ import (
 	"github.com/pfcarp/pfcarp/carp"
 	"github.com/pfcarp/pfcarp/config"
 	"github.com/pfcarp/pfcarp/internal/clock"
+	"github.com/pfcarp/pfcarp/nft"
 	"github.com/pfcarp/pfcarp/pfload"
 	"github.com/pfcarp/pfcarp/pfsync"
 )
@@ -39,6 +40,19 @@ type System interface {
 	// LoadPF loads cfg's pf_rules, as pfload.Load read them (with their
 	// load anchor files), into the kernel in one transaction.
 	LoadPF(cfg *config.Node, rs *pfload.Ruleset) error
+	// LoadAnchor replaces one anchor of the loaded ruleset (relayd's
+	// relayd/NAME) in one transaction (nft.Conn.LoadAnchor).
+	LoadAnchor(p *nft.Program) error
+	// StickyBindings lists the sticky-address bindings of the anchors
+	// whose path starts with prefix (nft.Conn.StickyElems).
+	StickyBindings(prefix string) ([]nft.StickyElem, error)
+	// SetSticky binds e.Source to e.Backend in sticky map e.Map for
+	// e.Expires (nft.Conn.SetStickyElem).
+	SetSticky(e nft.StickyElem) error
+	// ForgetStickyBackends removes the sticky-address bindings to the
+	// backends in addrs from the sticky maps of the anchors whose path
+	// starts with prefix, and returns how many it removed.
+	ForgetStickyBackends(prefix string, addrs []netip.Addr) (int, error)
 	// StartPflog starts writing logged packets to pflog_logfile.
 	StartPflog(cfg *config.Node, log *slog.Logger) (io.Closer, error)
 	// StartPfsync starts pfsync as configured; nil, nil when pfsync0 is

@@ -277,3 +277,52 @@ func (s *LinuxSystem) WatchAddrs(done <-chan struct{}) (<-chan struct{}, error) 
 func (s *LinuxSystem) RefreshPFAddrs(cfg *config.Node) (int, error) {
 	return nft.Open().RefreshDynIf(cfg.Host(netdb.System()))
 }
+
+// LoadAnchor implements System: one anchor replaced in one transaction.
+func (s *LinuxSystem) LoadAnchor(p *nft.Program) error { return nft.Open().LoadAnchor(p) }
+
+// StickyBindings implements System.
+func (s *LinuxSystem) StickyBindings(prefix string) ([]nft.StickyElem, error) {
+	els, err := nft.Open().StickyElems()
+	if err != nil {
+		return nil, err
+	}
+	var out []nft.StickyElem
+	for _, e := range els {
+		if strings.HasPrefix(e.Map, strings.TrimSuffix(nft.AnchorSet(prefix, ""), ":")) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// SetSticky implements System.
+func (s *LinuxSystem) SetSticky(e nft.StickyElem) error { return nft.Open().SetStickyElem(e) }
+
+// ForgetStickyBackends implements System, as relayd's kill_srcnodes
+// (pfe_filter.c) kills the source nodes whose translation is a host that
+// went down: each binding of a sticky map under prefix whose backend is in
+// addrs is deleted, so its source is given a live host by its next
+// connection.
+func (s *LinuxSystem) ForgetStickyBackends(prefix string, addrs []netip.Addr) (int, error) {
+	c := nft.Open()
+	els, err := c.StickyElems()
+	if err != nil {
+		return 0, err
+	}
+	gone := map[netip.Addr]bool{}
+	for _, a := range addrs {
+		gone[a] = true
+	}
+	n := 0
+	for _, e := range els {
+		if !gone[e.Backend] || !strings.HasPrefix(e.Map, strings.TrimSuffix(nft.AnchorSet(prefix, ""), ":")) {
+			continue
+		}
+		if err := c.DeleteStickyElem(e); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}

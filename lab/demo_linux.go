@@ -33,14 +33,16 @@ const DemoBytes = 1 << 20
 // always does it).
 func DemoSteps() []DemoStep {
 	return []DemoStep{
-		{"up: build the seed topology; lb1 and lb2 run pfcarp on the seed's rc.conf", demoUp},
+		{"up: build the seed topology; lb1 and lb2 run pfcarp on the seed's rc.conf, with relayd checking the web pool", demoUp},
 		{"status", demoStatus},
 		{"carp: lb1 (advskew 10) becomes MASTER of both virtual IPs, lb2 (advskew 20) BACKUP", demoElect},
 		{"fetch / from every server, from every client address, through the VIPs on lb1", demoFetch},
 		{"verify /bytes from every server", demoBytes},
-		{"pf: rdr of the external VIP to the servers, round-robin sticky-address; lb1's states", demoRdr},
+		{"pf: relayd's rdr-to of the external VIP to the servers, round-robin sticky-address; lb1's states", demoRdr},
 		{"failover: pull lb1's external cable (eth0)", demoFailover},
 		{"restore the cable: lb1 takes both VIPs back (preempt)", demoRestore},
+		{"relayd: s1's web server stops under load, then starts again", demoServerDown},
+		{"relayd: lb1 alone loses both servers: demote carp hands the VIPs to lb2", demoServersUnreachable},
 	}
 }
 
@@ -80,7 +82,7 @@ func (d *Demo) Run(ctx context.Context) (err error) {
 
 func demoUp(ctx context.Context, d *Demo) error {
 	t0 := time.Now()
-	opts, err := WithCluster(d.Opts)
+	opts, err := WithRelayd(d.Opts)
 	if err != nil {
 		return err
 	}

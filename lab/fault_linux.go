@@ -1,8 +1,10 @@
 package lab
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/google/nftables"
@@ -254,4 +256,70 @@ func (l *Lab) DaemonRunning(node string) bool {
 func linkCarrier(link netlink.Link) (up, carrier bool) {
 	a := link.Attrs()
 	return a.Flags&unix.IFF_UP != 0, a.RawFlags&unix.IFF_LOWER_UP != 0
+}
+
+// StopBackend kills server node's web backend with SIGKILL (the service
+// dies, the host stays: its ports refuse connections) and waits until it
+// is gone.
+func (l *Lab) StopBackend(node string) error {
+	n, err := l.node(node)
+	if err != nil {
+		return err
+	}
+	if n.Role != RoleServer {
+		return fmt.Errorf("node %s is not a server", node)
+	}
+	l.mu.Lock()
+	ref := l.st.Nodes[node].Backend
+	l.mu.Unlock()
+	if !ref.alive() {
+		return fmt.Errorf("node %s: backend is not running", node)
+	}
+	if err := ref.kill(); err != nil {
+		return fmt.Errorf("node %s: %w", node, err)
+	}
+	l.reap(ref.PID)
+	deadline := time.Now().Add(3 * time.Second)
+	for ref.alive() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("node %s: backend pid %d survived SIGKILL for 3s", node, ref.PID)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	l.mu.Lock()
+	l.st.Nodes[node].Backend = procRef{}
+	err = l.saveLocked()
+	l.mu.Unlock()
+	return err
+}
+
+// StartBackend starts server node's web backend again (as Up does) and
+// waits until it answers.
+func (l *Lab) StartBackend(ctx context.Context, node string) error {
+	n, err := l.node(node)
+	if err != nil {
+		return err
+	}
+	if n.Role != RoleServer {
+		return fmt.Errorf("node %s is not a server", node)
+	}
+	l.mu.Lock()
+	running := l.st.Nodes[node].Backend.alive()
+	l.mu.Unlock()
+	if running {
+		return fmt.Errorf("node %s: backend already runs", node)
+	}
+	ref, err := l.startDetached(node, "backend.log", []string{
+		l.st.Bin, "lab", "backend", "--index", strconv.Itoa(n.Index), "--listen", ":80", "--listen", ":443"})
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.st.Nodes[node].Backend = ref
+	err = l.saveLocked()
+	l.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return l.waitBackend(ctx, node)
 }

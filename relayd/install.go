@@ -54,8 +54,18 @@ type Installer struct {
 
 // Forget drops what the Installer believes is in the kernel, so the next
 // Sync rewrites every anchor: after something else replaced or flushed
-// them (pfctl -a relayd/NAME -F all, a flush of the whole ruleset).
-func (in *Installer) Forget() { in.installed = nil }
+// them (pfctl -a relayd/NAME -F all, a flush of the whole ruleset). The
+// anchors it wrote stay known, so that the next Sync still empties those
+// whose redirection is gone.
+func (in *Installer) Forget() {
+	for p := range in.installed {
+		in.installed[p] = forgotten
+	}
+}
+
+// forgotten marks an anchor whose contents are unknown: no AnchorRules
+// text is empty or starts with a NUL.
+const forgotten = "\x00forgotten"
 
 // Sync brings every redirection's anchor in line with cfg and the hosts
 // in up (UpHosts), and empties the anchors of redirections that were

@@ -288,6 +288,11 @@ func TestInstallerSync(t *testing.T) {
 	// Forget: the same state is written again.
 	in.Forget()
 	step(cfg, ids(2), "relayd/www")
+	// Forget, then a reload without the redirection: its anchor is
+	// still emptied.
+	in.Forget()
+	step(&Config{}, nil, "relayd/www")
+	step(cfg, ids(2), "relayd/www")
 	// Reload without the redirection: its anchor is emptied once.
 	step(&Config{}, nil, "relayd/www")
 	step(&Config{}, nil)

@@ -238,3 +238,10 @@ func probeScript(ctx context.Context, script, host string) State {
 	}
 	return Unknown
 }
+
+// DefaultProbe is the real Probe (Options.Probe when nil): the check of t's kind
+// against h with timeout. A caller that wraps the probe (to time it)
+// calls this.
+func DefaultProbe(ctx context.Context, t *Table, h *Host, timeout time.Duration) State {
+	return probe(ctx, t, h, timeout)
+}

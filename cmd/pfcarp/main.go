@@ -11,9 +11,10 @@ import (
 
 func main() {
 	args := os.Args[1:]
-	// Invoked through a link named pfctl or ifconfig, behave as that subcommand.
+	// Invoked through a link named pfctl, ifconfig or relayctl, behave as that
+	// subcommand.
 	switch filepath.Base(os.Args[0]) {
-	case "pfctl", "ifconfig":
+	case "pfctl", "ifconfig", "relayctl":
 		args = append([]string{filepath.Base(os.Args[0])}, args...)
 	}
 	os.Exit(cli.Main(args))

@@ -84,7 +84,7 @@ func configPage(root string) ([]byte, error) {
 
 // commands whose -h is documented, with the subcommands of lab.
 var commands = [][]string{
-	{"run"}, {"check"}, {"pfctl"}, {"ifconfig"}, {"cleanup"}, {"lab"},
+	{"run"}, {"check"}, {"pfctl"}, {"ifconfig"}, {"relayctl"}, {"cleanup"}, {"lab"},
 }
 
 func commandsPage() []byte {
