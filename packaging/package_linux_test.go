@@ -14,6 +14,7 @@ import (
 var installed = []string{
 	"/usr/sbin/pfcarp",
 	"/usr/sbin/pfctl",
+	"/usr/sbin/relayctl",
 	"/usr/lib/systemd/system/pfcarp.service",
 	"/etc/pfcarp/rc.conf",
 	"/etc/pfcarp/pf.conf",
@@ -74,8 +75,14 @@ func TestDebianPackage(t *testing.T) {
 			t.Errorf("not installed: %v", err)
 		}
 	}
-	if l, err := os.Readlink("/usr/sbin/pfctl"); err != nil || l != "/usr/sbin/pfcarp" {
-		t.Errorf("/usr/sbin/pfctl -> %q, %v", l, err)
+	for _, link := range []string{"/usr/sbin/pfctl", "/usr/sbin/relayctl"} {
+		if l, err := os.Readlink(link); err != nil || l != "/usr/sbin/pfcarp" {
+			t.Errorf("%s -> %q, %v", link, l, err)
+		}
+	}
+	// relayctl is the relayctl command (it says what it needs: a daemon).
+	if out, _ := exec.Command("/usr/sbin/relayctl", "--help").CombinedOutput(); !strings.Contains(string(out), "show") {
+		t.Errorf("relayctl --help:\n%s", out)
 	}
 	conff := run(t, "dpkg-query", "--showformat=${Conffiles}", "--show", "pfcarp")
 	for _, f := range []string{"/etc/pfcarp/rc.conf", "/etc/pfcarp/pf.conf"} {
