@@ -12,9 +12,12 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pfcarp/pfcarp/pfsync"
 )
 
 // The metrics listener (pfcarp_metrics): Prometheus metrics on /metrics,
@@ -41,10 +44,82 @@ var pageTmpl = template.Must(template.New("status.html").Funcs(template.FuncMap{
 		}
 		return "init"
 	},
+	"syncHealth": syncHealth,
+	"nodeView":   func(s Status, role string) nodeView { return nodeView{s, role} },
+	"dur":        roundDur,
+	"anyLabel": func(rs []PFRuleStat) bool {
+		for _, r := range rs {
+			if r.Label != "" {
+				return true
+			}
+		}
+		return false
+	},
+	"lag": lagText,
 }).ParseFS(pageFS, "status.html"))
 
-// PageData is what /status.json serves and the page shows: this node, its
-// peer (when pfcarp_peer_status names it) and pf's counters.
+// nodeView is one node's section of the page: its status and whether it
+// is the node serving the page or its peer.
+type nodeView struct {
+	Status
+	Role string
+}
+
+// syncHealth sums up pfsync's state for the page: "healthy" when no bulk
+// update is pending and nothing failed since the daemon started, else what
+// is wrong.
+func syncHealth(p *pfsync.Status) string {
+	var bad []string
+	switch {
+	case p.Bulk != "idle":
+		bad = append(bad, "bulk update "+p.Bulk)
+	case p.BulkRequests > 0 && p.BulkDone == 0:
+		bad = append(bad, "no bulk update completed")
+	}
+	for _, c := range []struct {
+		n    uint64
+		what string
+	}{
+		{p.BulkFailed, "failed bulk updates"},
+		{p.SendErrors, "send errors"},
+		{p.InjectErrors, "states the kernel refused"},
+		{p.EventOverflows, "event overflows"},
+	} {
+		if c.n > 0 {
+			bad = append(bad, fmt.Sprintf("%d %s", c.n, c.what))
+		}
+	}
+	if len(bad) == 0 {
+		return "healthy (no errors since start, no bulk update pending)"
+	}
+	return "degraded: " + strings.Join(bad, ", ")
+}
+
+// roundDur keeps about four significant digits of d, as a person reads a
+// duration (14.99ms, not 14.990219ms).
+func roundDur(d time.Duration) string {
+	for _, unit := range []time.Duration{time.Second, time.Millisecond, time.Microsecond} {
+		if d >= unit {
+			return d.Round(unit / 100).String()
+		}
+	}
+	return d.String()
+}
+
+// lagText prints the sync lag histogram as its count, median, 99th
+// percentile (the upper bounds of their buckets, see pfsync.Lag.Quantile)
+// and mean.
+func lagText(l pfsync.Lag) string {
+	if l.Count == 0 {
+		return "no updates received outside bulk updates yet"
+	}
+	mean := l.Sum / time.Duration(l.Count)
+	return fmt.Sprintf("%d updates: median ≤ %v, 99th percentile ≤ %v, mean %s", l.Count, l.Quantile(0.5), l.Quantile(0.99), roundDur(mean))
+}
+
+// PageData is what the page shows: this node, its peer (when
+// pfcarp_peer_status names it) and pf's counters. /status.json serves it
+// without the peer.
 type PageData struct {
 	Self    Status    `json:"self"`
 	Peer    *Status   `json:"peer,omitempty"`
@@ -57,14 +132,19 @@ type PageData struct {
 
 const pageRefresh = 2 // seconds
 
-func (d *Daemon) pageData(ctx context.Context) PageData {
+// pageData gathers what the page shows; withPeer adds the peer's own
+// state, read from its /status.json. /status.json itself never asks the
+// peer: two nodes naming each other in pfcarp_peer_status would otherwise
+// ask each other in a loop until their timeouts, and this node's JSON
+// would wait on a peer that is down.
+func (d *Daemon) pageData(ctx context.Context, withPeer bool) PageData {
 	pd := PageData{Self: d.Status(), At: time.Now(), Refresh: pageRefresh}
 	if d.config().PF.Enable {
 		if pf, err := d.sys.PFStats(); err == nil {
 			pd.PF = pf
 		}
 	}
-	if peer := d.config().PeerStatus; peer.IsValid() {
+	if peer := d.config().PeerStatus; withPeer && peer.IsValid() {
 		st, err := fetchPeer(ctx, peer)
 		if err != nil {
 			pd.PeerErr = err.Error()
@@ -102,11 +182,11 @@ func fetchPeer(ctx context.Context, peer netip.AddrPort) (*Status, error) {
 func (d *Daemon) webMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.registry(), promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}))
-	mux.HandleFunc("GET /status.json", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, d.pageData(r.Context())) })
+	mux.HandleFunc("GET /status.json", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, d.pageData(r.Context(), false)) })
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
-		if err := pageTmpl.Execute(w, d.pageData(r.Context())); err != nil {
+		if err := pageTmpl.Execute(w, d.pageData(r.Context(), true)); err != nil {
 			d.log.Warn("status page", "err", err)
 		}
 	})
