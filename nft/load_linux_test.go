@@ -89,6 +89,10 @@ func TestLoadReadTables(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// TableSize counts what TableEntries lists, without the list.
+		if n, err := c.TableSize("web", 1000); err != nil || n != len(ps) {
+			t.Errorf("TableSize = %d, %v; TableEntries lists %d", n, err, len(ps))
+		}
 		return fmt.Sprint(ps)
 	}
 	if got := entries(); got != "[192.0.2.0/24]" {
@@ -117,6 +121,15 @@ func TestLoadReadTables(t *testing.T) {
 		if got := entries(); n != s.changed || got != s.want {
 			t.Errorf("ChangeTable %d %v: changed %d, entries %s; want %d, %s", s.op, s.ps, n, got, s.changed, s.want)
 		}
+		if s.op == nft.TableAdd {
+			// Two IPv4 ranges are four elements: a limit of three stops.
+			if n, err := c.TableSize("web", 3); !errors.Is(err, nft.ErrTableTooLarge) {
+				t.Errorf("TableSize with a limit below the set's size = %d, %v; want ErrTableTooLarge", n, err)
+			}
+		}
+	}
+	if _, err := c.TableSize("nope", 10); err == nil {
+		t.Error("TableSize of a missing table succeeded")
 	}
 	if _, err := c.ChangeTable("nope", nft.TableAdd, nil); err == nil {
 		t.Error("ChangeTable on a missing table succeeded")

@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -388,6 +389,42 @@ func (c *Conn) TableEntries(name string) ([]netip.Prefix, error) {
 		out = append(out, RangePrefixes(r)...)
 	}
 	return out, nil
+}
+
+// ErrTableTooLarge is what TableSize returns (wrapped) for a table with
+// more set elements than its limit.
+var ErrTableTooLarge = errors.New("pf table too large to count")
+
+// TableSize returns how many entries TableEntries (pfctl -T show) lists for
+// pf table name, overloaded addresses included. It reads at most limit
+// elements (two per range) of each of the table's interval sets: past that
+// it stops and returns an error wrapping ErrTableTooLarge, because a dump
+// costs time quadratic in the set's size (see dumpElems).
+func (c *Conn) TableSize(name string, limit int) (int, error) {
+	nc, err := c.readConn()
+	if err != nil {
+		return 0, err
+	}
+	_, sets, err := c.tableSets(nc, name)
+	if err != nil {
+		return 0, err
+	}
+	var rs []Range
+	for _, s := range sets {
+		part, err := c.setRanges(s.Name, limit)
+		if errors.Is(err, errTooLarge) {
+			return 0, fmt.Errorf("pf table <%s>: set %s has more than %d elements: %w", name, s.Name, limit, ErrTableTooLarge)
+		}
+		if err != nil {
+			return 0, err
+		}
+		rs = append(rs, part...)
+	}
+	rs, err = c.withOverloadRanges(nc, name, rs)
+	if err != nil {
+		return 0, err
+	}
+	return countPrefixes(rs), nil
 }
 
 // TableOp is a change to a pf table's contents.
