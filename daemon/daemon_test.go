@@ -158,7 +158,8 @@ func (s *fakeSystem) RefreshPFAddrs(*config.Node) (int, error) {
 }
 func (s *fakeSystem) PFStats() (*PFStats, error) {
 	return &PFStats{Enabled: true, States: 7, StatesOK: true, Rules: []PFRuleStat{
-		{Kind: "filter", Nr: 0, Label: "web", Packets: 10, Bytes: 1500, Evaluations: 12}}}, nil
+		{Kind: "filter", Nr: 0, Label: "web", Packets: 10, Bytes: 1500, Evaluations: 12}},
+		Tables: []PFTableStat{{Name: "web", Entries: 3}, {Anchor: "relayd/www", Name: "www", Entries: 2}, {Name: "huge", Entries: -1}}}, nil
 }
 
 func (s *fakeSystem) vipState() (onLink, leased []string) {
@@ -902,6 +903,8 @@ func TestDaemonMetricsAndStatusPage(t *testing.T) {
 		{"pfcarp_pf_rule_bytes_total", map[string]string{"rule": "0"}, 1500},
 		{"pfcarp_pf_states", nil, 7},
 		{"pfcarp_pfsync_bulk_updates_total", map[string]string{"result": "failed"}, 0},
+		{"pfcarp_pf_table_entries", map[string]string{"anchor": "", "table": "web"}, 3},
+		{"pfcarp_pf_table_entries", map[string]string{"anchor": "relayd/www", "table": "www"}, 2},
 	} {
 		got, ok := value(c.name, c.labels)
 		if !ok || got != c.want {
@@ -911,6 +914,10 @@ func TestDaemonMetricsAndStatusPage(t *testing.T) {
 	if f := fams["pfcarp_pfsync_sync_lag_seconds"]; f == nil || f.GetType().String() != "HISTOGRAM" ||
 		len(f.GetMetric()) != 1 || len(f.GetMetric()[0].GetHistogram().GetBucket()) != len(pfsync.LagBounds)+1 {
 		t.Errorf("pfcarp_pfsync_sync_lag_seconds: %v, want a histogram with %d buckets and +Inf", f, len(pfsync.LagBounds))
+	}
+	// A table too large to count has no series (rather than a wrong one).
+	if f := fams["pfcarp_pf_table_entries"]; f == nil || f.GetType().String() != "GAUGE" || len(f.GetMetric()) != 2 {
+		t.Errorf("pfcarp_pf_table_entries: %v, want two gauges (web, www; not huge)", f)
 	}
 	if sent, ok := value("pfcarp_carp_adverts_sent_total", map[string]string{"group": "carp0"}); !ok || sent < 1 {
 		t.Errorf("adverts sent %v", sent)
@@ -932,7 +939,7 @@ func TestDaemonMetricsAndStatusPage(t *testing.T) {
 		}
 	}
 	page := get(a, "/")
-	for _, want := range []string{"lb1", "MASTER", "192.0.2.10/24", "pfsync", "web"} {
+	for _, want := range []string{"lb1", "MASTER", "192.0.2.10/24", "pfsync", "web", "relayd/www", "too large to count"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("status page lacks %q", want)
 		}

@@ -74,6 +74,7 @@ var metricDescs = []metricDesc{
 	{"pfcarp_pf_rule_bytes_total", "Bytes of the packets a pf rule decided.", []string{"kind", "rule", "label"}, true, false},
 	{"pfcarp_pf_rule_evaluations_total", "Packets that reached a pf rule.", []string{"kind", "rule", "label"}, true, false},
 	{"pfcarp_pf_states", "Entries in the kernel's connection tracking table.", nil, false, false},
+	{"pfcarp_pf_table_entries", "Entries of a pf table as pfctl -T show lists them, by anchor (empty: the main ruleset) and table; a table whose IPv4 or IPv6 part holds more than 50,000 address ranges is not counted (reading it would take seconds) and has no series.", []string{"anchor", "table"}, false, false},
 	{"pfcarp_relayd_host_state", "relayd host state as last checked: 1 for the current state (up, down, unknown), 0 for the others; table and port are the table as a forward line uses it.", append(relaydLabels, "state"), false, false},
 	{"pfcarp_relayd_host_checks_total", "relayd checks run against a host.", relaydLabels, true, false},
 	{"pfcarp_relayd_host_transitions_total", "relayd host state changes, by the state entered (up, down).", append(relaydLabels, "to"), true, false},
@@ -199,6 +200,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			if pf.StatesOK {
 				c.emit(ch, "pfcarp_pf_states", float64(pf.States))
+			}
+			for _, tb := range pf.Tables {
+				if tb.Entries < 0 {
+					c.d.log.Debug("metrics: pf table too large to count", "anchor", tb.Anchor, "table", tb.Name)
+					continue
+				}
+				c.emit(ch, "pfcarp_pf_table_entries", float64(tb.Entries), tb.Anchor, tb.Name)
 			}
 		}
 	}

@@ -76,7 +76,24 @@ type PFStats struct {
 	Rules    []PFRuleStat
 	States   int
 	StatesOK bool // States could be read
+	// Tables are the pf tables of the main ruleset and of every anchor.
+	Tables []PFTableStat
 }
+
+// PFTableStat is one pf table's size.
+type PFTableStat struct {
+	Anchor string // "" for the main ruleset
+	Name   string
+	// Entries is what pfctl -T show lists; -1 when the table was too
+	// large to count (TableSizeLimit).
+	Entries int
+}
+
+// TableSizeLimit is the number of set elements (two per address range) a
+// metrics scrape or a page view reads of each pf table to count its
+// entries: reading this many takes well under a second, while a table of a
+// million addresses takes over a minute (nft.Conn.TableSize).
+const TableSizeLimit = 100000
 
 // PFRuleStat is one pf rule's counters.
 type PFRuleStat struct {

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -244,9 +245,42 @@ func (s *LinuxSystem) PFStats() (*PFStats, error) {
 		out.Rules = append(out.Rules, PFRuleStat{Kind: r.Kind.String(), Nr: r.Nr, Label: strings.Join(r.Labels, ","), Text: r.Text,
 			Packets: st.Matched.Packets, Bytes: st.Matched.Bytes, Evaluations: st.Evaluations})
 	}
+	tables, err := pfTables()
+	if err != nil {
+		return nil, err
+	}
+	out.Tables = tables
 	if b, err := os.ReadFile("/proc/sys/net/netfilter/nf_conntrack_count"); err == nil {
 		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
 			out.States, out.StatesOK = n, true
+		}
+	}
+	return out, nil
+}
+
+// pfTables reads the size of every pf table, in the main ruleset and in
+// each anchor, as pfctl -s Tables and -T show see them
+// (cli/pfctl_show_linux.go).
+func pfTables() ([]PFTableStat, error) {
+	anchors, err := nft.Open().Anchors()
+	if err != nil {
+		return nil, err
+	}
+	var out []PFTableStat
+	for _, a := range append([]string{""}, anchors...) {
+		c := nft.Open(nft.WithAnchor(a))
+		names, err := c.Tables()
+		if err != nil {
+			return nil, fmt.Errorf("anchor %q: %w", a, err)
+		}
+		for _, n := range names {
+			size, err := c.TableSize(n, TableSizeLimit)
+			if errors.Is(err, nft.ErrTableTooLarge) {
+				size = -1
+			} else if err != nil {
+				return nil, err
+			}
+			out = append(out, PFTableStat{Anchor: a, Name: n, Entries: size})
 		}
 	}
 	return out, nil

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"golang.org/x/net/html"
 
 	"github.com/pfcarp/pfcarp/internal/testenv"
@@ -35,7 +37,8 @@ const statusPort = 9412
 // the external VIP, headless Chromium inside lb1's namespace loads lb1's
 // page, and the test reads what the browser rendered (its DOM after load):
 // both nodes, each VIP's state, pfsync's health and lag, pf's rule
-// counters. The screenshot is kept.
+// counters and table sizes. The screenshot is kept. The same node's
+// /metrics gives the table's size too (pfcarp_pf_table_entries).
 func TestStatusPageInBrowser(t *testing.T) {
 	testenv.RequireRoot(t)
 	chromium := lookChromium(t)
@@ -59,6 +62,10 @@ func TestStatusPageInBrowser(t *testing.T) {
 	for n, peer := range map[string]string{"lb1": "lb2", "lb2": "lb1"} {
 		files[n]["pfcarp.conf"] = fmt.Appendf(files[n]["pfcarp.conf"],
 			"pfcarp_metrics=%q\npfcarp_peer_status=%q\n", web[n], web[peer])
+		// A table beside the seed's rules, for the table size metric and
+		// the page's table list: 203.0.113.99 and a /30 are two entries.
+		files[n]["pf.conf"] = append(files[n]["pf.conf"],
+			"table <blocked> persist { 203.0.113.99, 198.51.100.200/30 }\nblock in quick on $ext_if from <blocked>\n"...)
 	}
 	l := upLabPrefix(t, lab.Options{Dir: dir, NodeFiles: files}, "pd-")
 	ext, _ := plan.Segment(lab.SegExternal)
@@ -91,7 +98,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	}
 	shot := filepath.Join(art, "status-page-lb1.png")
 	url := fmt.Sprintf("http://%s/", web["lb1"])
-	browse(t, l, chromium, "lb1", "--window-size=1280,1100", "--screenshot="+shot, url)
+	browse(t, l, chromium, "lb1", "--window-size=1280,1400", "--screenshot="+shot, url)
 	if fi, err := os.Stat(shot); err != nil || fi.Size() == 0 {
 		t.Fatalf("chromium wrote no screenshot at %s: %v", shot, err)
 	}
@@ -167,6 +174,33 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if err1 != nil || err2 != nil || pkts < requests || byts == 0 {
 		t.Errorf("rdr rule counters %q: want at least %d packets and some bytes", rdr, requests)
 	}
+	if got := fmt.Sprint(page.tables); got != "[[anchor table entries] [main <blocked> 2]]" {
+		t.Errorf("the page's pf tables: %s, want <blocked> in the main ruleset with 2 entries", got)
+	}
+
+	// The same kernel's table, scraped: pfcarp_pf_table_entries.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	body, err := l.Get(ctx, "lb1", netip.Addr{}, fmt.Sprintf("http://%s/metrics", web["lb1"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("the Prometheus text parser rejects lb1's /metrics: %v", err)
+	}
+	var tables []string
+	for _, m := range fams["pfcarp_pf_table_entries"].GetMetric() {
+		l := map[string]string{}
+		for _, lp := range m.GetLabel() {
+			l[lp.GetName()] = lp.GetValue()
+		}
+		tables = append(tables, fmt.Sprintf("%q/%s=%v", l["anchor"], l["table"], m.GetGauge().GetValue()))
+	}
+	if got := strings.Join(tables, " "); got != `""/blocked=2` {
+		t.Errorf("pfcarp_pf_table_entries on lb1: %s, want \"\"/blocked=2", got)
+	}
 }
 
 // lagRE reports whether s reads like "N updates: median ≤ D, 99th
@@ -230,8 +264,9 @@ func browse(t *testing.T, l *lab.Lab, chromium, node string, args ...string) []b
 // statusPage is what the test reads from the rendered page: each node's
 // section by host name and pf's rule table, as rows of cell texts.
 type statusPage struct {
-	nodes map[string]*pageNode
-	rules [][]string
+	nodes  map[string]*pageNode
+	rules  [][]string
+	tables [][]string
 }
 
 type pageNode struct {
@@ -274,6 +309,10 @@ func readPage(dom []byte) (*statusPage, error) {
 			}
 			if n.Data == "table" && hasClass(n, "rules") {
 				p.rules = rows(n)
+				return
+			}
+			if n.Data == "table" && hasClass(n, "tables") {
+				p.tables = rows(n)
 				return
 			}
 		}
