@@ -70,8 +70,15 @@ func newRootCmds() []*command {
 func Main(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	env := &Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+	out := &stickyWriter{w: os.Stdout}
+	env := &Env{Stdin: os.Stdin, Stdout: out, Stderr: os.Stderr}
 	err := Run(ctx, env, args)
+	if err == nil && out.err != nil {
+		// Commands print with fmt.Fprintf and friends without checking
+		// each write; the first failed one is reported here, so output
+		// lost to a full disk or a closed pipe does not exit 0.
+		err = fmt.Errorf("writing to standard output: %w", out.err)
+	}
 	if err == nil {
 		return 0
 	}
@@ -84,6 +91,22 @@ func Main(args []string) int {
 	}
 	fmt.Fprintf(env.Stderr, "pfcarp: %v\n", err)
 	return 1
+}
+
+// stickyWriter keeps the first error of its writes and drops the writes
+// after it (Main reports it).
+type stickyWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (s *stickyWriter) Write(b []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.w.Write(b)
+	s.err = err
+	return n, err
 }
 
 // Run dispatches args to a subcommand.

@@ -5,7 +5,9 @@
 # systemd-analyze and man (packaging/: the .deb's unit and man pages),
 # chromium (integration/statuspage_test.go loads the status page in it,
 # headless; about 124 MB to download, 414 MB installed, ~12 s from a near
-# mirror), and the Go modules. Safe to run again.
+# mirror), the Go modules, and golangci-lint at the version scripts/lint.sh
+# pins (built from source through the Go module proxy into $(go env
+# GOPATH)/bin: about 80 s on 2 cores, once). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -23,3 +25,4 @@ if [ ${#need[@]} -gt 0 ]; then
 	apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
 go mod download
+scripts/lint.sh --install-only
