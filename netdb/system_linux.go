@@ -95,11 +95,11 @@ func convertAddr(a netlink.Addr) (IfAddr, bool) {
 	if a.IPNet == nil {
 		return IfAddr{}, false
 	}
-	ip, ok := ipFrom(a.IPNet.IP)
+	ip, ok := ipFrom(a.IP)
 	if !ok {
 		return IfAddr{}, false
 	}
-	ones, bits := a.IPNet.Mask.Size()
+	ones, bits := a.Mask.Size()
 	if bits != ip.BitLen() {
 		return IfAddr{}, false
 	}

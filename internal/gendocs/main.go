@@ -90,7 +90,10 @@ var commands = [][]string{
 func commandsPage() []byte {
 	var b bytes.Buffer
 	b.WriteString(header + "# Commands\n\n`pfcarp COMMAND [ARGS]`; each section is the command's own `-h`.\n")
-	os.Unsetenv("PFCARP_CONFIG")
+	// The pages describe the defaults, not this machine's node config.
+	if err := os.Unsetenv("PFCARP_CONFIG"); err != nil {
+		panic(err) // only an invalid name fails, and this one is valid
+	}
 	for _, c := range commands {
 		var out bytes.Buffer
 		env := &cli.Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &out}

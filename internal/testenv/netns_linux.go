@@ -19,25 +19,37 @@ func TwoHosts(t testing.TB, prefix string, a, b netip.Prefix) (hs [2]netns.NsHan
 	t.Helper()
 	RequireRoot(t)
 	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	orig, err := netns.Get()
 	if err != nil {
+		runtime.UnlockOSThread()
 		t.Fatal(err)
 	}
 	defer orig.Close()
-	defer netns.Set(orig)
+	defer restoreNS(t, orig)
 	for i := range hs {
 		names[i] = fmt.Sprintf("%s%d-%d", prefix, os.Getpid(), i)
-		netns.DeleteNamed(names[i]) // left by a crashed run with this pid
+		// One left by a crashed run with this pid; usually there is none,
+		// and NewNamed below reports a real problem.
+		_ = netns.DeleteNamed(names[i])
 		h, err := netns.NewNamed(names[i])
 		if err != nil {
 			t.Fatalf("create namespace: %v", err)
 		}
 		hs[i] = h
 		name := names[i]
-		t.Cleanup(func() { h.Close(); netns.DeleteNamed(name) })
-		lo, _ := netlink.LinkByName("lo")
-		netlink.LinkSetUp(lo)
+		t.Cleanup(func() {
+			h.Close()
+			if err := netns.DeleteNamed(name); err != nil {
+				t.Errorf("removing namespace %s: %v", name, err)
+			}
+		})
+		lo, err := netlink.LinkByName("lo")
+		if err == nil {
+			err = netlink.LinkSetUp(lo)
+		}
+		if err != nil {
+			t.Fatalf("namespace %s: lo up: %v", name, err)
+		}
 	}
 	// Now in hs[1]; create the pair here and move one end to hs[0].
 	la := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "tha0"}, PeerName: "eth0"}
@@ -77,15 +89,26 @@ func TwoHosts(t testing.TB, prefix string, a, b netip.Prefix) (hs [2]netns.NsHan
 func In(t testing.TB, h netns.NsHandle, f func()) {
 	t.Helper()
 	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	orig, err := netns.Get()
 	if err != nil {
+		runtime.UnlockOSThread()
 		t.Fatal(err)
 	}
 	defer orig.Close()
+	defer restoreNS(t, orig)
 	if err := netns.Set(h); err != nil {
 		t.Fatal(err)
 	}
-	defer netns.Set(orig)
 	f()
+}
+
+// restoreNS moves the locked thread back to orig and unlocks it. When that
+// fails the thread stays locked, so the runtime ends it with its goroutine
+// instead of running other goroutines in the wrong namespace.
+func restoreNS(t testing.TB, orig netns.NsHandle) {
+	if err := netns.Set(orig); err != nil {
+		t.Errorf("returning the thread to its namespace: %v", err)
+		return
+	}
+	runtime.UnlockOSThread()
 }

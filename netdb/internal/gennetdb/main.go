@@ -42,7 +42,7 @@ func run(servicesPaths, protocolsPath, outPath string) error {
 			return err
 		}
 		s, err := parseServices(servicesPath, sf)
-		sf.Close()
+		_ = sf.Close() // read only: nothing to lose
 		if err != nil {
 			return err
 		}
@@ -52,7 +52,7 @@ func run(servicesPaths, protocolsPath, outPath string) error {
 	if err != nil {
 		return err
 	}
-	defer pf.Close()
+	defer func() { _ = pf.Close() }() // read only: nothing to lose
 	protos, err := parseProtocols(protocolsPath, pf)
 	if err != nil {
 		return err
