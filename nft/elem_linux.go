@@ -80,7 +80,10 @@ func (r *rawConn) read(fn func(h netlink.Header, data []byte) error) error {
 	}
 	var n, rflags int
 	var rerr error
-	r.nl.SetReadDeadline(time.Now().Add(readTimeout))
+	// Without the deadline a lost answer would block the read for good.
+	if err := r.nl.SetReadDeadline(time.Now().Add(readTimeout)); err != nil {
+		return fmt.Errorf("netlink: read deadline: %w", err)
+	}
 	if err := rc.Read(func(fd uintptr) bool {
 		n, _, rflags, _, rerr = unix.Recvmsg(int(fd), r.buf, nil, 0)
 		return rerr != unix.EAGAIN && rerr != unix.EINTR

@@ -3,7 +3,6 @@ package nft
 import (
 	"net/netip"
 	"sort"
-	"strings"
 
 	"github.com/google/nftables"
 )
@@ -128,10 +127,4 @@ func (c *Conn) overloadChange(nc *nftables.Conn, name string, op TableOp, ps []n
 		return 0, err
 	}
 	return n, nil
-}
-
-// isOverloadSet reports whether set is an overload set (not a table of
-// its own).
-func isOverloadSet(set string) bool {
-	return strings.HasPrefix(set, "ovl4_") || strings.HasPrefix(set, "ovl6_")
 }

@@ -47,7 +47,7 @@ func newBatch() (*batch, error) {
 // the library's first encoding error.
 func (b *batch) encode() ([]netlink.Message, error) {
 	b.msgs = nil
-	if err := b.Conn.Flush(); err != nil && !errors.Is(err, errCaptured) {
+	if err := b.Flush(); err != nil && !errors.Is(err, errCaptured) {
 		return nil, err
 	}
 	return b.msgs, nil

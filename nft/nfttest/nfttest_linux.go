@@ -80,7 +80,9 @@ func Named(t testing.TB, name string) *NS {
 	nl, err := netlink.NewHandleAt(h)
 	if err != nil {
 		h.Close()
-		netns.DeleteNamed(name)
+		if derr := netns.DeleteNamed(name); derr != nil {
+			t.Errorf("deleting namespace %s: %v", name, derr)
+		}
 		t.Fatalf("netlink handle in %s: %v", name, err)
 	}
 	n := &NS{Name: name, h: h, nl: nl}
@@ -91,8 +93,12 @@ func Named(t testing.TB, name string) *NS {
 			t.Errorf("deleting namespace %s: %v", name, err)
 		}
 	})
-	if lo, err := nl.LinkByName("lo"); err == nil {
-		nl.LinkSetUp(lo)
+	lo, err := nl.LinkByName("lo")
+	if err == nil {
+		err = nl.LinkSetUp(lo)
+	}
+	if err != nil {
+		t.Fatalf("namespace %s: lo up: %v", name, err)
 	}
 	return n
 }
@@ -219,16 +225,30 @@ func (n *NS) Serve(t testing.TB, addr netip.AddrPort, reply string) {
 			if err != nil {
 				return
 			}
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			if reply == "" {
-				c.Write([]byte(c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap().String()))
-			} else {
-				c.Write([]byte(reply))
+			msg := reply
+			if msg == "" {
+				msg = c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap().String()
 			}
-			c.Close()
+			// A client that went away is the client's test to fail:
+			// it reads fewer bytes than it expects.
+			err = c.SetDeadline(time.Now().Add(5 * time.Second))
+			if err == nil {
+				_, err = c.Write([]byte(msg))
+			}
+			if cerr := c.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				t.Logf("server %s: answering %s: %v", addr, c.RemoteAddr(), err)
+			}
 		}
 	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	t.Cleanup(func() {
+		if err := ln.Close(); err != nil {
+			t.Errorf("closing listener %s: %v", addr, err)
+		}
+		wg.Wait()
+	})
 }
 
 // Get connects from n (from src when valid) to addr and returns what the
@@ -246,8 +266,10 @@ func (n *NS) Get(src netip.Addr, addr netip.AddrPort, timeout time.Duration) (st
 	if err != nil {
 		return "", err
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(timeout))
+	defer func() { _ = c.Close() }() // everything was read: nothing to lose
+	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return "", err
+	}
 	b, err := io.ReadAll(c)
 	return string(b), err
 }
