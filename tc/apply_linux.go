@@ -265,20 +265,29 @@ var probeOnce = sync.OnceValues(probe)
 // process.
 func Probe() (Features, error) { return probeOnce() }
 
-func probe() (Features, error) {
+func probe() (f Features, err error) {
 	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	orig, err := netns.Get()
 	if err != nil {
+		runtime.UnlockOSThread()
 		return nil, fmt.Errorf("probing qdiscs: %w", err)
 	}
 	defer orig.Close()
+	// netns.New moves the thread into the new namespace: move it back.
+	// If that fails the thread stays locked, so the runtime ends it with
+	// this goroutine rather than run others in the probe's namespace.
+	defer func() {
+		if serr := netns.Set(orig); serr != nil {
+			err = errors.Join(err, fmt.Errorf("probing qdiscs: returning to the original namespace: %w", serr))
+			return
+		}
+		runtime.UnlockOSThread()
+	}()
 	ns, err := netns.New()
 	if err != nil {
 		return nil, fmt.Errorf("probing qdiscs: new network namespace: %w", err)
 	}
 	defer ns.Close()
-	defer netns.Set(orig)
 	has := map[string]bool{}
 	lo, err := netlink.LinkByName("lo")
 	if err != nil {
@@ -299,7 +308,10 @@ func probe() (Features, error) {
 		}
 		has[kind] = err == nil
 		if err == nil {
-			netlink.QdiscDel(&netlink.GenericQdisc{QdiscAttrs: attrs})
+			// The next kind is added at the same place.
+			if err := netlink.QdiscDel(&netlink.GenericQdisc{QdiscAttrs: attrs}); err != nil {
+				return nil, fmt.Errorf("probing qdiscs: removing the %s qdisc: %w", kind, err)
+			}
 		} else if !errors.Is(err, unix.ENOENT) {
 			return nil, fmt.Errorf("probing the %s qdisc: %w", kind, err)
 		}

@@ -189,11 +189,6 @@ func missing(what, kind string) string {
 	return fmt.Sprintf("%s needs the Linux %s qdisc (%s), not in this kernel", what, qdiscName[kind], kernelOption[kind])
 }
 
-type decl struct {
-	pos pfconf.Pos
-	q   pfconf.Queue
-}
-
 // Build plans rs's queues for a kernel with features has (nil: Mainline).
 // It returns every queue it refuses; pos names the statement.
 func Build(rs *pfconf.Ruleset, has Features) (*Plan, []Error) {
