@@ -91,8 +91,7 @@ func Open(path string, group uint16, cfg Config) (*Logger, error) {
 		l.handle, err = netlink.NewHandle(unix.NETLINK_ROUTE)
 	}
 	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("pflog: opening route netlink socket for interface names: %w", err)
+		return nil, errors.Join(fmt.Errorf("pflog: opening route netlink socket for interface names: %w", err), w.Close())
 	}
 	l.names = newIfNames(l.linkName, l.clk)
 	copyRange := max(w.Snaplen()-HeaderLen, 1)
@@ -103,8 +102,7 @@ func Open(path string, group uint16, cfg Config) (*Logger, error) {
 	})
 	if err != nil {
 		l.handle.Close()
-		w.Close()
-		return nil, err
+		return nil, errors.Join(err, w.Close())
 	}
 	l.wg.Add(1)
 	go l.loop(w)

@@ -93,13 +93,11 @@ func OpenWriter(path string, cfg WriterConfig) (*Writer, error) {
 		return nil, fmt.Errorf("pflog: %w", err)
 	}
 	if err := lockFile(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("pflog: %s: another writer holds the file: %w", path, err)
+		return nil, errors.Join(fmt.Errorf("pflog: %s: another writer holds the file: %w", path, err), f.Close())
 	}
 	w := &Writer{f: f, path: path}
 	if err := w.init(cfg); err != nil {
-		f.Close()
-		return nil, err
+		return nil, errors.Join(err, f.Close())
 	}
 	return w, nil
 }
@@ -139,8 +137,8 @@ func (w *Writer) create(cfg WriterConfig) error {
 	w.order.PutUint32(h[16:], uint32(w.snaplen))
 	w.order.PutUint32(h[20:], LinkType)
 	if _, err := w.f.WriteAt(h[:], 0); err != nil {
-		w.f.Truncate(0)
-		return fmt.Errorf("pflog: writing pcap header: %w", err)
+		// Leave no torn header behind for the next open to misread.
+		return errors.Join(fmt.Errorf("pflog: writing pcap header: %w", err), w.f.Truncate(0))
 	}
 	w.size = pcapFileHeaderLen
 	_, err := w.f.Seek(w.size, io.SeekStart)
@@ -194,10 +192,7 @@ func (w *Writer) scan(size int64) error {
 	r := bufio.NewReaderSize(io.NewSectionReader(w.f, pcapFileHeaderLen, size-pcapFileHeaderLen), 64<<10)
 	off := int64(pcapFileHeaderLen)
 	var rh [pcapRecordHeaderLen]byte
-	for {
-		if off == size {
-			break
-		}
+	for off != size {
 		if size-off < pcapRecordHeaderLen {
 			break // torn record header
 		}
