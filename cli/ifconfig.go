@@ -53,8 +53,7 @@ func runIfconfig(ctx context.Context, env *Env, args []string) error {
 			enc.SetIndent("", "  ")
 			return enc.Encode(st.Pfsync)
 		}
-		pfsync.FormatIfconfig(env.Stdout, st.Pfsync)
-		return nil
+		return pfsync.FormatIfconfig(env.Stdout, st.Pfsync)
 	}
 	if want != "" {
 		var keep []daemon.CARPStatus
@@ -76,7 +75,7 @@ func runIfconfig(ctx context.Context, env *Env, args []string) error {
 	}
 	printIfconfig(env.Stdout, &st)
 	if st.Pfsync != nil {
-		pfsync.FormatIfconfig(env.Stdout, st.Pfsync)
+		return pfsync.FormatIfconfig(env.Stdout, st.Pfsync)
 	}
 	return nil
 }

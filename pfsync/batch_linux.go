@@ -31,11 +31,17 @@ func dialBatch() (*batchConn, error) {
 		return nil, fmt.Errorf("netfilter socket: bind: %w", err)
 	}
 	// Acks without a copy of the request; the reply buffer stays small.
-	unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1)
+	if err := unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("netfilter socket: NETLINK_CAP_ACK (Linux 4.3): %w", err)
+	}
 	// The kernel acks at once; a missing ack must not block the Engine
 	// for ever (the caller then retries the requests one by one).
 	tv := unix.NsecToTimeval(int64(5 * time.Second))
-	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("netfilter socket: SO_RCVTIMEO: %w", err)
+	}
 	return &batchConn{fd: fd, rbuf: make([]byte, 64<<10)}, nil
 }
 

@@ -1017,14 +1017,14 @@ func (e *Engine) Receive(b []byte) (Drop, bool) {
 				e.acks = append(e.acks, s)
 			}
 		case RecStateAck:
-			DecodeStateAck(rb, &s)
+			_ = DecodeStateAck(rb, &s) // validate (above) checked every record
 			e.stats.AcksReceived++
 			e.acked(s.Key())
 		case RecLabels:
 			DecodeLabels(rb, &s)
 			e.applyLabels(&s)
 		case RecDelete:
-			DecodeDelete(rb, &s)
+			_ = DecodeDelete(rb, &s) // validate (above) checked every record
 			e.stats.DeletesRecv++
 			key := s.Key()
 			if _, ok := e.table[key]; ok {
@@ -1037,7 +1037,7 @@ func (e *Engine) Receive(b []byte) (Drop, bool) {
 				}
 			}
 		case RecSticky:
-			DecodeSticky(rb, &k)
+			_ = DecodeSticky(rb, &k) // validate (above) checked every record
 			e.stats.StickyRecv++
 			if e.o.Sticky != nil && (k.Delete || k.Timeout > 0) {
 				key := stickyKey{k.Map, k.Source}

@@ -1067,7 +1067,7 @@ func (f *batchFake) InjectBatch(ss []State, exists []bool) []error {
 	f.calls++
 	f.exists = append(f.exists, slices.Clone(exists))
 	for i := range ss {
-		f.fakeTable.Inject(&ss[i])
+		f.Inject(&ss[i])
 	}
 	return make([]error, len(ss))
 }

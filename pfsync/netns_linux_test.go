@@ -210,23 +210,3 @@ func natRouter(t testing.TB, n *testNS, vip netip.AddrPort, backend netip.AddrPo
 		t.Fatalf("nftables nat in %s (needs nf_tables with nat): %v", n.name, err)
 	}
 }
-
-// ctUser loads a table whose only job is to make the namespace track
-// connections (a ct expression registers the conntrack hooks).
-func ctUser(t testing.TB, n *testNS) {
-	t.Helper()
-	c, err := nftables.New(nftables.WithNetNSFd(int(n.h)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tb := c.AddTable(&nftables.Table{Name: "pfsync_ct", Family: nftables.TableFamilyINet})
-	ch := c.AddChain(&nftables.Chain{Name: "fwd", Table: tb, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter})
-	c.AddRule(&nftables.Rule{Table: tb, Chain: ch, Exprs: []expr.Any{
-		&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
-		&expr.Counter{},
-	}})
-	if err := c.Flush(); err != nil {
-		t.Fatalf("nftables ct table in %s: %v", n.name, err)
-	}
-}

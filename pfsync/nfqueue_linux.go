@@ -198,17 +198,36 @@ func (q *NFQueue) Verdict(id uint32) error {
 // ServeDefer hands every packet q receives to r.Defer and lets it pass
 // when the Runner releases it; a packet without a readable conntrack
 // entry passes at once. It returns when q is closed (nil once stop is
-// closed) or fails.
+// closed) or fails, a verdict included: a packet whose verdict was lost
+// stays held in the kernel.
 func ServeDefer(r *Runner, q *NFQueue, stop <-chan struct{}) error {
+	// The first failed verdict of a released packet (from the Runner's
+	// goroutine), reported by the loop.
+	failed := make(chan error, 1)
+	release := func(id uint32) {
+		if err := q.Verdict(id); err != nil {
+			select {
+			case failed <- fmt.Errorf("pfsync defer: verdict for packet %d: %w", id, err):
+			default:
+			}
+		}
+	}
 	for {
 		ps, err := q.Receive()
 		for _, p := range ps {
 			id := p.ID
 			if !p.HasState {
-				q.Verdict(id)
+				if err := q.Verdict(id); err != nil {
+					return fmt.Errorf("pfsync defer: verdict for packet %d: %w", id, err)
+				}
 				continue
 			}
-			r.Defer(p.State, func(bool) { q.Verdict(id) })
+			r.Defer(p.State, func(bool) { release(id) })
+		}
+		select {
+		case err := <-failed:
+			return err
+		default:
 		}
 		if err != nil {
 			select {

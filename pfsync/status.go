@@ -101,8 +101,8 @@ func (e *Engine) Status() Status { return e.status() }
 
 // FormatIfconfig prints st as `pfcarp ifconfig pfsync0` shows it: the
 // FreeBSD line `pfsync: syncdev: IF syncpeer: ADDR maxupd: N`, then
-// pfcarp's counters, one group per line.
-func FormatIfconfig(w io.Writer, st *Status) {
+// pfcarp's counters, one group per line. It returns the write's error.
+func FormatIfconfig(w io.Writer, st *Status) error {
 	var b strings.Builder
 	dev := st.SyncDev
 	if dev == "" {
@@ -133,7 +133,8 @@ func FormatIfconfig(w io.Writer, st *Status) {
 		fmt.Fprintf(&b, ", last %d states in %v", st.LastBulkStates, st.LastBulkDuration.Round(time.Millisecond))
 	}
 	b.WriteString("\n")
-	io.WriteString(w, b.String())
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 func dropLine(m map[string]uint64) string {

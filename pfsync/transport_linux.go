@@ -170,8 +170,13 @@ func Watch(r *Runner, stop <-chan struct{}, dial func() (*netlink.Conn, error)) 
 			return fmt.Errorf("pfsync: conntrack events: join group %d: %w", g, err)
 		}
 	}
-	setEventBuffer(c, eventSocketBuffer)
-	c.SetOption(netlink.NoENOBUFS, false)
+	if err := setEventBuffer(c, eventSocketBuffer); err != nil {
+		return fmt.Errorf("pfsync: conntrack events: %w", err)
+	}
+	// Overruns must be reported (ENOBUFS): each is followed by a resync.
+	if err := c.SetOption(netlink.NoENOBUFS, false); err != nil {
+		return fmt.Errorf("pfsync: conntrack events: NETLINK_NO_ENOBUFS: %w", err)
+	}
 	done := make(chan struct{})
 	defer close(done)
 	go func() { // unblocks Receive at stop; ends with Watch
@@ -254,16 +259,19 @@ const eventSocketBuffer = 16 << 20
 // setEventBuffer sets c's receive buffer to n bytes, beyond the
 // net.core.rmem_max cap where the process may (SO_RCVBUFFORCE needs
 // CAP_NET_ADMIN), else as far as the cap allows.
-func setEventBuffer(c *netlink.Conn, n int) {
+func setEventBuffer(c *netlink.Conn, n int) error {
 	rc, err := c.SyscallConn()
 	if err == nil {
 		var serr error
 		err = rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n) })
 		if err == nil && serr == nil {
-			return
+			return nil
 		}
 	}
-	c.SetReadBuffer(n)
+	if err := c.SetReadBuffer(n); err != nil {
+		return fmt.Errorf("receive buffer of %d bytes: %w", n, err)
+	}
+	return nil
 }
 
 // InjectBatch creates or updates several entries with one netlink write
