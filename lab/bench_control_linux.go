@@ -66,12 +66,16 @@ func benchControl(ctx context.Context, b *Bench, r *Report) error {
 	if err := createNS(nsName); err != nil {
 		return err
 	}
-	defer deleteNS(nsName)
+	defer func() {
+		if derr := deleteNS(nsName); derr != nil {
+			b.logf("removing namespace %s: %v", nsName, derr)
+		}
+	}()
 	f, err := os.Open(filepath.Join(netnsDir, nsName))
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // a namespace handle: nothing to lose
 	c := nft.Open(nft.WithNetNS(int(f.Fd())))
 	timed := func(name string, fn func() error) error {
 		t0 := time.Now()

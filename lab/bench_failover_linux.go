@@ -114,8 +114,10 @@ func streamOnce(l *Lab, src, dst netip.Addr, path string, want int64, timeout ti
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(timeout))
+	defer func() { _ = c.Close() }() // the answer is read whole first
+	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return err
+	}
 	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path, dst); err != nil {
 		return err
 	}
@@ -123,7 +125,7 @@ func streamOnce(l *Lab, src, dst netip.Addr, path string, want int64, timeout ti
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read whole below
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("status %s", resp.Status)
 	}
@@ -523,10 +525,13 @@ func killKeepalived(l *Lab) error {
 	if len(pids) == 0 {
 		return errors.New("no keepalived or conntrackd runs in lb1")
 	}
+	var err error
 	for _, p := range pids {
-		syscall.Kill(p, syscall.SIGKILL)
+		if kerr := syscall.Kill(p, syscall.SIGKILL); kerr != nil && kerr != syscall.ESRCH {
+			err = errors.Join(err, fmt.Errorf("kill %d: %w", p, kerr))
+		}
 	}
-	return nil
+	return err
 }
 
 // stopKeepalived is keepalived's graceful stop (SIGTERM: it sends

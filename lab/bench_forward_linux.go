@@ -188,7 +188,7 @@ func waitTCP(ctx context.Context, l *Lab, node string, addr netip.AddrPort, with
 		c, err := l.Dial(dctx, node, "tcp", addr.String())
 		cancel()
 		if err == nil {
-			c.Close()
+			_ = c.Close() // only the connect was the test
 			return nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {

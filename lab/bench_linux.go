@@ -56,7 +56,7 @@ func BenchSteps() []BenchStep {
 
 func (b *Bench) logf(format string, args ...any) {
 	if b.Log != nil {
-		fmt.Fprintf(b.Log, "bench: "+format+"\n", args...)
+		_, _ = fmt.Fprintf(b.Log, "bench: "+format+"\n", args...) // progress lines; the report is what counts
 	}
 }
 
@@ -202,8 +202,11 @@ func (b *Bench) benchLab(ctx context.Context, o Options) (*Lab, error) {
 			continue
 		}
 		ns := l.Namespace(n.Name)
-		writeSysctlIn(ns, "net.ipv4.ip_local_port_range", "1024 65535")
-		writeSysctlIn(ns, "net.ipv4.tcp_tw_reuse", "1")
+		for _, kv := range [][2]string{{"net.ipv4.ip_local_port_range", "1024 65535"}, {"net.ipv4.tcp_tw_reuse", "1"}} {
+			if err := writeSysctlIn(ns, kv[0], kv[1]); err != nil {
+				return nil, errors.Join(fmt.Errorf("bench lab: %s: %w", n.Name, err), l.Down())
+			}
+		}
 	}
 	return l, nil
 }
@@ -242,20 +245,24 @@ func startBg(l *Lab, node, logName string, argv ...string) (stop func(), err err
 	}
 	cmd, err := l.Command(context.Background(), node, argv...)
 	if err != nil {
-		f.Close()
-		return nil, err
+		return nil, errors.Join(err, f.Close())
 	}
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Dir = l.NodeDir(node)
 	cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true}
 	if err := l.Start(node, cmd); err != nil {
-		f.Close()
-		return nil, err
+		return nil, errors.Join(err, f.Close())
 	}
 	done := make(chan struct{})
-	go func() { cmd.Wait(); f.Close(); close(done) }()
+	go func() {
+		// It ends by our SIGKILL: its exit status says nothing; the log
+		// is what a person reads.
+		_ = cmd.Wait()
+		_ = f.Close()
+		close(done)
+	}()
 	return func() {
-		unix.Kill(-cmd.Process.Pid, unix.SIGKILL)
+		_ = unix.Kill(-cmd.Process.Pid, unix.SIGKILL) // ESRCH: it ended already
 		<-done
 	}, nil
 }
@@ -270,10 +277,6 @@ func lookTool(name, pkg string) (string, error) {
 	}
 	return "", fmt.Errorf("%s not installed (Debian package %s; scripts/bench-deps.sh installs it)", name, pkg)
 }
-
-// errMissing marks a figure that could not be measured for lack of a peer
-// or a kernel feature; it is reported by name, never faked.
-var errMissing = errors.New("missing")
 
 func ratio(r *Report, a, b float64) string { return FormatValue(a/b) + "x" }
 

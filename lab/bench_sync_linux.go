@@ -3,6 +3,7 @@ package lab
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -75,13 +76,17 @@ func keyOf(f *conntrack.Flow) flowKey {
 }
 
 // newEvents listens to conntrack NEW events in node and timestamps them
-// on arrival; stop ends it and returns what arrived.
-func newEvents(l *Lab, node string) (stop func() map[flowKey]time.Time, err error) {
+// on arrival; stop ends it and returns what arrived, or the error that
+// ended the subscription early (the events after it were lost).
+func newEvents(l *Lab, node string) (stop func() (map[flowKey]time.Time, error), err error) {
 	var c *conntrack.Conn
 	if err := l.InNode(node, func() error { var err error; c, err = conntrack.Dial(nil); return err }); err != nil {
 		return nil, err
 	}
-	c.SetReadBuffer(16 << 20)
+	if err := c.SetReadBuffer(16 << 20); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("conntrack events in %s: receive buffer: %w", node, err)
+	}
 	evs := make(chan conntrack.Event, 1<<16)
 	errc, err := c.Listen(evs, 1, []netfilter.NetlinkGroup{netfilter.GroupCTNew})
 	if err != nil {
@@ -90,6 +95,7 @@ func newEvents(l *Lab, node string) (stop func() map[flowKey]time.Time, err erro
 	}
 	seen := map[flowKey]time.Time{}
 	var mu sync.Mutex
+	var lost error // set before done is closed
 	done, quit := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
@@ -106,18 +112,19 @@ func newEvents(l *Lab, node string) (stop func() map[flowKey]time.Time, err erro
 					}
 					mu.Unlock()
 				}
-			case <-errc:
+			case err := <-errc:
+				lost = fmt.Errorf("conntrack events in %s: %w", node, err)
 				return
 			}
 		}
 	}()
-	return func() map[flowKey]time.Time {
+	return func() (map[flowKey]time.Time, error) {
 		close(quit)
 		<-done
 		c.Close()
 		mu.Lock()
 		defer mu.Unlock()
-		return seen
+		return seen, lost
 	}, nil
 }
 
@@ -140,14 +147,18 @@ func (b *Bench) syncLag(ctx context.Context, r *Report) error {
 	}
 	stop2, err := newEvents(l, "lb2")
 	if err != nil {
-		stop1()
+		_, _ = stop1() // the first error is the one to report
 		return err
 	}
 	ld := b.fwdLoad()
 	out, werr := runOut(ctx, l, "client", wrk, "--latency", "-t", strconv.Itoa(ld.threads), "-c", strconv.Itoa(ld.connsNew),
 		"-d", strconv.Itoa(int(ld.dur.Seconds()))+"s", "-H", "Connection: close", "http://"+netip.AddrPortFrom(vip, 80).String()+"/")
 	time.Sleep(500 * time.Millisecond) // the last flushes (pfsync's flush interval is 10 ms)
-	on1, on2 := stop1(), stop2()
+	on1, err1 := stop1()
+	on2, err2 := stop2()
+	if err := errors.Join(err1, err2); err != nil {
+		return err
+	}
 	if werr != nil {
 		return werr
 	}

@@ -50,7 +50,9 @@ func (l *Lab) StopDaemon(node string, timeout time.Duration) error {
 	for ref.alive() {
 		if time.Now().After(deadline) {
 			errStop = fmt.Errorf("node %s: daemon pid %d ignored SIGTERM for %v; killed", node, ref.PID, timeout)
-			ref.kill()
+			if kerr := ref.kill(); kerr != nil {
+				errStop = errors.Join(errStop, kerr)
+			}
 			break
 		}
 		time.Sleep(5 * time.Millisecond)

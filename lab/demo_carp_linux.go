@@ -67,7 +67,7 @@ func demoFailover(ctx context.Context, d *Demo) error {
 	if err != nil {
 		return err
 	}
-	defer watch.Close()
+	defer func() { _ = watch.Close() }() // a capture socket: nothing to lose
 	if d.loop, err = l.StartClientLoop("client", src, url, 20*time.Millisecond, 250*time.Millisecond); err != nil {
 		return err
 	}

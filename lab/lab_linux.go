@@ -319,12 +319,12 @@ func lockDir(dir string) (func(), error) {
 			break
 		}
 		if err != unix.EWOULDBLOCK || time.Now().After(deadline) {
-			f.Close()
+			_ = f.Close() // a lock file: nothing written
 			return nil, fmt.Errorf("lock %s: another lab command holds it: %w", f.Name(), err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return func() { f.Close() }, nil
+	return func() { _ = f.Close() }, nil // closing releases the lock; nothing written
 }
 
 // Down removes the lab: every process in its namespaces, the namespaces (and
@@ -347,8 +347,11 @@ func (l *Lab) downLocked() error {
 	defer l.mu.Unlock()
 	err := cleanup(l.dir, l.st.Prefix, l.st.CreatedNetnsDir, l.logf)
 	for pid, c := range l.children {
-		c.Process.Kill()
-		c.Wait()
+		// cleanup killed every process in the namespaces; this reaps
+		// them (Kill: ESRCH-like "process already finished"; Wait: the
+		// status of a killed process).
+		_ = c.Process.Kill()
+		_ = c.Wait()
 		delete(l.children, pid)
 	}
 	return err
@@ -447,7 +450,7 @@ func cleanup(dir, prefix string, createdNetnsDir bool, logf func(string, ...any)
 		errs = append(errs, fmt.Errorf("lab down: %w", err))
 	}
 	if createdNetnsDir {
-		os.Remove(netnsDir) // only succeeds while empty
+		_ = os.Remove(netnsDir) // only succeeds while empty: others' namespaces stay
 	}
 	return errors.Join(errs...)
 }
@@ -498,7 +501,7 @@ func (l *Lab) startDetached(node, logName string, argv []string) (procRef, error
 	if err != nil {
 		return procRef{}, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // the child writes through its own copy
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), SocketEnv+"="+l.SocketPath(node))
 	cmd.Stdout, cmd.Stderr = f, f
@@ -520,7 +523,7 @@ func (l *Lab) reap(pid int) {
 	delete(l.children, pid)
 	l.mu.Unlock()
 	if c != nil {
-		c.Wait()
+		_ = c.Wait() // the exit status of a stopped or killed process
 	}
 }
 
@@ -556,7 +559,7 @@ func (l *Lab) waitBackend(parent context.Context, node string) error {
 	for {
 		c, err := l.Dial(ctx, node, "tcp", "127.0.0.1:80")
 		if err == nil {
-			c.Close()
+			_ = c.Close() // only the connect was the test
 			return nil
 		}
 		if !ref.alive() {

@@ -77,7 +77,7 @@ func createNS(name string) error {
 			h.Close()
 		} else if !errors.Is(cerr, fs.ErrExist) {
 			// NewNamed leaves its placeholder file behind when the mount fails.
-			os.Remove(filepath.Join(netnsDir, name))
+			_ = os.Remove(filepath.Join(netnsDir, name)) // the mount error below is the one to report
 		}
 		if err := netns.Set(origin); err != nil {
 			errc <- errors.Join(cerr, fmt.Errorf("return to original namespace: %w", err))

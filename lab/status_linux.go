@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/netip"
@@ -163,8 +164,12 @@ func (l *Lab) fillLinks(ns *NodeStatus, ports map[string]bool) error {
 
 // WriteText prints the status as a table, one line per interface.
 func (s *Status) WriteText(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintf(tw, "NODE\tROLE\tIFACE\tSTATE\tADDRESSES\tPROCESS\n")
+	// The table is laid out in memory (writes there cannot fail), then
+	// written to w at once.
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 8, 2, ' ', 0)
+	row := func(format string, args ...any) { _, _ = fmt.Fprintf(tw, format, args...) }
+	row("NODE\tROLE\tIFACE\tSTATE\tADDRESSES\tPROCESS\n")
 	for _, n := range s.Nodes {
 		proc := ""
 		switch {
@@ -181,14 +186,14 @@ func (s *Status) WriteText(w io.Writer) error {
 			proc = strings.TrimPrefix(proc+", ISOLATED", ", ")
 		}
 		if !n.Present {
-			fmt.Fprintf(tw, "%s\t%s\t-\tMISSING (namespace %s gone)\t\t\n", n.Name, n.Role, n.Namespace)
+			row("%s\t%s\t-\tMISSING (namespace %s gone)\t\t\n", n.Name, n.Role, n.Namespace)
 			continue
 		}
 		if n.Error != "" {
 			proc = strings.TrimPrefix(proc+", error: "+n.Error, ", ")
 		}
 		if len(n.Ifaces) == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t-\t\t\t%s\n", n.Name, n.Role, proc)
+			row("%s\t%s\t-\t\t\t%s\n", n.Name, n.Role, proc)
 		}
 		for i, ifc := range n.Ifaces {
 			state := "down"
@@ -209,8 +214,12 @@ func (s *Status) WriteText(w io.Writer) error {
 			if i > 0 {
 				name, role, proc = "", "", ""
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", name, role, ifc.Name, state, strings.Join(as, " "), proc)
+			row("%s\t%s\t%s\t%s\t%s\t%s\n", name, role, ifc.Name, state, strings.Join(as, " "), proc)
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := w.Write(buf.Bytes())
+	return err
 }
