@@ -229,7 +229,7 @@ func runLabExec(ctx context.Context, env *Env, args []string) error {
 	rest := fs.Args()
 	if len(rest) < 3 || rest[1] != "--" {
 		fs.Usage()
-		return &ExitError{Code: 2, Err: errors.New("lab exec: want NODE -- CMD [ARG]...")}
+		return &ExitError{Code: 2, Err: errors.New("lab exec: want NODE -- CMD [ARG...]")}
 	}
 	node, argv := rest[0], rest[2:]
 	l, err := openLab(*dir)

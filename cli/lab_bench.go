@@ -22,7 +22,9 @@ import (
 func runLabBench(ctx context.Context, env *Env, args []string) error {
 	fs, dir := labFlags(env, "bench")
 	fs.Lookup("dir").DefValue = "/run/pfcarp-bench"
-	fs.Set("dir", "/run/pfcarp-bench")
+	if err := fs.Set("dir", "/run/pfcarp-bench"); err != nil {
+		return err // labFlags defines dir: cannot happen
+	}
 	prefix := fs.String("prefix", "pfb-", "namespace `prefix` of the bench's labs")
 	quick := fs.Bool("quick", false, "one short run of each figure with tiny sizes (CI: under two minutes)")
 	runs := fs.Int("runs", 0, "runs of every figure (default 3, 1 with --quick); the table shows median, min and max")

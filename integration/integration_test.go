@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -50,7 +49,12 @@ func pfcarpBin(t *testing.T) string {
 			return
 		}
 		build.bin = filepath.Join(build.dir, "pfcarp")
-		goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+		// go test puts its toolchain's bin first in PATH.
+		goBin, err := exec.LookPath("go")
+		if err != nil {
+			build.err = err
+			return
+		}
 		out, err := exec.Command(goBin, "build", "-o", build.bin, "github.com/pfcarp/pfcarp/cmd/pfcarp").CombinedOutput()
 		if err != nil {
 			build.err = fmt.Errorf("go build: %v\n%s", err, out)
