@@ -141,26 +141,26 @@ func parseIfconfig(a *Assign, kind ifKind, d *diagList) ifStmt {
 			}
 			return true
 		}
-		switch {
-		case lw == "inet":
+		switch lw {
+		case "inet":
 			family = 4
-		case lw == "inet6":
+		case "inet6":
 			family = 6
-		case lw == "up":
+		case "up":
 			st.up = true
-		case lw == "down":
+		case "down":
 			st.down = true
-		case lw == "dhcp" || lw == "syncdhcp" || lw == "nosyncdhcp":
+		case "dhcp", "syncdhcp", "nosyncdhcp":
 			if kind != kindPhys {
 				d.add(pos, Error, "ifconfig", "%s: DHCP does not apply to %s", a.Name, kindName(kind))
 				continue
 			}
 			st.dhcp = true
-		case lw == "mtu":
+		case "mtu":
 			if n, _, ok := num("a size", 68, 65535); ok {
 				st.mtu = n
 			}
-		case lw == "netmask":
+		case "netmask":
 			s, p, ok := arg("a mask")
 			if !ok {
 				continue
@@ -171,28 +171,28 @@ func parseIfconfig(a *Assign, kind ifKind, d *diagList) ifStmt {
 				continue
 			}
 			netmask, netmaskPos = m, p
-		case lw == "prefixlen":
+		case "prefixlen":
 			if n, _, ok := num("a length", 0, 128); ok {
 				prefixlen, prefixlenPos = n, pos
 			}
-		case lw == "broadcast":
+		case "broadcast":
 			s, p, ok := arg("an address")
 			if ok {
 				if _, err := netip.ParseAddr(s); err != nil {
 					d.add(p, Error, "ifconfig", "%s: bad broadcast address %q", a.Name, s)
 				}
 			}
-		case lw == "alias":
+		case "alias":
 			st.alias = true
-		case lw == "-alias" || lw == "delete" || lw == "remove":
+		case "-alias", "delete", "remove":
 			d.add(pos, Error, "ifconfig", "%s: %q removes an address; a config can only add them", a.Name, w.s)
-		case lw == "vhid":
+		case "vhid":
 			if carpOnly() {
 				if n, p, ok := num("a virtual host id", 1, 255); ok {
 					st.vhid, st.vhidPos = n, p
 				}
 			}
-		case lw == "pass":
+		case "pass":
 			if !carpOnly() {
 				continue
 			}
@@ -209,19 +209,19 @@ func parseIfconfig(a *Assign, kind ifKind, d *diagList) ifStmt {
 				s = s[:carpMaxPass]
 			}
 			st.pass, st.passPos = s, p
-		case lw == "advbase":
+		case "advbase":
 			if carpOnly() {
 				if n, p, ok := num("seconds", 0, 255); ok {
 					st.advbase, st.advbasePos = n, p
 				}
 			}
-		case lw == "advskew":
+		case "advskew":
 			if carpOnly() {
 				if n, p, ok := num("a skew", 0, 254); ok {
 					st.advskew, st.advskewPos = n, p
 				}
 			}
-		case lw == "carpdev":
+		case "carpdev":
 			if carpOnly() {
 				if kind == kindPhys {
 					d.add(pos, Error, "ifconfig", "%s: carpdev is implied by the interface in this form; remove it", a.Name)
@@ -236,7 +236,7 @@ func parseIfconfig(a *Assign, kind ifKind, d *diagList) ifStmt {
 					st.carpdev, st.carpdevPos = s, p
 				}
 			}
-		case lw == "carppeer":
+		case "carppeer":
 			if carpOnly() {
 				s, p, ok := arg("an address")
 				if ok {
@@ -248,9 +248,9 @@ func parseIfconfig(a *Assign, kind ifKind, d *diagList) ifStmt {
 					st.carppeer, st.carppeerPos = ad.Unmap(), p
 				}
 			}
-		case lw == "-carppeer":
+		case "-carppeer":
 			carpOnly()
-		case lw == "state":
+		case "state":
 			if carpOnly() {
 				s, p, ok := arg("backup or master")
 				if ok {
@@ -262,7 +262,7 @@ func parseIfconfig(a *Assign, kind ifKind, d *diagList) ifStmt {
 					}
 				}
 			}
-		case lw == "syncdev" || lw == "syncif":
+		case "syncdev", "syncif":
 			if pfsyncOnly() {
 				s, p, ok := arg("an interface")
 				if ok {
@@ -273,9 +273,9 @@ func parseIfconfig(a *Assign, kind ifKind, d *diagList) ifStmt {
 					st.syncdev, st.syncdevPos = s, p
 				}
 			}
-		case lw == "-syncdev" || lw == "-syncif" || lw == "-syncpeer":
+		case "-syncdev", "-syncif", "-syncpeer":
 			pfsyncOnly()
-		case lw == "syncpeer":
+		case "syncpeer":
 			if pfsyncOnly() {
 				s, p, ok := arg("an address")
 				if ok {
@@ -287,17 +287,17 @@ func parseIfconfig(a *Assign, kind ifKind, d *diagList) ifStmt {
 					st.syncpeer = ad.Unmap()
 				}
 			}
-		case lw == "maxupd":
+		case "maxupd":
 			if pfsyncOnly() {
 				if n, p, ok := num("a count", 0, 255); ok {
 					st.maxupd, st.maxupdPos = n, p
 				}
 			}
-		case lw == "defer":
+		case "defer":
 			if pfsyncOnly() {
 				st.deferSet, st.deferOn = true, true
 			}
-		case lw == "-defer":
+		case "-defer":
 			if pfsyncOnly() {
 				st.deferSet, st.deferOn = true, false
 			}

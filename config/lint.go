@@ -244,9 +244,7 @@ func (c *checker) node(n *Node, opts *CheckOptions) {
 	}
 	c.srcs[n] = src
 	for _, r := range opts.Rules {
-		for _, d := range r.LintRules(n, src) {
-			c.d.list = append(c.d.list, d)
-		}
+		c.d.list = append(c.d.list, r.LintRules(n, src)...)
 	}
 }
 

@@ -148,9 +148,10 @@ func TestNoBlock(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []config.Diag
 			for _, x := range lint(t, lb1, tc.pf, map[string]string{"/etc/ext.conf": "pass all\n", "/etc/blk.conf": "block in all\n"}) {
-				if x.ID == "pf-no-block" {
+				switch x.ID {
+				case "pf-no-block":
 					got = append(got, x)
-				} else if x.ID == "pf-rules-error" {
+				case "pf-rules-error":
 					t.Fatalf("%v", x)
 				}
 			}
@@ -196,7 +197,6 @@ func TestCarpKeepState(t *testing.T) {
 
 func TestLints(t *testing.T) {
 	const natLine = "nat on $ext_if from $int_if:network to any -> $ext_if"
-	const rdrLine = "rdr on $ext_if proto tcp from any to $ext_carp port $web_ports -> $web_servers round-robin sticky-address"
 	const syncPass = "pass quick on { $sync_if } proto pfsync keep state (no-sync)"
 	const carpPass = "pass on { $ext_if,$int_if } proto carp keep state"
 	ok := edit(t, seedPF, natLine, "nat on $ext_if from $int_if:network to any -> $ext_carp", carpPass, "pass on { $ext_if,$int_if } proto carp no state")
