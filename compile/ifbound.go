@@ -44,10 +44,7 @@ func (c *compiler) ifBoundRule(r *pfconf.Rule) bool {
 	}
 	for i, n := range c.boundIfs {
 		if n == r.Ifname {
-			if i+1 > 255 {
-				return false
-			}
-			return true
+			return i+1 <= 255
 		}
 	}
 	if len(c.boundIfs) == 255 {
