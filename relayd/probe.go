@@ -56,11 +56,11 @@ func probeTCP(ctx context.Context, t *Table, h *Host) State {
 	if err != nil {
 		return Down
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }() // the check's answer is read: nothing to lose
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.SetDeadline(dl)
 	}
-	var conn net.Conn = c
+	conn := c
 	if t.Check.TLS {
 		// hce.c sets tls_config_insecure_noverifycert/-name: a check
 		// proves the service answers, not who it is.
