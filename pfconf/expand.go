@@ -420,11 +420,6 @@ func (e *expander) rule(s *RuleStmt, a *Anchor) {
 				e.errorf(s.P, "only round-robin valid for multiple redirection addresses")
 				return
 			}
-			for _, h := range nat {
-				if h.addr.Type == AddrMask && h.addr.Bits != maxBits(h.af) && tmpl.Action == ActBINAT {
-					// binat keeps prefixes; nothing to check here
-				}
-			}
 			tmpl.NAT = e.makePool(s.Nat, nat, tmpl.NAT.ProxyPort, pt)
 		}
 	} else {

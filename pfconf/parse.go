@@ -444,10 +444,7 @@ func (p *parser) stmt(out []Stmt) (res []Stmt) {
 		p.endStmt()
 		return append(out, p.include(fpos, name)...)
 	case p.isKw("set"):
-		if d := p.option(); d != nil {
-			out = append(out, &DeclStmt{Decl: d})
-		}
-		return out
+		return append(out, &DeclStmt{Decl: p.option()}) // option always returns a Decl
 	case p.isKw("pass"), p.isKw("block"), p.isKw("match"):
 		return append(out, p.filterRule())
 	case p.isKw("scrub"):

@@ -391,7 +391,6 @@ type filterOptions struct {
 	setTOS    bool
 	probGiven bool
 	queue     bool
-	labels    int
 }
 
 type stateOpt struct {

@@ -308,7 +308,7 @@ func (p *parser) stateDefaultsText(opts []stateOpt) (string, StateOpts) {
 	var b strings.Builder
 	pr := &printer{w: bufio.NewWriter(&b)}
 	pr.stateOpts(r)
-	pr.w.Flush()
+	_ = pr.w.Flush() // into a strings.Builder: cannot fail
 	t := strings.TrimSuffix(strings.TrimPrefix(b.String(), " ("), ")")
 	if t == "" {
 		return "", r.StateOpts

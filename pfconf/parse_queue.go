@@ -68,12 +68,11 @@ type altqRoot struct {
 
 // queueNode remembers a queue's parent and scheduler.
 type queueNode struct {
-	name     string
-	parent   string
-	ifname   string
-	sched    int
-	bw       float64
-	children []string
+	name   string
+	parent string
+	ifname string
+	sched  int
+	bw     float64
 }
 
 func (p *parser) bandwidth() bwSpec {

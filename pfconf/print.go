@@ -31,7 +31,7 @@ func (rs *Ruleset) Print(w io.Writer, verbose int) error {
 // String returns the -nv form of the ruleset.
 func (rs *Ruleset) String() string {
 	var b strings.Builder
-	rs.Print(&b, 1)
+	_ = rs.Print(&b, 1) // into a strings.Builder: cannot fail
 	return b.String()
 }
 
@@ -62,12 +62,14 @@ func RuleText(r *Rule) string {
 	var b strings.Builder
 	pr := &printer{w: bufio.NewWriter(&b), vv: true, noNr: true}
 	pr.rule(r)
-	pr.w.Flush()
+	_ = pr.w.Flush() // into a strings.Builder: cannot fail
 	return b.String()
 }
 
-func (p *printer) printf(format string, args ...any) { fmt.Fprintf(p.w, format, args...) }
-func (p *printer) str(s string)                      { p.w.WriteString(s) }
+// printf and str write to a bufio.Writer, which keeps its first error and
+// fails every later write: Print returns that error from Flush.
+func (p *printer) printf(format string, args ...any) { _, _ = fmt.Fprintf(p.w, format, args...) }
+func (p *printer) str(s string)                      { _, _ = p.w.WriteString(s) }
 
 func (p *printer) indent(depth int, on bool) {
 	if on {
