@@ -31,7 +31,7 @@ func Cleanup(cfgPath, socket string, log *slog.Logger) error {
 		socket = SocketPath()
 	}
 	if c, err := net.DialTimeout("unix", socket, 200*time.Millisecond); err == nil {
-		c.Close()
+		_ = c.Close() // only the connect was the question
 		return fmt.Errorf("a pfcarp daemon answers on %s: not cleaning up under it", socket)
 	}
 	var errs []error

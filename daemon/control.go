@@ -41,7 +41,7 @@ func listenControl(path string, mux *http.ServeMux, log *slog.Logger) (*controlS
 	}
 	// A socket left by a daemon that died is removed; a live one is not.
 	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
-		c.Close()
+		_ = c.Close() // only the connect was the question
 		return nil, fmt.Errorf("control socket %s: another pfcarp daemon is running", path)
 	}
 	_ = os.Remove(path)
@@ -50,8 +50,7 @@ func listenControl(path string, mux *http.ServeMux, log *slog.Logger) (*controlS
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("control socket: %w", err)
+		return nil, errors.Join(fmt.Errorf("control socket: %w", err), ln.Close())
 	}
 	cs := &controlServer{path: path, ln: ln, srv: &http.Server{
 		Handler:           mux,
@@ -110,7 +109,7 @@ func (c *Client) Get(ctx context.Context, p string, v any) error {
 	if err != nil {
 		return fmt.Errorf("cannot reach the pfcarp daemon at %s (is `pfcarp run` running?): %w", c.path, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read below: a close error loses nothing
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
 		return err

@@ -181,7 +181,9 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	ctx, d.cancel = context.WithCancel(ctx)
 	defer func() {
 		if err != nil {
-			d.Close()
+			// Undo what started; the start's error is the one to report,
+			// the undoing's comes with it.
+			err = errors.Join(err, d.Close())
 		}
 	}()
 	mux := http.NewServeMux()

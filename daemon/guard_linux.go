@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -237,8 +238,7 @@ func openLease(ttl time.Duration, opts ...nft.Option) (*lease, error) {
 		return nil
 	})
 	if err != nil {
-		o.Close()
-		return nil, fmt.Errorf("nftables: creating the liveness table %s (needs owned tables, Linux 5.12): %w", liveTable, err)
+		return nil, errors.Join(fmt.Errorf("nftables: creating the liveness table %s (needs owned tables, Linux 5.12): %w", liveTable, err), o.Close())
 	}
 	return l, nil
 }

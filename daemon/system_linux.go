@@ -188,7 +188,7 @@ func (netlinkLinks) Subscribe(done <-chan struct{}) (<-chan LinkState, <-chan er
 		for u := range ch {
 			st := LinkState{
 				Name: u.Attrs().Name, Index: u.Attrs().Index, Deleted: u.Header.Type == unix.RTM_DELLINK,
-				Up: u.IfInfomsg.Flags&unix.IFF_UP != 0 && u.IfInfomsg.Flags&unix.IFF_LOWER_UP != 0,
+				Up: u.Flags&unix.IFF_UP != 0 && u.Flags&unix.IFF_LOWER_UP != 0,
 			}
 			if !st.Deleted {
 				st.CarrierUps, st.HasUps = carrierUpCount(st.Index)
