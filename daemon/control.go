@@ -131,7 +131,7 @@ func (c *Client) Post(ctx context.Context, p string, v any) error {
 	if err != nil {
 		return fmt.Errorf("cannot reach the pfcarp daemon at %s (is `pfcarp run` running?): %w", c.path, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read below: a close error loses nothing
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
 		return err

@@ -47,19 +47,18 @@ type hostKey struct {
 
 // hostRec is what the daemon keeps of one host.
 type hostRec struct {
-	key      hostKey
-	addr     netip.Addr
-	st       relayd.Status
-	seen     bool // the running Checker reported a known state
-	ups      uint64
-	downs    uint64
-	checks   uint64
-	durSum   time.Duration
-	lastDur  time.Duration
-	durHist  []uint64 // checks by relaydCheckBounds (not cumulative), +Inf last
-	wasUp    bool     // up in the last sync
-	tableID  int
-	redirect bool // belongs to an active table of a sticky redirection
+	key     hostKey
+	addr    netip.Addr
+	st      relayd.Status
+	seen    bool // the running Checker reported a known state
+	ups     uint64
+	downs   uint64
+	checks  uint64
+	durSum  time.Duration
+	lastDur time.Duration
+	durHist []uint64 // checks by relaydCheckBounds (not cumulative), +Inf last
+	wasUp   bool     // up in the last sync
+	tableID int
 }
 
 // relaydRun is relayd running in the daemon. mu guards every field but
@@ -174,8 +173,7 @@ func (d *Daemon) startRelayd(cfg *config.Node) error {
 	go func() { defer r.wg.Done(); r.loop(ctx) }()
 	r.stopLoop = cancel
 	if err := r.swap(rc, cfg.Relayd.Conf); err != nil {
-		r.stop()
-		return err
+		return errors.Join(err, r.stop())
 	}
 	d.relayd.Store(r)
 	d.log.Info("relayd running", "config", cfg.Relayd.Conf, "redirections", len(rc.Redirects), "tables", len(rc.Instances))
