@@ -3,6 +3,7 @@ package lab
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -118,8 +119,7 @@ func demoServersUnreachable(ctx context.Context, d *Demo) error {
 	_, err := l.WaitCARP(wctx, map[string]string{"lb1": "BACKUP", "lb2": "MASTER"})
 	cancel()
 	if err != nil {
-		l.SetUnreachable("lb1", servers, false)
-		return err
+		return errors.Join(err, l.SetUnreachable("lb1", servers, false))
 	}
 	st, err := l.DaemonStatus(ctx, "lb1")
 	if err != nil {
