@@ -48,7 +48,7 @@ func New(t testing.TB, tag string) *NS {
 // up; a namespace of that name left by a crashed run is deleted first.
 func Named(t testing.TB, name string) *NS {
 	t.Helper()
-	netns.DeleteNamed(name)
+	_ = netns.DeleteNamed(name) // usually there is none; creating it below reports a real problem
 	errc := make(chan error, 1)
 	var h netns.NsHandle
 	go func() {
