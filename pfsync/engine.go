@@ -1021,7 +1021,7 @@ func (e *Engine) Receive(b []byte) (Drop, bool) {
 			e.stats.AcksReceived++
 			e.acked(s.Key())
 		case RecLabels:
-			DecodeLabels(rb, &s)
+			_ = DecodeLabels(rb, &s) // validate (above) checked every record
 			e.applyLabels(&s)
 		case RecDelete:
 			_ = DecodeDelete(rb, &s) // validate (above) checked every record
