@@ -79,8 +79,9 @@ func (p *parser) bandwidth() bwSpec {
 	pos := p.pos
 	if p.tok == NUMBER {
 		_, n := p.number()
-		if n < 0 || n >= math.MaxInt64 {
-			// parse.y bandwidth NUMBER: $1 >= LLONG_MAX.
+		if n < 0 || n == math.MaxInt64 {
+			// parse.y bandwidth NUMBER: $1 >= LLONG_MAX (no int64 is
+			// larger: number refuses what does not fit).
 			p.fail(pos, "bandwidth number too big")
 		}
 		return bwSpec{abs: float64(n)}
