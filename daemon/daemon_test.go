@@ -939,7 +939,7 @@ func TestDaemonMetricsAndStatusPage(t *testing.T) {
 		}
 	}
 	page := get(a, "/")
-	for _, want := range []string{"lb1", "MASTER", "192.0.2.10/24", "pfsync", "web", "relayd/www", "too large to count"} {
+	for _, want := range []string{"lb1", "MASTER", "192.0.2.10/24", "pfsync", "web", "relayd/www", "too large to count", "relayd is not enabled"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("status page lacks %q", want)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"os"
@@ -422,5 +423,26 @@ func TestRelaydMetrics(t *testing.T) {
 	}
 	if v := series("pfcarp_relayd_syncs_total", nil).GetCounter().GetValue(); v < 2 {
 		t.Errorf("syncs = %v", v)
+	}
+	// The status page shows the same pool: .12 down and out, .11 up and in.
+	pr, err := http.Get("http://" + n.d.WebAddr() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := io.ReadAll(pr.Body)
+	pr.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`<td>198.51.100.12</td><td><span class="state down">down</span></td>`,
+		`<td>198.51.100.11</td><td><span class="state master">up</span></td>`,
+	} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("the status page lacks %s:\n%s", want, page)
+		}
+	}
+	if strings.Contains(string(page), "not enabled") {
+		t.Error("the status page says relayd is not enabled while it runs")
 	}
 }

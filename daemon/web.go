@@ -35,6 +35,15 @@ var pageTmpl = template.Must(template.New("status.html").Funcs(template.FuncMap{
 		}
 		return time.Since(t).Round(time.Second).String() + " ago"
 	},
+	"hostClass": func(s string) string {
+		switch s {
+		case "up":
+			return "master"
+		case "down":
+			return "down"
+		}
+		return "init"
+	},
 	"stateClass": func(s string) string {
 		switch s {
 		case "MASTER":
@@ -46,6 +55,7 @@ var pageTmpl = template.Must(template.New("status.html").Funcs(template.FuncMap{
 	},
 	"syncHealth": syncHealth,
 	"nodeView":   func(s Status, role string) nodeView { return nodeView{s, role} },
+	"percent":    func(f float64) string { return fmt.Sprintf("%.1f%%", f) },
 	"dur":        roundDur,
 	"anyLabel": func(rs []PFRuleStat) bool {
 		for _, r := range rs {
@@ -121,11 +131,13 @@ func lagText(l pfsync.Lag) string {
 // pfcarp_peer_status names it) and pf's counters. /status.json serves it
 // without the peer.
 type PageData struct {
-	Self    Status    `json:"self"`
-	Peer    *Status   `json:"peer,omitempty"`
-	PeerErr string    `json:"peer_error,omitempty"`
-	PF      *PFStats  `json:"pf,omitempty"`
-	At      time.Time `json:"at"`
+	Self    Status   `json:"self"`
+	Peer    *Status  `json:"peer,omitempty"`
+	PeerErr string   `json:"peer_error,omitempty"`
+	PF      *PFStats `json:"pf,omitempty"`
+	// Relayd is relayd's pools when it runs here (relayd_enable).
+	Relayd *RelaydStatus `json:"relayd,omitempty"`
+	At     time.Time     `json:"at"`
 	// Refresh is the page's reload interval in seconds.
 	Refresh int `json:"-"`
 }
@@ -143,6 +155,9 @@ func (d *Daemon) pageData(ctx context.Context, withPeer bool) PageData {
 		if pf, err := d.sys.PFStats(); err == nil {
 			pd.PF = pf
 		}
+	}
+	if rs, ok := d.RelaydStatus(); ok {
+		pd.Relayd = &rs
 	}
 	if peer := d.config().PeerStatus; withPeer && peer.IsValid() {
 		st, err := fetchPeer(ctx, peer)
