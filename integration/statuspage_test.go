@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"golang.org/x/net/html"
@@ -201,6 +202,64 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if got := strings.Join(tables, " "); got != `""/blocked=2` {
 		t.Errorf("pfcarp_pf_table_entries on lb1: %s, want \"\"/blocked=2", got)
 	}
+
+	// A failover, scraped (issue 12: "the metrics scraped from a lab node
+	// during a failover"): lb1's external cable is pulled; lb2's /metrics
+	// (over the sync link, still up) shows its groups MASTER, their
+	// transitions counted, and the states pfsync brought it.
+	before := scrapeFamilies(t, l, "lb1", web["lb2"])
+	if err := l.SetCable("lb1", "eth0", false); err != nil {
+		t.Fatal(err)
+	}
+	var after map[string]*dto.MetricFamily
+	waitFor(t, 15*time.Second, "lb2's /metrics to show both groups MASTER", func() bool {
+		after = scrapeFamilies(t, l, "lb1", web["lb2"])
+		n := 0
+		for _, m := range after["pfcarp_carp_state"].GetMetric() {
+			if labels(m)["state"] == "master" && m.GetGauge().GetValue() == 1 {
+				n++
+			}
+		}
+		return n == 2
+	})
+	trans := func(f map[string]*dto.MetricFamily) (sum float64) {
+		for _, m := range f["pfcarp_carp_transitions_total"].GetMetric() {
+			sum += m.GetCounter().GetValue()
+		}
+		return sum
+	}
+	if b, a := trans(before), trans(after); a < b+2 {
+		t.Errorf("lb2's pfcarp_carp_transitions_total %v before the pull, %v after: want both groups' takeovers counted", b, a)
+	}
+	if st := after["pfcarp_pfsync_states_received_total"].GetMetric(); len(st) != 1 || st[0].GetCounter().GetValue() == 0 {
+		t.Errorf("lb2's pfcarp_pfsync_states_received_total: %v, want the states of the traffic above", st)
+	}
+}
+
+// scrapeFamilies reads the Prometheus text of addr's /metrics from node's
+// namespace, parsed.
+func scrapeFamilies(t *testing.T, l *lab.Lab, node string, addr netip.AddrPort) map[string]*dto.MetricFamily {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	body, err := l.Get(ctx, node, netip.Addr{}, fmt.Sprintf("http://%s/metrics", addr))
+	if err != nil {
+		t.Fatalf("scraping %s from %s: %v", addr, node, err)
+	}
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("the Prometheus text parser rejects %s's /metrics: %v", addr, err)
+	}
+	return fams
+}
+
+func labels(m *dto.Metric) map[string]string {
+	out := map[string]string{}
+	for _, lp := range m.GetLabel() {
+		out[lp.GetName()] = lp.GetValue()
+	}
+	return out
 }
 
 // lagRE reports whether s reads like "N updates: median ≤ D, 99th
