@@ -64,8 +64,10 @@ func (s *LinuxSystem) StartPfsync(cfg *config.Node, h SyncHooks) (Syncer, error)
 		Demote:         h.Demote,
 	}
 	if cfg.PF.Enable {
-		// sticky-address bindings live in pf's nftables table
+		// sticky-address bindings live in pf's nftables table, read off
+		// the loop (a dump takes milliseconds)
 		o.Sticky = &pfsync.KernelSticky{NFT: nft.Open()}
+		o.StickyAsync = true
 	}
 	r, err := pfsync.NewRunner(o, tr)
 	if err != nil {

@@ -30,21 +30,25 @@ const (
 // Runner runs an Engine: one loop goroutine owns it, a reader goroutine
 // feeds it the transport's messages, and Local feeds it kernel events.
 type Runner struct {
-	e    *Engine
-	tr   Transport
-	ev   chan Event
-	rx   chan []byte
-	cmd  chan func(*Engine)
-	def  chan deferReq
-	stop chan struct{}
-	wg   sync.WaitGroup
-	once sync.Once
+	e   *Engine
+	tr  Transport
+	ev  chan Event
+	rx  chan []byte
+	cmd chan func(*Engine)
+	def chan deferReq
+	// stickySets carries the peer's bindings to setSticky
+	stickySets chan []Sticky
+	stop       chan struct{}
+	wg         sync.WaitGroup
+	once       sync.Once
 
 	overflow atomic.Uint64 // local events dropped (queue full); each forces a resync
 	resync   atomic.Bool
 	badTTL   atomic.Uint64
 	// deferDrops counts packets Defer let go at once (queue full)
 	deferDrops atomic.Uint64
+	// stickySetErrs counts the peer's bindings setSticky could not write
+	stickySetErrs atomic.Uint64
 }
 
 // NewRunner builds an Engine over tr (o.Send is set to tr.Send).
@@ -55,7 +59,7 @@ func NewRunner(o Options, tr Transport) (*Runner, error) {
 		return nil, err
 	}
 	return &Runner{e: e, tr: tr, ev: make(chan Event, eventQueueLen), rx: make(chan []byte, rxQueueLen),
-		cmd: make(chan func(*Engine)), def: make(chan deferReq, DefaultDeferMax), stop: make(chan struct{})}, nil
+		cmd: make(chan func(*Engine)), def: make(chan deferReq, DefaultDeferMax), stickySets: make(chan []Sticky, 64), stop: make(chan struct{})}, nil
 }
 
 // Start loads the local table, requests a bulk update (so CARP is demoted
@@ -65,6 +69,53 @@ func (r *Runner) Start() {
 	r.wg.Add(2)
 	go r.read()
 	go r.loop()
+	if r.e.o.Sticky != nil && r.e.o.StickyAsync {
+		r.wg.Add(2)
+		go r.pollSticky()
+		go r.setSticky()
+	}
+}
+
+// setSticky writes the peer's sticky bindings off the loop, in the order
+// they came (Options.StickyAsync).
+func (r *Runner) setSticky() {
+	defer r.wg.Done()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case ks := <-r.stickySets:
+			for i := range ks {
+				if err := r.e.o.Sticky.Set(&ks[i]); err != nil {
+					// counted, not handed to the loop: it may be waiting
+					// to give us more
+					r.stickySetErrs.Add(1)
+				}
+			}
+		}
+	}
+}
+
+// pollSticky reads the sticky maps every StickyPoll off the loop and hands
+// each dump to the Engine (Options.StickyAsync).
+func (r *Runner) pollSticky() {
+	defer r.wg.Done()
+	clk := r.e.o.Clock
+	tm := clk.NewTimer(0)
+	defer tm.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-tm.C():
+		}
+		ks, err := r.e.o.Sticky.Dump()
+		at := clk.Now()
+		if !r.Do(func(e *Engine) { e.StickyDumped(at, ks, err) }) {
+			return
+		}
+		tm.Reset(r.e.o.StickyPoll)
+	}
 }
 
 // Local queues a local table change without blocking; when the queue is
@@ -128,6 +179,7 @@ func (r *Runner) Status() Status {
 	r.Do(func(e *Engine) { st = e.Status() })
 	st.EventOverflows = r.overflow.Load()
 	st.DeferOverflows += r.deferDrops.Load() // let go before reaching the Engine
+	st.InjectErrors += r.stickySetErrs.Load()
 	if n := r.badTTL.Load(); n > 0 {
 		if st.Dropped == nil {
 			st.Dropped = map[string]uint64{}
@@ -254,6 +306,13 @@ func (r *Runner) loop() {
 			}
 		case m := <-r.rx:
 			e.Receive(m)
+			if ks := e.TakeStickySets(); len(ks) > 0 {
+				select {
+				case r.stickySets <- ks:
+				case <-r.stop:
+					return
+				}
+			}
 		case fn := <-r.cmd:
 			fn(e)
 		case d := <-r.def:

@@ -1,6 +1,7 @@
 package pfsync
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"log/slog"
@@ -15,11 +16,17 @@ import (
 // channel (the kernel's socket buffer, here as deep as the test needs).
 type chanTransport struct {
 	in     chan []byte
+	sent   chan []byte // nil: sends are dropped
 	closed chan struct{}
 	once   sync.Once
 }
 
-func (c *chanTransport) Send([]byte) error { return nil }
+func (c *chanTransport) Send(m []byte) error {
+	if c.sent != nil {
+		c.sent <- append([]byte(nil), m...)
+	}
+	return nil
+}
 
 func (c *chanTransport) Recv(buf []byte) (int, int, error) {
 	select {
@@ -74,6 +81,89 @@ func TestRunnerWaitsWhileLoopBusy(t *testing.T) {
 	for tb.len() < n {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d of %d states reached the table; status %+v", tb.len(), n, r.Status().Dropped)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// slowSticky is a StickyTable whose Dump waits until release is closed.
+type slowSticky struct {
+	dumping chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (s *slowSticky) Dump() ([]Sticky, error) {
+	s.once.Do(func() { close(s.dumping) })
+	<-s.release
+	return nil, nil
+}
+func (s *slowSticky) Set(*Sticky) error { return nil }
+
+// With StickyAsync a slow read of the sticky maps does not hold up the
+// loop: a new state goes out while the dump is still running.
+func TestStickyPollOffTheLoop(t *testing.T) {
+	tr := &chanTransport{in: make(chan []byte), sent: make(chan []byte, 64), closed: make(chan struct{})}
+	st := &slowSticky{dumping: make(chan struct{}), release: make(chan struct{})}
+	r, err := NewRunner(Options{Clock: clock.Real{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Table: &lockedTable{f: newFakeTable()}, NodeID: 2, Sticky: st, StickyAsync: true}, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Start()
+	defer func() { close(st.release); r.Close() }()
+	<-st.dumping
+	for len(tr.sent) > 0 { // the bulk request of Start
+		<-tr.sent
+	}
+	r.Local(Event{Type: EventNew, State: tcpState(3)})
+	select {
+	case m := <-tr.sent:
+		if !bytes.Contains(m, tcpState(3).Orig.Src.AsSlice()) {
+			t.Fatalf("sent %x, not the new state", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the new state waited for the sticky dump")
+	}
+}
+
+// blockingSet is a StickyTable whose Set waits until release is closed.
+type blockingSet struct {
+	setting chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (b *blockingSet) Dump() ([]Sticky, error) { return nil, nil }
+func (b *blockingSet) Set(*Sticky) error {
+	b.once.Do(func() { close(b.setting) })
+	<-b.release
+	return nil
+}
+
+// With StickyAsync the peer's bindings are written off the loop: a state
+// that arrives while a binding's write is still running is written at once.
+func TestStickySetOffTheLoop(t *testing.T) {
+	tr := &chanTransport{in: make(chan []byte, 8), closed: make(chan struct{})}
+	st := &blockingSet{setting: make(chan struct{}), release: make(chan struct{})}
+	tb := &lockedTable{f: newFakeTable()}
+	r, err := NewRunner(Options{Clock: clock.Real{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Table: tb, NodeID: 2, Sticky: st, StickyAsync: true}, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Start()
+	defer func() { close(st.release); r.Close() }()
+	s := tcpState(4)
+	h := Header{Sender: 9, Epoch: 1, Seq: 1}
+	tr.in <- NewAuth(nil).Seal(AppendSticky(h.AppendTo(nil), &Sticky{Map: "m", Source: s.Orig.Src, Backend: s.Reply.Src, Timeout: 30}), 1)
+	<-st.setting
+	h.Seq = 2
+	tr.in <- NewAuth(nil).Seal(AppendState(h.AppendTo(nil), &s, 1), 1)
+	deadline := time.Now().Add(5 * time.Second)
+	for tb.len() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the state waited for the sticky binding's write")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
