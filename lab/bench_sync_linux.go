@@ -128,17 +128,24 @@ func newEvents(l *Lab, node string) (stop func() (map[flowKey]time.Time, error),
 	}, nil
 }
 
+// servingCluster starts pfcarp's seed cluster and waits until the
+// external VIP answers on port 80.
+func (b *Bench) servingCluster(ctx context.Context) (*Lab, netip.Addr, error) {
+	l, err := b.pfcarpCluster(ctx, true)
+	if err != nil {
+		return nil, netip.Addr{}, err
+	}
+	vip := l.extVIP()
+	return l, vip, waitTCP(ctx, l, "client", netip.AddrPortFrom(vip, 80), 5*time.Second)
+}
+
 func (b *Bench) syncLag(ctx context.Context, r *Report) error {
 	wrk, err := lookTool("wrk", "wrk")
 	if err != nil {
 		return err
 	}
-	l, err := b.pfcarpCluster(ctx, true)
+	l, vip, err := b.servingCluster(ctx)
 	if err != nil {
-		return err
-	}
-	vip := l.extVIP()
-	if err := waitTCP(ctx, l, "client", netip.AddrPortFrom(vip, 80), 5*time.Second); err != nil {
 		return err
 	}
 	stop1, err := newEvents(l, "lb1")
@@ -209,12 +216,8 @@ func (b *Bench) lagRateFor() time.Duration {
 // every rate tried and, as the figure, p50/p99 at the highest
 // rate sustained.
 func (b *Bench) syncLagRates(ctx context.Context, r *Report) error {
-	l, err := b.pfcarpCluster(ctx, true)
+	l, vip, err := b.servingCluster(ctx)
 	if err != nil {
-		return err
-	}
-	vip := l.extVIP()
-	if err := waitTCP(ctx, l, "client", netip.AddrPortFrom(vip, 80), 5*time.Second); err != nil {
 		return err
 	}
 	rates := lagRates

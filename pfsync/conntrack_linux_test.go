@@ -478,23 +478,30 @@ func TestSynSentAsSynRecvOnPeer(t *testing.T) {
 // function is called.
 func dropSynAck(t *testing.T, n *testNS) func() {
 	t.Helper()
-	c, err := nftables.New(nftables.WithNetNSFd(int(n.h)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tb := c.AddTable(&nftables.Table{Name: "pfsync_hold", Family: nftables.TableFamilyINet})
-	ch := c.AddChain(&nftables.Chain{Name: "out", Table: tb, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityFilter})
-	c.AddRule(&nftables.Rule{Table: tb, Chain: ch, Exprs: []expr.Any{
+	return nsRule(t, n, "pfsync_hold", nftables.ChainHookOutput,
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x12}, Xor: []byte{0}},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x12}},
-		&expr.Verdict{Kind: expr.VerdictDrop},
-	}})
+		&expr.Verdict{Kind: expr.VerdictDrop})
+}
+
+// nsRule adds, in n's nftables, table (inet) with one base chain at hook
+// (filter priority) holding one rule of exprs, and returns a function
+// that removes the table.
+func nsRule(t *testing.T, n *testNS, table string, hook *nftables.ChainHook, exprs ...expr.Any) (remove func()) {
+	t.Helper()
+	c, err := nftables.New(nftables.WithNetNSFd(int(n.h)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := c.AddTable(&nftables.Table{Name: table, Family: nftables.TableFamilyINet})
+	ch := c.AddChain(&nftables.Chain{Name: "c", Table: tb, Type: nftables.ChainTypeFilter,
+		Hooknum: hook, Priority: nftables.ChainPriorityFilter})
+	c.AddRule(&nftables.Rule{Table: tb, Chain: ch, Exprs: exprs})
 	if err := c.Flush(); err != nil {
-		t.Fatalf("nftables in %s: %v", n.name, err)
+		t.Fatalf("nftables table %s in %s: %v", table, n.name, err)
 	}
 	return func() {
 		c.DelTable(tb)
@@ -548,21 +555,10 @@ func TestLiberalize(t *testing.T) {
 // route-to or if-bound does.
 func useLabels(t *testing.T, n *testNS) {
 	t.Helper()
-	c, err := nftables.New(nftables.WithNetNSFd(int(n.h)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tb := c.AddTable(&nftables.Table{Name: "labels", Family: nftables.TableFamilyINet})
-	ch := c.AddChain(&nftables.Chain{Name: "in", Table: tb, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter})
-	c.AddRule(&nftables.Rule{Table: tb, Chain: ch, Exprs: []expr.Any{
+	nsRule(t, n, "labels", nftables.ChainHookInput,
 		&expr.Ct{Key: expr.CtKeyLABELS, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 16)},
-		&expr.Counter{},
-	}})
-	if err := c.Flush(); err != nil {
-		t.Fatalf("a ct label rule in %s: %v", n.name, err)
-	}
+		&expr.Counter{})
 }
 
 // A state's connection labels are written with it, created or updated,
@@ -606,25 +602,14 @@ func TestInjectLabels(t *testing.T) {
 func TestEventCarriesLabels(t *testing.T) {
 	testenv.RequireRoot(t)
 	n := newNS(t, "labelev")
-	c, err := nftables.New(nftables.WithNetNSFd(int(n.h)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tb := c.AddTable(&nftables.Table{Name: "labels", Family: nftables.TableFamilyINet})
-	ch := c.AddChain(&nftables.Chain{Name: "out", Table: tb, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityFilter})
 	want := [16]byte{8: 5} // as route-to's byte 8
-	c.AddRule(&nftables.Rule{Table: tb, Chain: ch, Exprs: []expr.Any{
+	nsRule(t, n, "labels", nftables.ChainHookOutput,
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x1e, 0x6c}}, // 7788
 		&expr.Immediate{Register: 1, Data: want[:]},
-		&expr.Ct{Key: expr.CtKeyLABELS, Register: 1, SourceRegister: true},
-	}})
-	if err := c.Flush(); err != nil {
-		t.Fatal(err)
-	}
+		&expr.Ct{Key: expr.CtKeyLABELS, Register: 1, SourceRegister: true})
 	echoServer(t, n, "127.0.0.1:7788")
 	var evc *conntrack.Conn
 	n.do(t, func() error { var err error; evc, err = conntrack.Dial(nil); return err })
