@@ -101,29 +101,19 @@ func NewClient(path string) *Client {
 
 // Get fetches the JSON document at the API path p into v.
 func (c *Client) Get(ctx context.Context, p string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://pfcarp"+p, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach the pfcarp daemon at %s (is `pfcarp run` running?): %w", c.path, err)
-	}
-	defer func() { _ = resp.Body.Close() }() // read below: a close error loses nothing
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("daemon: %s: %s", resp.Status, bytesTrim(body))
-	}
-	return json.Unmarshal(body, v)
+	return c.do(ctx, http.MethodGet, p, v, false)
 }
 
 // Post sends a command to the API path p and decodes its JSON answer
 // into v; an answer of 422 (the command failed) is decoded too.
 func (c *Client) Post(ctx context.Context, p string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://pfcarp"+p, nil)
+	return c.do(ctx, http.MethodPost, p, v, true)
+}
+
+// do sends one request and decodes a 200 answer (and a 422 one with
+// failedToo) into v.
+func (c *Client) do(ctx context.Context, method, p string, v any, failedToo bool) error {
+	req, err := http.NewRequestWithContext(ctx, method, "http://pfcarp"+p, nil)
 	if err != nil {
 		return err
 	}
@@ -136,7 +126,7 @@ func (c *Client) Post(ctx context.Context, p string, v any) error {
 	if err != nil {
 		return err
 	}
-	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusUnprocessableEntity {
+	if resp.StatusCode != http.StatusOK && (!failedToo || resp.StatusCode != http.StatusUnprocessableEntity) {
 		return fmt.Errorf("daemon: %s: %s", resp.Status, bytesTrim(body))
 	}
 	return json.Unmarshal(body, v)

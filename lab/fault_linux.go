@@ -225,6 +225,19 @@ func (l *Lab) KillDaemon(node string) error {
 	if !ref.alive() {
 		return fmt.Errorf("node %s: daemon is not running", node)
 	}
+	if err := l.killWait(node, "daemon", ref); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.st.Nodes[node].DaemonProc = procRef{}
+	err := l.saveLocked()
+	l.mu.Unlock()
+	return err
+}
+
+// killWait sends ref (node's what) SIGKILL and waits, 3 s at most, until
+// it is gone.
+func (l *Lab) killWait(node, what string, ref procRef) error {
 	if err := ref.kill(); err != nil {
 		return fmt.Errorf("node %s: %w", node, err)
 	}
@@ -232,15 +245,11 @@ func (l *Lab) KillDaemon(node string) error {
 	deadline := time.Now().Add(3 * time.Second)
 	for ref.alive() {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("node %s: daemon pid %d survived SIGKILL for 3s", node, ref.PID)
+			return fmt.Errorf("node %s: %s pid %d survived SIGKILL for 3s", node, what, ref.PID)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	l.mu.Lock()
-	l.st.Nodes[node].DaemonProc = procRef{}
-	err := l.saveLocked()
-	l.mu.Unlock()
-	return err
+	return nil
 }
 
 // DaemonRunning reports whether node's daemon runs (false for a node
@@ -275,16 +284,8 @@ func (l *Lab) StopBackend(node string) error {
 	if !ref.alive() {
 		return fmt.Errorf("node %s: backend is not running", node)
 	}
-	if err := ref.kill(); err != nil {
-		return fmt.Errorf("node %s: %w", node, err)
-	}
-	l.reap(ref.PID)
-	deadline := time.Now().Add(3 * time.Second)
-	for ref.alive() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("node %s: backend pid %d survived SIGKILL for 3s", node, ref.PID)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if err := l.killWait(node, "backend", ref); err != nil {
+		return err
 	}
 	l.mu.Lock()
 	l.st.Nodes[node].Backend = procRef{}
